@@ -1,0 +1,50 @@
+# The README's Quickstart is `make demo` (install + run the main job) and `make test`
+# (install + run the whole test suite). Both are idempotent: re-running skips the install.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Machines of this project's kind keep the CPU build of torch on disk; naming the folder keeps
+# pip from resolving torch==2.13.0 to a CUDA build from the index.
+PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: install install-dev contracts-deps demo test test-fast lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev contracts-deps
+
+# Node tooling for the contracts: the pinned solc (staleness test) and anvil (realistic chain).
+contracts-deps:
+	@command -v npm >/dev/null || { echo "npm is required (Node.js 20+)"; exit 1; }
+	@[ -d contracts/node_modules ] || (cd contracts && npm ci --no-audit --no-fund)
+
+demo: install
+	$(BIN)/seedswarm simulate
+
+# pytest exits 5 when it collected nothing; a suite that runs nothing must not pass.
+test: install-dev
+	@$(BIN)/pytest -m ""; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: install-dev
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache

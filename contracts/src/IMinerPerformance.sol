@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice What the registry needs from the incentives contract to pick which miner to replace.
+interface IMinerPerformance {
+    /// @notice Per miner slot, the stake-weighted mean of the clipped weights it received in the
+    /// most recent directly settled epoch (0..65535; slots never settled read as 0).
+    function minerPerformances() external view returns (uint16[] memory);
+}

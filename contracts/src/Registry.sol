@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IMinerPerformance} from "./IMinerPerformance.sol";
+
+/// @title Registry
+/// @notice Who takes part in a seedswarm network, with how much stake, under which Ed25519 node
+/// key; and the network's schedule (genesis time, round and epoch length, genesis model hash).
+/// @dev Stake is native ETH. The reward token is minted only from settled rewards, so at genesis
+/// nobody holds any: staking in it would leave the network with no way to bootstrap its first
+/// participants. Native stake also keeps the sybil cost independent of the token's own price.
+///
+/// Miner slots are bounded; when they are all taken, a newcomer replaces the occupant with the
+/// lowest performance in the last directly settled epoch (read from the incentives contract),
+/// skipping occupants still inside their immunity period. The validator set is bounded too; when
+/// full, a newcomer must stake strictly more than the smallest validator, who is replaced.
+/// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds.
+contract Registry is Ownable {
+    enum Role {
+        None,
+        Miner,
+        Validator
+    }
+
+    struct NetworkParams {
+        uint64 genesisTime;
+        uint32 roundLength; // seconds
+        uint32 epochLength; // rounds per epoch
+        bytes32 genesisModelHash;
+        uint128 minMinerStake;
+        uint128 minValidatorStake;
+        uint64 unbondingDelay; // seconds
+        uint16 maxMiners;
+        uint16 maxValidators;
+        uint16 immunityEpochs;
+    }
+
+    struct Participant {
+        Role role;
+        uint16 index; // miner slot, or position in the validator list
+        uint64 registeredEpoch;
+        bytes32 nodeKey;
+        uint256 stake;
+    }
+
+    struct Unbonding {
+        uint256 amount;
+        uint64 releaseTime;
+    }
+
+    /// @notice Hard caps that keep settlement loops within a block.
+    uint16 public constant MAX_MINER_SLOTS = 1024;
+    uint16 public constant MAX_VALIDATORS = 64;
+
+    NetworkParams private _params;
+    IMinerPerformance private _incentives;
+    mapping(address account => Participant) private _participants;
+    mapping(bytes32 nodeKey => address account) private _nodeKeyOwner;
+    mapping(address account => Unbonding) private _unbonding;
+    address[] private _minerSlots;
+    uint16[] private _freeSlots;
+    address[] private _validators;
+    uint256 private _totalValidatorStake;
+
+    event MinerRegistered(address indexed account, uint16 indexed slot, bytes32 nodeKey, uint256 stake);
+    event ValidatorRegistered(address indexed account, bytes32 nodeKey, uint256 stake);
+    event MinerReplaced(uint16 indexed slot, address indexed evicted, address indexed newcomer);
+    event ValidatorReplaced(address indexed evicted, address indexed newcomer);
+    event StakeAdded(address indexed account, uint256 amount, uint256 newStake);
+    event UnbondingStarted(address indexed account, Role role, uint256 amount, uint64 releaseTime);
+    event Withdrawn(address indexed account, uint256 amount);
+    event IncentivesBound(address indexed incentives);
+
+    error InvalidNetworkParams();
+    error AlreadyRegistered(address account);
+    error NotRegistered(address account);
+    error ZeroNodeKey();
+    error NodeKeyTaken(bytes32 nodeKey, address owner);
+    error InsufficientStake(uint256 given, uint256 required);
+    error ZeroAmount();
+    error NoReplaceableMiner();
+    error ValidatorSetFull(uint256 lowestStake);
+    error NothingToWithdraw(address account);
+    error StillUnbonding(uint64 releaseTime);
+    error TransferFailed();
+    error ZeroAddress();
+
+    constructor(NetworkParams memory params_, address initialOwner) Ownable(initialOwner) {
+        if (
+            params_.roundLength == 0 || params_.epochLength == 0 || params_.maxMiners == 0
+                || params_.maxMiners > MAX_MINER_SLOTS || params_.maxValidators == 0
+                || params_.maxValidators > MAX_VALIDATORS
+        ) revert InvalidNetworkParams();
+        _params = params_;
+    }
+
+    // ---------------------------------------------------------------- administration
+
+    /// @notice Binds the incentives contract (the performance source) once, then renounces
+    /// ownership so the binding can never change.
+    function bindIncentives(IMinerPerformance incentives_) external onlyOwner {
+        if (address(incentives_) == address(0)) revert ZeroAddress();
+        _incentives = incentives_;
+        emit IncentivesBound(address(incentives_));
+        _transferOwnership(address(0));
+    }
+
+    // ---------------------------------------------------------------- participation
+
+    /// @notice Registers the caller as a miner bound to `nodeKey`, staking `msg.value`.
+    function registerMiner(bytes32 nodeKey) external payable {
+        _checkNewcomer(nodeKey, _params.minMinerStake);
+        uint16 slot = _takeMinerSlot();
+        _admit(Role.Miner, slot, nodeKey);
+        _minerSlots[slot] = msg.sender;
+        emit MinerRegistered(msg.sender, slot, nodeKey, msg.value);
+    }
+
+    /// @notice Registers the caller as a validator bound to `nodeKey`, staking `msg.value`.
+    function registerValidator(bytes32 nodeKey) external payable {
+        _checkNewcomer(nodeKey, _params.minValidatorStake);
+        if (_validators.length >= _params.maxValidators) _replaceSmallestValidator();
+        _admit(Role.Validator, uint16(_validators.length), nodeKey);
+        _validators.push(msg.sender);
+        _totalValidatorStake += msg.value;
+        emit ValidatorRegistered(msg.sender, nodeKey, msg.value);
+    }
+
+    /// @notice Adds `msg.value` to the caller's stake.
+    function addStake() external payable {
+        Participant storage p = _participants[msg.sender];
+        if (p.role == Role.None) revert NotRegistered(msg.sender);
+        if (msg.value == 0) revert ZeroAmount();
+        p.stake += msg.value;
+        if (p.role == Role.Validator) _totalValidatorStake += msg.value;
+        emit StakeAdded(msg.sender, msg.value, p.stake);
+    }
+
+    /// @notice Leaves the network; the stake becomes withdrawable after the unbonding delay.
+    function deregister() external {
+        Participant storage p = _participants[msg.sender];
+        if (p.role == Role.Miner) {
+            _minerSlots[p.index] = address(0);
+            _freeSlots.push(p.index);
+        } else if (p.role == Role.Validator) {
+            _removeValidator(msg.sender);
+        } else {
+            revert NotRegistered(msg.sender);
+        }
+        _release(msg.sender);
+    }
+
+    /// @notice Pays out the caller's unbonded stake once its release time has passed.
+    function withdraw() external {
+        Unbonding memory u = _unbonding[msg.sender];
+        if (u.amount == 0) revert NothingToWithdraw(msg.sender);
+        if (block.timestamp < u.releaseTime) revert StillUnbonding(u.releaseTime);
+        delete _unbonding[msg.sender];
+        emit Withdrawn(msg.sender, u.amount);
+        (bool ok,) = payable(msg.sender).call{value: u.amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function params() external view returns (NetworkParams memory) {
+        return _params;
+    }
+
+    function incentives() external view returns (address) {
+        return address(_incentives);
+    }
+
+    function epochDuration() public view returns (uint256) {
+        return uint256(_params.roundLength) * _params.epochLength;
+    }
+
+    /// @notice Epoch containing timestamp `ts`; times before genesis count as epoch 0.
+    function epochAt(uint256 ts) public view returns (uint256) {
+        if (ts <= _params.genesisTime) return 0;
+        return (ts - _params.genesisTime) / epochDuration();
+    }
+
+    function currentEpoch() public view returns (uint256) {
+        return epochAt(block.timestamp);
+    }
+
+    function epochStart(uint256 epoch) public view returns (uint256) {
+        return uint256(_params.genesisTime) + epoch * epochDuration();
+    }
+
+    function epochEnd(uint256 epoch) external view returns (uint256) {
+        return epochStart(epoch + 1);
+    }
+
+    function participant(address account) external view returns (Participant memory) {
+        return _participants[account];
+    }
+
+    function roleOf(address account) external view returns (Role) {
+        return _participants[account].role;
+    }
+
+    function stakeOf(address account) external view returns (uint256) {
+        return _participants[account].stake;
+    }
+
+    function nodeKeyOf(address account) external view returns (bytes32) {
+        return _participants[account].nodeKey;
+    }
+
+    function accountOfNodeKey(bytes32 nodeKey) external view returns (address) {
+        return _nodeKeyOwner[nodeKey];
+    }
+
+    function unbondingOf(address account) external view returns (uint256 amount, uint64 releaseTime) {
+        Unbonding memory u = _unbonding[account];
+        return (u.amount, u.releaseTime);
+    }
+
+    /// @notice Number of miner slots ever opened (the length of the weight vectors).
+    function minerSlotCount() external view returns (uint256) {
+        return _minerSlots.length;
+    }
+
+    function minerAt(uint256 slot) external view returns (address) {
+        return _minerSlots[slot];
+    }
+
+    function minerSlots() external view returns (address[] memory) {
+        return _minerSlots;
+    }
+
+    /// @notice Occupants of slots `from` (inclusive) to `to` (exclusive); zero for free slots.
+    function minersInRange(uint256 from, uint256 to) external view returns (address[] memory out) {
+        out = new address[](to - from);
+        for (uint256 i = from; i < to; ++i) {
+            out[i - from] = _minerSlots[i];
+        }
+    }
+
+    function validators() external view returns (address[] memory) {
+        return _validators;
+    }
+
+    function totalValidatorStake() external view returns (uint256) {
+        return _totalValidatorStake;
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _checkNewcomer(bytes32 nodeKey, uint256 minStake) private view {
+        if (_participants[msg.sender].role != Role.None) revert AlreadyRegistered(msg.sender);
+        if (nodeKey == bytes32(0)) revert ZeroNodeKey();
+        address owner_ = _nodeKeyOwner[nodeKey];
+        if (owner_ != address(0)) revert NodeKeyTaken(nodeKey, owner_);
+        if (msg.value < minStake) revert InsufficientStake(msg.value, minStake);
+    }
+
+    function _admit(Role role, uint16 index, bytes32 nodeKey) private {
+        _participants[msg.sender] = Participant({
+            role: role,
+            index: index,
+            registeredEpoch: uint64(currentEpoch()),
+            nodeKey: nodeKey,
+            stake: msg.value
+        });
+        _nodeKeyOwner[nodeKey] = msg.sender;
+    }
+
+    function _takeMinerSlot() private returns (uint16 slot) {
+        uint256 free = _freeSlots.length;
+        if (free > 0) {
+            slot = _freeSlots[free - 1];
+            _freeSlots.pop();
+            return slot;
+        }
+        if (_minerSlots.length < _params.maxMiners) {
+            _minerSlots.push(address(0));
+            return uint16(_minerSlots.length - 1);
+        }
+        slot = _lowestPerformingSlot();
+        address evicted = _minerSlots[slot];
+        _release(evicted);
+        emit MinerReplaced(slot, evicted, msg.sender);
+    }
+
+    /// @dev Ties go to the lowest slot index so every node predicts the same victim.
+    function _lowestPerformingSlot() private view returns (uint16) {
+        uint16[] memory perf;
+        if (address(_incentives) != address(0)) perf = _incentives.minerPerformances();
+        uint256 epoch = currentEpoch();
+        uint256 immunity = _params.immunityEpochs;
+        uint256 best = type(uint256).max;
+        uint256 bestSlot;
+        uint256 slots = _minerSlots.length;
+        for (uint256 slot = 0; slot < slots; ++slot) {
+            if (_participants[_minerSlots[slot]].registeredEpoch + immunity > epoch) continue;
+            uint256 score = slot < perf.length ? perf[slot] : 0;
+            if (score < best) {
+                best = score;
+                bestSlot = slot;
+            }
+        }
+        if (best == type(uint256).max) revert NoReplaceableMiner();
+        return uint16(bestSlot);
+    }
+
+    function _replaceSmallestValidator() private {
+        uint256 count = _validators.length;
+        uint256 lowest = type(uint256).max;
+        address evicted;
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 stake = _participants[_validators[i]].stake;
+            if (stake < lowest) {
+                lowest = stake;
+                evicted = _validators[i];
+            }
+        }
+        if (msg.value <= lowest) revert ValidatorSetFull(lowest);
+        _removeValidator(evicted);
+        _release(evicted);
+        emit ValidatorReplaced(evicted, msg.sender);
+    }
+
+    function _removeValidator(address account) private {
+        Participant storage p = _participants[account];
+        uint256 last = _validators.length - 1;
+        if (p.index != last) {
+            address moved = _validators[last];
+            _validators[p.index] = moved;
+            _participants[moved].index = p.index;
+        }
+        _validators.pop();
+        _totalValidatorStake -= p.stake;
+    }
+
+    /// @dev Moves the whole stake into unbonding and forgets the participant. A second
+    /// unbonding before the first is withdrawn joins it and restarts the delay.
+    function _release(address account) private {
+        Participant memory p = _participants[account];
+        delete _nodeKeyOwner[p.nodeKey];
+        delete _participants[account];
+        Unbonding storage u = _unbonding[account];
+        u.amount += p.stake;
+        u.releaseTime = uint64(block.timestamp) + _params.unbondingDelay;
+        emit UnbondingStarted(account, p.role, p.stake, u.releaseTime);
+    }
+}

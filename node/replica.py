@@ -1,0 +1,166 @@
+"""A node's replica of the shared model and the rule that moves it from round to round.
+
+Every participant holds the trainable tensors of the certified model and advances them by
+applying exactly the contributions a round certificate names, with the weights it gives, in
+canonical order (sorted by sender public key). The directions are regenerated from the seeds
+each sender was assigned for the round, so the replica needs nothing but the certified
+contributions themselves; the resulting model hash must match the certificate's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from protocol.apply import Update, apply_updates_
+from protocol.codecs import Codec, contribution_updates
+from protocol.errors import ConsensusError
+from protocol.layout import ParamLayout
+from protocol.messages import Contribution
+from protocol.model_hash import model_hash
+from protocol.netconfig import NetworkConfig
+from protocol.perturb import DirectionKind, DirectionSpec
+from protocol.quantize import QuantizedScalars, dequantize
+from protocol.randomness import contribution_seeds, round_beacon
+
+CertifiedEntry = tuple[Contribution, float]
+"""One certified contribution and its weight (weights of a round usually sum to 1)."""
+
+ScalarSource = Callable[[Contribution], Sequence[float]]
+"""Where the applied scalars come from: the dequantized codes, except in research runs that
+compare against unquantized scalars."""
+
+
+@dataclass(frozen=True)
+class ApplyRule:
+    """The network-wide constants of the apply rule every replica must share."""
+
+    network_id: str
+    lr: float
+    spec: DirectionSpec
+
+    @classmethod
+    def of(cls, network: NetworkConfig) -> ApplyRule:
+        """The apply rule of ``network``."""
+        return cls(network.network_id, network.outer_lr, network.direction)
+
+
+def contribution_direction_spec(contribution: Contribution) -> DirectionSpec:
+    """The direction family a contribution declares (it must equal the network's)."""
+    return DirectionSpec(kind=DirectionKind(contribution.direction), rank=contribution.rank)
+
+
+def contribution_scalars(contribution: Contribution) -> list[float]:
+    """The dequantized scalars every replica (the sender's included) applies."""
+    return dequantize(QuantizedScalars(scale=contribution.scale, codes=contribution.codes))
+
+
+def canonical_order(entries: Sequence[CertifiedEntry]) -> list[CertifiedEntry]:
+    """Entries sorted by sender public key bytes: the order every replica applies them in."""
+    ordered = sorted(entries, key=lambda entry: entry[0].sender)
+    senders = [c.sender for c, _ in ordered]
+    if len(set(senders)) != len(senders):
+        raise ConsensusError("a round certifies at most one contribution per sender")
+    return ordered
+
+
+def round_updates(
+    rule: ApplyRule,
+    round_index: int,
+    prev_model_hash: bytes,
+    entries: Sequence[CertifiedEntry],
+    scalars_of: ScalarSource = contribution_scalars,
+) -> list[Update]:
+    """The canonical list of updates a certified round applies to the model ``prev_model_hash``."""
+    beacon = round_beacon(rule.network_id, round_index, prev_model_hash)
+    updates: list[Update] = []
+    for contribution, weight in canonical_order(entries):
+        _check_contribution(rule, round_index, prev_model_hash, contribution)
+        seeds = contribution_seeds(
+            rule.network_id, beacon, contribution.sender, round_index, len(contribution.codes)
+        )
+        updates.extend(
+            contribution_updates(
+                Codec(contribution.codec),
+                seeds,
+                scalars_of(contribution),
+                contribution.block_counts,
+                rule.lr,
+                weight,
+            )
+        )
+    return updates
+
+
+def _check_contribution(
+    rule: ApplyRule, round_index: int, prev_model_hash: bytes, contribution: Contribution
+) -> None:
+    if contribution.network_id != rule.network_id:
+        raise ConsensusError(f"contribution for network {contribution.network_id!r}")
+    if contribution.round_index != round_index:
+        raise ConsensusError(
+            f"contribution for round {contribution.round_index}, applying round {round_index}"
+        )
+    if contribution.base_model_hash != prev_model_hash:
+        raise ConsensusError("contribution computed on a different base model")
+    if contribution_direction_spec(contribution) != rule.spec:
+        raise ConsensusError("contribution declares a direction family the network does not use")
+
+
+class Replica:
+    """The trainable tensors of one node's copy of the model, advanced round by round.
+
+    ``named`` are the trainable tensors in canonical order; they are updated in place, so they
+    may be the parameters of a live model (a miner's) or detached copies (a bare replica).
+    """
+
+    def __init__(
+        self, named: Sequence[tuple[str, torch.Tensor]], rule: ApplyRule, round_index: int = 0
+    ) -> None:
+        self.named = list(named)
+        self.layout = ParamLayout.of(self.named)
+        self.rule = rule
+        self.round_index = round_index
+        self.model_hash = model_hash(self.named)
+
+    @classmethod
+    def detached_copy(
+        cls, named: Sequence[tuple[str, torch.Tensor]], rule: ApplyRule, round_index: int = 0
+    ) -> Replica:
+        """A replica on private copies of ``named`` (the source is left untouched)."""
+        copies = [(name, t.detach().clone()) for name, t in named]
+        return cls(copies, rule, round_index)
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The trainable tensors, in canonical order."""
+        return [t for _, t in self.named]
+
+    def apply_round(
+        self,
+        entries: Sequence[CertifiedEntry],
+        expected_hash: bytes | None = None,
+        *,
+        scalars_of: ScalarSource = contribution_scalars,
+    ) -> bytes:
+        """Apply one certified round and return the new model hash.
+
+        Raises ConsensusError when a contribution does not belong to this round and model, or
+        when the result differs from ``expected_hash`` (the certificate's); the replica is then
+        left in the state the certified updates produced, and must resync.
+        """
+        updates = round_updates(
+            self.rule, self.round_index, self.model_hash, entries, scalars_of
+        )
+        with torch.no_grad():
+            apply_updates_(self.tensors, self.layout, updates, self.rule.spec)
+        self.model_hash = model_hash(self.named)
+        self.round_index += 1
+        if expected_hash is not None and expected_hash != self.model_hash:
+            raise ConsensusError(
+                f"round {self.round_index - 1}: model hash {self.model_hash.hex()[:16]} "
+                f"differs from the certified {expected_hash.hex()[:16]}"
+            )
+        return self.model_hash

@@ -1,0 +1,60 @@
+"""The chain client: typed access to the seedswarm contracts over web3.py.
+
+The embedded default is the in-process EVM (eth-tester + py-evm); any JSON-RPC URL works the
+same (anvil for realistic runs). Everything here is imported explicitly by callers that need a
+chain; nothing in `protocol` imports this package implicitly.
+"""
+
+from protocol.chain.backends import EMBEDDED, advance_time, chain_time, connect, funded_account
+from protocol.chain.client import ChainClient
+from protocol.chain.deploy import deploy_suite
+from protocol.chain.errors import (
+    ArtifactError,
+    ChainError,
+    ChainRevert,
+    InvalidWeights,
+    JournalConflict,
+    TransientRpcError,
+)
+from protocol.chain.median import consensus_weight, settle_reference
+from protocol.chain.merkle import RewardTree, build_reward_tree, reward_leaf
+from protocol.chain.params import (
+    WEIGHT_SCALE,
+    Deployment,
+    EconomicParams,
+    EpochStatus,
+    NetworkParams,
+    Role,
+    TxResult,
+)
+from protocol.chain.weights import commit_digest, normalize_weights
+
+__all__ = [
+    "EMBEDDED",
+    "WEIGHT_SCALE",
+    "ArtifactError",
+    "ChainClient",
+    "ChainError",
+    "ChainRevert",
+    "Deployment",
+    "EconomicParams",
+    "EpochStatus",
+    "InvalidWeights",
+    "JournalConflict",
+    "NetworkParams",
+    "RewardTree",
+    "Role",
+    "TransientRpcError",
+    "TxResult",
+    "advance_time",
+    "build_reward_tree",
+    "chain_time",
+    "commit_digest",
+    "connect",
+    "consensus_weight",
+    "deploy_suite",
+    "funded_account",
+    "normalize_weights",
+    "reward_leaf",
+    "settle_reference",
+]

@@ -1,0 +1,194 @@
+"""The consensus parameters of a network: what every node must share, and its digest.
+
+A network is defined by a small flat TOML file. Two nodes are on the same network only if
+their configurations have the same ``digest()``, which covers every field in a canonical
+text form (comments and formatting of the input file do not matter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.codecs import Codec
+from protocol.errors import ConfigError
+from protocol.messages import MAX_CERT_ENTRIES, MAX_RANK, MAX_SCALARS
+from protocol.perturb import DirectionKind, DirectionSpec
+
+FORMAT_VERSION = 1
+HEADER_ALLOWANCE = 1024  # bytes a contribution needs besides its scalar codes
+MAX_MESSAGE_LIMIT = 16 * 1024 * 1024
+MAX_SPEC_CHARS = 256
+_NETWORK_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_HASH_HEX = re.compile(r"[0-9a-f]{64}")
+_PERSON_DIGEST = b"ss:netconfig"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Consensus parameters. Defaults are starting points for small local networks."""
+
+    network_id: str
+    base_checkpoint_hash: str  # hex of protocol.model_hash of the starting trainable tensors
+    task: str = "synthetic"
+    trainable: str = "lora:4"
+    codec: Codec = Codec.ZO
+    direction: DirectionSpec = field(default_factory=DirectionSpec)
+    scalars_per_contribution: int = 256
+    spsa_eps: float = 1e-3
+    outer_lr: float = 1e-3
+    samples_per_miner: int = 16
+    max_contributions_per_round: int = 32
+    data_seed: int = 0
+    round_length_s: float = 30.0
+    epoch_length_rounds: int = 20
+    max_message_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        _check_pattern("network_id", self.network_id, _NETWORK_ID)
+        _check_pattern("base_checkpoint_hash", self.base_checkpoint_hash, _HASH_HEX)
+        _check_spec_string("task", self.task)
+        _check_spec_string("trainable", self.trainable)
+        if not isinstance(self.codec, Codec):
+            raise ConfigError(f"codec: expected a Codec, got {self.codec!r}")
+        if not isinstance(self.direction, DirectionSpec):
+            raise ConfigError(f"direction: expected a DirectionSpec, got {self.direction!r}")
+        _check_int("direction_rank", self.direction.rank, 1, MAX_RANK)
+        _check_int("scalars_per_contribution", self.scalars_per_contribution, 1, MAX_SCALARS)
+        for name in ("spsa_eps", "outer_lr", "round_length_s"):
+            _check_positive(name, getattr(self, name))
+            # An int here would print differently in the canonical form and change the digest.
+            object.__setattr__(self, name, float(getattr(self, name)))
+        _check_int("samples_per_miner", self.samples_per_miner, 1, 2**32)
+        _check_int("max_contributions_per_round", self.max_contributions_per_round, 1,
+                   MAX_CERT_ENTRIES)
+        _check_int("data_seed", self.data_seed, 0, 2**63 - 1)
+        _check_int("epoch_length_rounds", self.epoch_length_rounds, 1, 2**32)
+        _check_int("max_message_bytes", self.max_message_bytes,
+                   self.scalars_per_contribution + HEADER_ALLOWANCE, MAX_MESSAGE_LIMIT)
+
+    @property
+    def base_checkpoint_digest(self) -> bytes:
+        """The 32-byte model hash of the starting point."""
+        return bytes.fromhex(self.base_checkpoint_hash)
+
+    def to_toml(self) -> str:
+        """The configuration as a flat TOML document (canonical: fixed order and formatting)."""
+        header = "# seedswarm network configuration: every node of the network must use it as is\n"
+        return header + "".join(f"{key} = {value}\n" for key, value in self._canonical_items())
+
+    @classmethod
+    def from_toml(cls, text: str) -> NetworkConfig:
+        """Parse ``to_toml``'s format. Raises ConfigError naming the offending key."""
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"network config is not valid TOML: {exc}") from exc
+        if table.pop("format", None) != FORMAT_VERSION:
+            raise ConfigError(f"format: expected {FORMAT_VERSION}")
+        kwargs = _typed_fields(table)
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # a required key is missing
+            raise ConfigError(f"network config: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> NetworkConfig:
+        """Read a network file."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read network config {path}: {exc}") from exc
+        return cls.from_toml(text)
+
+    def digest(self) -> bytes:
+        """32-byte hash of the canonical form: equal digests mean the same network."""
+        body = "".join(f"{key} = {value}\n" for key, value in self._canonical_items())
+        return hashlib.blake2b(body.encode("utf-8"), digest_size=32,
+                               person=_PERSON_DIGEST).digest()
+
+    def _canonical_items(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = [("format", str(FORMAT_VERSION))]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "direction":
+                items.append(("direction", _toml_value(value.kind.value)))
+                items.append(("direction_rank", _toml_value(value.rank)))
+            elif f.name == "codec":
+                items.append(("codec", _toml_value(value.value)))
+            else:
+                items.append((f.name, _toml_value(value)))
+        return items
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # printable text: JSON escapes are TOML's
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip form, always with '.', 'e' or both
+    return str(value)
+
+
+_SCALAR_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def _typed_fields(table: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for NetworkConfig from a parsed TOML table, type-checked by key."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(NetworkConfig)}
+    kwargs: dict[str, Any] = {}
+    kind_name = table.pop("direction", DirectionKind.GAUSSIAN.value)
+    rank = table.pop("direction_rank", 1)
+    try:
+        kwargs["direction"] = DirectionSpec(DirectionKind(kind_name), _expect("direction_rank",
+                                                                              rank, int))
+    except ValueError as exc:
+        raise ConfigError(f"direction: unknown kind {kind_name!r}") from exc
+    for key, value in table.items():
+        if key not in kinds or key == "direction":
+            raise ConfigError(f"{key}: unknown key")
+        if key == "codec":
+            try:
+                kwargs[key] = Codec(_expect(key, value, str))
+            except ValueError as exc:
+                raise ConfigError(f"codec: unknown codec {value!r}") from exc
+        else:
+            kwargs[key] = _expect(key, value, _SCALAR_TYPES[kinds[key]])
+    return kwargs
+
+
+def _expect(key: str, value: object, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _check_pattern(name: str, value: object, pattern: re.Pattern[str]) -> None:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise ConfigError(f"{name}: invalid value {value!r} (must match {pattern.pattern})")
+
+
+def _check_spec_string(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value or len(value) > MAX_SPEC_CHARS:
+        raise ConfigError(f"{name}: must be 1 to {MAX_SPEC_CHARS} characters")
+    if not value.isprintable():
+        raise ConfigError(f"{name}: must be printable text")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_positive(name: str, value: object) -> None:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value <= 0):
+        raise ConfigError(f"{name}: expected a finite positive number, got {value!r}")

@@ -1,0 +1,173 @@
+"""Random directions z(seed) over the trainable parameters (a consensus rule).
+
+A direction is materialized tensor by tensor. The numbers on tensor t depend only on
+(seed, t, kind): ``tensor_key(seed, t, stream)`` derives an independent 64-bit key per tensor
+and per stream, and ``protocol.gaussian`` turns a key into numbers. Restricting a direction to
+a block (a subset of tensors) therefore gives exactly the same numbers as the full direction.
+
+Kinds (all with E[z z^T] = I, i.e. unbiased SPSA / projection estimators):
+
+* GAUSSIAN: every element from ``canonical_gaussian`` (stream 0).
+* RADEMACHER: every element +-1 from ``canonical_rademacher`` (stream 1).
+* LOWRANK(r): a 2-D tensor (m x n) gets ``z = (1/sqrt(r)) * sum_a u_a v_a^T`` with
+  u_a in {+-1}^m (stream 2, u_a = elements [a*m, (a+1)*m)) and v_a in {+-1}^n (stream 3,
+  likewise); E[z z^T] = I because the factors are independent, zero-mean, unit-variance.
+  A tensor that is not 2-D gets the dense GAUSSIAN numbers (stream 0).
+
+Directions are always generated on the CPU (CUDA generators differ between devices) and then
+moved by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import torch
+
+from protocol.errors import ConfigError
+from protocol.gaussian import (
+    GOLDEN_GAMMA,
+    MASK64,
+    canonical_gaussian,
+    canonical_rademacher,
+    fmix64,
+    gaussian_rows,
+    rademacher_rows,
+)
+from protocol.layout import ParamLayout
+
+__all__ = [
+    "DirectionKind",
+    "DirectionSpec",
+    "Update",
+    "canonical_gaussian",
+    "canonical_rademacher",
+    "dense_rows",
+    "direction",
+    "lowrank_factor_rows",
+    "lowrank_factors",
+    "tensor_direction",
+    "tensor_key",
+]
+
+STREAM_GAUSSIAN = 0
+STREAM_RADEMACHER = 1
+STREAM_LOWRANK_U = 2
+STREAM_LOWRANK_V = 3
+
+# Odd constants that separate tensor indices and streams before the final mix.
+_TENSOR_MUL = 0xD6E8FEB86659FD93
+_STREAM_MUL = 0xA0761D6478BD642F
+
+
+class DirectionKind(StrEnum):
+    """How a direction's numbers are laid out over a tensor."""
+
+    GAUSSIAN = "gaussian"
+    RADEMACHER = "rademacher"
+    LOWRANK = "lowrank"
+
+
+@dataclass(frozen=True)
+class DirectionSpec:
+    """Kind of direction; ``rank`` is used only by LOWRANK (2-D tensors get rank-r products)."""
+
+    kind: DirectionKind = DirectionKind.GAUSSIAN
+    rank: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, DirectionKind):
+            raise ConfigError(f"unknown direction kind {self.kind!r}")
+        if self.rank < 1:
+            raise ConfigError(f"direction rank must be >= 1, got {self.rank}")
+
+
+@dataclass(frozen=True)
+class Update:
+    """One term of a round's update: ``params += coeff * z(seed)``.
+
+    ``coeff`` already includes -lr, the certificate weight and the codec's scale. ``block`` is
+    None for the whole trainable vector, else the index of the single tensor it touches.
+    """
+
+    seed: int
+    coeff: float
+    block: int | None = None
+
+
+def tensor_key(seed: int, tensor_index: int, stream: int) -> int:
+    """The 64-bit generator key of tensor ``tensor_index`` and ``stream`` under ``seed``."""
+    if seed < 0 or tensor_index < 0 or stream < 0:
+        raise ConfigError("seed, tensor index and stream must be non-negative")
+    seed_key = fmix64(seed + GOLDEN_GAMMA)
+    return fmix64(seed_key + (tensor_index + 1) * _TENSOR_MUL + stream * _STREAM_MUL) & MASK64
+
+
+def is_lowrank_tensor(shape: tuple[int, ...], spec: DirectionSpec) -> bool:
+    """Whether a tensor of ``shape`` gets a low-rank direction under ``spec``."""
+    return spec.kind is DirectionKind.LOWRANK and len(shape) == 2
+
+
+def lowrank_factors(
+    seed: int, tensor_index: int, shape: tuple[int, ...], rank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The +-1 factors (U: rank x m, V: rank x n) of a low-rank direction on a 2-D tensor."""
+    m, n = shape
+    u = canonical_rademacher(tensor_key(seed, tensor_index, STREAM_LOWRANK_U), rank * m)
+    v = canonical_rademacher(tensor_key(seed, tensor_index, STREAM_LOWRANK_V), rank * n)
+    return u.view(rank, m), v.view(rank, n)
+
+
+def lowrank_factor_rows(
+    seeds: Sequence[int], tensor_index: int, shape: tuple[int, ...], rank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The factors of many seeds stacked: U (len(seeds)*rank x m), V (len(seeds)*rank x n)."""
+    m, n = shape
+    keys_u = [tensor_key(s, tensor_index, STREAM_LOWRANK_U) for s in seeds]
+    keys_v = [tensor_key(s, tensor_index, STREAM_LOWRANK_V) for s in seeds]
+    u = rademacher_rows(keys_u, rank * m).reshape(len(seeds) * rank, m)
+    v = rademacher_rows(keys_v, rank * n).reshape(len(seeds) * rank, n)
+    return u, v
+
+
+def dense_rows(
+    seeds: Sequence[int], tensor_index: int, numel: int, spec: DirectionSpec
+) -> torch.Tensor:
+    """Row k is the flattened dense direction of ``seeds[k]`` on the tensor (not LOWRANK 2-D)."""
+    if spec.kind is DirectionKind.RADEMACHER:
+        keys = [tensor_key(s, tensor_index, STREAM_RADEMACHER) for s in seeds]
+        return rademacher_rows(keys, numel)
+    return gaussian_rows([tensor_key(s, tensor_index, STREAM_GAUSSIAN) for s in seeds], numel)
+
+
+def tensor_direction(
+    seed: int, tensor_index: int, shape: tuple[int, ...], spec: DirectionSpec
+) -> torch.Tensor:
+    """The part of z(seed) on one tensor, float32 on the CPU, shaped like the tensor."""
+    numel = math.prod(shape)
+    if spec.kind is DirectionKind.RADEMACHER:
+        key = tensor_key(seed, tensor_index, STREAM_RADEMACHER)
+        return canonical_rademacher(key, numel).view(shape)
+    if is_lowrank_tensor(shape, spec):
+        u, v = lowrank_factors(seed, tensor_index, shape, spec.rank)
+        # Entries of u^T v are integers <= rank: exact in float32 whatever the BLAS order.
+        product = u.t().matmul(v)
+        return product.mul_(torch.tensor(1.0 / math.sqrt(spec.rank), dtype=torch.float32))
+    key = tensor_key(seed, tensor_index, STREAM_GAUSSIAN)
+    return canonical_gaussian(key, numel).view(shape)
+
+
+def direction(
+    seed: int, layout: ParamLayout, spec: DirectionSpec, blocks: Sequence[int] | None = None
+) -> list[torch.Tensor]:
+    """z(seed) per tensor: aligned with ``blocks`` if given, else with all tensors of ``layout``."""
+    indices = range(len(layout)) if blocks is None else blocks
+    out = []
+    for t in indices:
+        if not 0 <= t < len(layout):
+            raise ConfigError(f"block {t} out of range for a layout of {len(layout)} tensors")
+        out.append(tensor_direction(seed, t, layout.shapes[t], spec))
+    return out

@@ -1,0 +1,65 @@
+"""Counters for what a transport sent, received and refused, with the reason for each refusal."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import Counter
+
+_LOG_FIRST = 10
+_LOG_EVERY = 1000
+
+
+class DropReason(enum.Enum):
+    """Why a transport discarded something instead of delivering it."""
+
+    OVERSIZED_INBOUND = "oversized_inbound"
+    SUBSCRIBER_OVERFLOW = "subscriber_overflow"
+    MALFORMED = "malformed"
+    DUPLICATE = "duplicate"
+    PEER_QUEUE_FULL = "peer_queue_full"
+    UNKNOWN_PROTOCOL = "unknown_protocol"
+    HANDLER_ERROR = "handler_error"
+    OVERSIZED_RESPONSE = "oversized_response"
+
+
+class TransportStats:
+    """Mutable counters owned by one transport. Drops are logged, throttled per reason."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self.published = 0
+        self.delivered = 0
+        self.bytes_published = 0
+        self.bytes_delivered = 0
+        self.requests_sent = 0
+        self.requests_served = 0
+        self.rejected_outbound = 0
+        self.drops: Counter[DropReason] = Counter()
+
+    def record_drop(self, reason: DropReason, detail: str) -> None:
+        """Count one discarded message and log it (first few, then every thousandth)."""
+        self.drops[reason] += 1
+        count = self.drops[reason]
+        if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+            self._logger.warning("dropped (%s, #%d): %s", reason.value, count, detail)
+
+    def dropped(self, reason: DropReason | None = None) -> int:
+        """Drops for one reason, or in total."""
+        if reason is None:
+            return sum(self.drops.values())
+        return self.drops[reason]
+
+    def snapshot(self) -> dict[str, int]:
+        """Plain counters for JSON output and dashboards."""
+        counters = {
+            "published": self.published,
+            "delivered": self.delivered,
+            "bytes_published": self.bytes_published,
+            "bytes_delivered": self.bytes_delivered,
+            "requests_sent": self.requests_sent,
+            "requests_served": self.requests_served,
+            "rejected_outbound": self.rejected_outbound,
+        }
+        counters.update({f"dropped_{reason.value}": self.drops[reason] for reason in DropReason})
+        return counters

@@ -1,0 +1,1 @@
+"""Composition root: the `seedswarm` command line, wiring protocol/, node/ and validator/."""

@@ -1,0 +1,1 @@
+"""The in-process swarm simulator: many miners, one certifier, bit-identical replicas."""

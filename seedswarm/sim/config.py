@@ -1,0 +1,77 @@
+"""What a simulated swarm run is: the network's rules, the miners' habits, the base model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.errors import ConfigError
+
+SCALAR_FORMATS = ("byte", "fp32")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The GPT a run starts from when it pretrains its own base (or starts from scratch)."""
+
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    context: int = 64
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulated run. ``lr`` None means the codec's default outer learning rate.
+
+    ``base``: ``auto`` pretrains a small base model on ``pretrain_task`` (cached by recipe
+    under ``cache_dir``), ``scratch`` starts from a random init, anything else is the path of
+    a checkpoint written by ``seedswarm pretrain``.
+    """
+
+    task: str = "pycode:finetune"
+    miners: int = 8
+    rounds: int = 30
+    codec: str = "fo"
+    scalars: int = 64
+    trainable: str = "lora:4"
+    seed: int = 0
+    lr: float | None = None
+    eps: float = 1e-3
+    direction: str = "gaussian"
+    direction_rank: int = 1
+    samples_per_miner: int = 16
+    local_steps: int = 4
+    local_lr: float = 3e-3
+    base: str = "auto"
+    pretrain_task: str = "pycode:pretrain"
+    pretrain_steps: int = 300
+    shape: ModelShape = ModelShape()
+    data_seed: int = 0
+    scalar_format: str = "byte"
+    check_replicas: bool = False
+    network_id: str = "seedswarm-sim"
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.miners < 1 or self.rounds < 0 or self.scalars < 1:
+            raise ConfigError("simulate needs miners >= 1, rounds >= 0 and scalars >= 1")
+        if self.codec not in ("zo", "fo"):
+            raise ConfigError(f"codec must be zo or fo, got {self.codec!r}")
+        if self.scalar_format not in SCALAR_FORMATS:
+            raise ConfigError(f"scalar format must be one of {SCALAR_FORMATS}")
+        if self.samples_per_miner < 1 or self.local_steps < 1:
+            raise ConfigError("samples_per_miner and local_steps must be positive")
+
+    @property
+    def outer_lr(self) -> float:
+        """The network's outer learning rate for this run."""
+        if self.lr is not None:
+            return self.lr
+        return DEFAULT_OUTER_LR[self.codec]
+
+
+# Chosen by measurement (see bench/convergence.py): FO applies an unbiased reconstruction of
+# each miner's local update, so its natural outer rate is about 1; ZO's scalars are gradient
+# projections, so its rate is a step size.
+DEFAULT_OUTER_LR = {"fo": 1.0, "zo": 1e-2}

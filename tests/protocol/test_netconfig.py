@@ -1,0 +1,137 @@
+"""Network configuration: validation, TOML round trip, digest."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.codecs import Codec
+from protocol.errors import ConfigError
+from protocol.netconfig import NetworkConfig
+from protocol.perturb import DirectionKind, DirectionSpec
+
+HASH = "ab" * 32
+
+
+def _config(**changes: Any) -> NetworkConfig:
+    base = NetworkConfig(
+        network_id="testnet-1",
+        base_checkpoint_hash=HASH,
+        task="text:/data/my corpus/ünïcode \"quoted\" \\ path.txt",
+        trainable="lora:4",
+        codec=Codec.FO,
+        direction=DirectionSpec(DirectionKind.LOWRANK, 3),
+        scalars_per_contribution=512,
+        spsa_eps=1e-5,
+        outer_lr=0.1 + 0.2,  # not a short decimal: the exact float must survive
+        samples_per_miner=8,
+        max_contributions_per_round=16,
+        data_seed=2**63 - 1,
+        round_length_s=12.5,
+        epoch_length_rounds=10,
+        max_message_bytes=8192,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_toml_round_trip_is_exact() -> None:
+    config = _config()
+    text = config.to_toml()
+    back = NetworkConfig.from_toml(text)
+    assert back == config
+    assert back.outer_lr == 0.1 + 0.2
+    assert back.to_toml() == text
+
+
+def test_defaults_round_trip_and_load(tmp_path: Path) -> None:
+    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
+    path = tmp_path / "net.toml"
+    path.write_text(config.to_toml(), encoding="utf-8")
+    assert NetworkConfig.load(path) == config
+    with pytest.raises(ConfigError):
+        NetworkConfig.load(tmp_path / "missing.toml")
+
+
+def test_digest_is_stable_and_sensitive() -> None:
+    config = _config()
+    assert config.digest() == NetworkConfig.from_toml(config.to_toml()).digest()
+    assert len(config.digest()) == 32
+    # Formatting and comments of the input do not matter; values do.
+    reformatted = "\n\n# a comment\n" + config.to_toml().replace(" = ", "=")
+    assert NetworkConfig.from_toml(reformatted).digest() == config.digest()
+    # An int where a float is expected means the same network.
+    assert _config(round_length_s=30).digest() == _config(round_length_s=30.0).digest()
+    changed = [
+        _config(network_id="testnet-2"),
+        _config(outer_lr=0.3),
+        _config(direction=DirectionSpec(DirectionKind.LOWRANK, 2)),
+        _config(codec=Codec.ZO),
+        _config(data_seed=0),
+    ]
+    digests = {config.digest(), *(c.digest() for c in changed)}
+    assert len(digests) == len(changed) + 1
+
+
+def test_known_digest() -> None:
+    # Pinned: a change here silently splits existing networks.
+    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
+    assert config.digest().hex()[:16] == KNOWN_DIGEST_PREFIX
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("network_id", ""),
+        ("network_id", "has space"),
+        ("base_checkpoint_hash", "AB" * 32),
+        ("base_checkpoint_hash", "ab" * 31),
+        ("task", ""),
+        ("trainable", "line\nbreak"),
+        ("codec", "zo"),
+        ("scalars_per_contribution", 0),
+        ("scalars_per_contribution", 10**6),
+        ("spsa_eps", 0.0),
+        ("spsa_eps", float("nan")),
+        ("outer_lr", -1.0),
+        ("outer_lr", float("inf")),
+        ("samples_per_miner", 0),
+        ("max_contributions_per_round", 0),
+        ("data_seed", -1),
+        ("data_seed", 2**63),
+        ("round_length_s", 0),
+        ("epoch_length_rounds", True),
+        ("max_message_bytes", 600),
+    ],
+)
+def test_bad_values_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        _config(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("edit", "key"),
+    [
+        (lambda t: t.replace("samples_per_miner = 8", 'samples_per_miner = "8"'),
+         "samples_per_miner"),
+        (lambda t: t.replace("data_seed = 9223372036854775807", "data_seed = 1.5"), "data_seed"),
+        (lambda t: t.replace('codec = "fo"', 'codec = "sgd"'), "codec"),
+        (lambda t: t.replace('direction = "lowrank"', 'direction = "sparse"'), "direction"),
+        (lambda t: t + "surprise = 1\n", "surprise"),
+        (lambda t: t.replace("format = 1", "format = 2"), "format"),
+        (lambda t: t.replace("direction_rank = 3", "direction_rank = 0"), "rank"),
+        (lambda t: t.replace('network_id = "testnet-1"\n', ""), "network_id"),
+        (lambda t: t + "[[[", "TOML"),
+    ],
+)
+def test_bad_toml_is_a_config_error(edit: Any, key: str) -> None:
+    text = _config().to_toml()
+    edited = edit(text)
+    assert edited != text
+    with pytest.raises(ConfigError, match=key):
+        NetworkConfig.from_toml(edited)
+
+
+KNOWN_DIGEST_PREFIX = "9189ab1c691a134c"

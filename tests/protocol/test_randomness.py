@@ -1,0 +1,165 @@
+"""Beacon, seed derivation and keyed sampling."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from protocol.errors import SeedswarmError
+from protocol.randomness import (
+    KeyedPermutation,
+    RandomnessError,
+    contribution_seeds,
+    derive_seed,
+    round_beacon,
+    validator_sample_key,
+    verification_sample,
+)
+
+NET = "testnet-1"
+PREV = bytes(range(32))
+MINER_A = b"\xaa" * 32
+MINER_B = b"\xbb" * 32
+
+
+def _frame(*parts: bytes) -> bytes:
+    return b"".join(struct.pack("<Q", len(p)) + p for p in parts)
+
+
+def test_beacon_matches_documented_construction() -> None:
+    expected = hashlib.blake2b(
+        _frame(NET.encode(), struct.pack("<Q", 7)), digest_size=32, key=PREV, person=b"ss:beacon"
+    ).digest()
+    assert round_beacon(NET, 7, PREV) == expected
+
+
+def test_seed_matches_documented_construction() -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    data = _frame(NET.encode(), MINER_A, struct.pack("<Q", 7), struct.pack("<Q", 3))
+    digest = hashlib.blake2b(data, digest_size=8, key=beacon, person=b"ss:seed").digest()
+    assert derive_seed(NET, beacon, MINER_A, 7, 3) == int.from_bytes(digest, "little") >> 1
+
+
+def test_known_answers_are_stable() -> None:
+    # Pinned values: changing them forks every network that exists.
+    beacon = round_beacon(NET, 7, PREV)
+    assert beacon.hex()[:16] == KNOWN_BEACON_PREFIX
+    assert contribution_seeds(NET, beacon, MINER_A, 7, 3) == KNOWN_SEEDS
+
+
+def test_beacon_depends_on_every_input() -> None:
+    base = round_beacon(NET, 7, PREV)
+    assert round_beacon("other", 7, PREV) != base
+    assert round_beacon(NET, 8, PREV) != base
+    assert round_beacon(NET, 7, bytes(32)) != base
+    assert len(base) == 32
+
+
+def test_seeds_depend_on_every_input_and_are_in_range() -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    other_beacon = round_beacon(NET, 7, bytes(32))
+    variants = {
+        derive_seed(NET, beacon, MINER_A, 7, 0),
+        derive_seed("other", beacon, MINER_A, 7, 0),
+        derive_seed(NET, other_beacon, MINER_A, 7, 0),
+        derive_seed(NET, beacon, MINER_B, 7, 0),
+        derive_seed(NET, beacon, MINER_A, 8, 0),
+        derive_seed(NET, beacon, MINER_A, 7, 1),
+    }
+    assert len(variants) == 6
+    seeds = contribution_seeds(NET, beacon, MINER_A, 7, 2000)
+    assert len(set(seeds)) == 2000
+    assert all(0 <= s < 2**63 for s in seeds)
+    # The top bit of the 63 is set about half the time: the full range is used.
+    high = sum(s >> 62 for s in seeds)
+    assert 900 < high < 1100
+
+
+def test_bad_inputs_are_rejected() -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    with pytest.raises(RandomnessError):
+        round_beacon(NET, 7, b"short")
+    with pytest.raises(RandomnessError):
+        derive_seed(NET, beacon, b"\x01" * 31, 7, 0)
+    with pytest.raises(RandomnessError):
+        derive_seed(NET, beacon, MINER_A, -1, 0)
+    with pytest.raises(RandomnessError):
+        contribution_seeds(NET, beacon, MINER_A, 7, -1)
+    with pytest.raises(RandomnessError):
+        validator_sample_key(b"short", 7, MINER_A)
+    assert issubclass(RandomnessError, SeedswarmError)
+
+
+def test_validator_sample_key_is_secret_dependent() -> None:
+    k1 = validator_sample_key(b"s" * 32, 7, MINER_A)
+    assert k1 == validator_sample_key(b"s" * 32, 7, MINER_A)
+    assert k1 != validator_sample_key(b"t" * 32, 7, MINER_A)
+    assert k1 != validator_sample_key(b"s" * 32, 8, MINER_A)
+    assert k1 != validator_sample_key(b"s" * 32, 7, MINER_B)
+
+
+def test_verification_sample_properties() -> None:
+    key = validator_sample_key(b"s" * 32, 7, MINER_A)
+    pick = verification_sample(key, 256, 16)
+    assert pick == sorted(set(pick)) and len(pick) == 16
+    assert all(0 <= i < 256 for i in pick)
+    assert pick == verification_sample(key, 256, 16)
+    assert pick != verification_sample(validator_sample_key(b"t" * 32, 7, MINER_A), 256, 16)
+    assert verification_sample(key, 5, 16) == [0, 1, 2, 3, 4]
+    assert verification_sample(key, 0, 3) == []
+
+
+def test_verification_sample_is_roughly_uniform() -> None:
+    counts: Counter[int] = Counter()
+    trials = 2000
+    for t in range(trials):
+        key = validator_sample_key(b"s" * 32, t, MINER_A)
+        counts.update(verification_sample(key, 20, 2))
+    expected = trials * 2 / 20  # 200 per index, binomial sd ~13.4
+    assert len(counts) == 20
+    assert all(abs(c - expected) < 6 * 13.4 for c in counts.values())
+
+
+@pytest.mark.parametrize("size", [*range(0, 70), 255, 256, 257, 1000])
+def test_keyed_permutation_is_a_bijection(size: int) -> None:
+    perm = KeyedPermutation(b"k" * 32, size)
+    assert sorted(perm(i) for i in range(size)) == list(range(size))
+
+
+def test_keyed_permutation_depends_on_key() -> None:
+    a = [KeyedPermutation(b"a" * 32, 1000)(i) for i in range(50)]
+    b = [KeyedPermutation(b"b" * 32, 1000)(i) for i in range(50)]
+    assert a != b
+    assert a != list(range(50))
+    with pytest.raises(RandomnessError):
+        KeyedPermutation(b"a" * 32, 10)(10)
+
+
+def test_same_results_in_a_fresh_process() -> None:
+    # A different PYTHONHASHSEED proves nothing depends on Python's salted hash().
+    code = (
+        "from protocol.randomness import round_beacon, contribution_seeds, verification_sample;"
+        f"b = round_beacon({NET!r}, 7, bytes(range(32)));"
+        f"print(contribution_seeds({NET!r}, b, b'\\xaa' * 32, 7, 4), verification_sample(b, 99, 5))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+        cwd=str(Path(__file__).resolve().parents[2]),
+    ).stdout.strip()
+    beacon = round_beacon(NET, 7, PREV)
+    here = f"{contribution_seeds(NET, beacon, MINER_A, 7, 4)} {verification_sample(beacon, 99, 5)}"
+    assert out == here
+
+
+KNOWN_BEACON_PREFIX = "3ccf2af318a0b7ef"
+KNOWN_SEEDS = [1244205476121325656, 8391002891862910789, 4313303373813435196]

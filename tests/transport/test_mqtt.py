@@ -1,0 +1,99 @@
+"""MQTT specifics: hostile payloads on the broker, redeliveries, absent peers, brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from protocol.transport.base import Limits, RequestTimeout
+from protocol.transport.mqtt import MqttConfig, MqttTransport
+from protocol.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
+from protocol.transport.mqtt_wire import PublishEnvelope, encode
+from protocol.transport.stats import DropReason
+from tests.transport.harness import eventually
+
+pytestmark = pytest.mark.network
+NET = "mqtt-test"
+
+
+def node(broker_port: int, peer: str) -> MqttTransport:
+    config = MqttConfig(port=broker_port)
+    return MqttTransport(config, peer_id=peer, network_id=NET, limits=Limits())
+
+
+def test_garbage_and_redelivered_envelopes_are_counted_and_survived() -> None:
+    async def scenario() -> None:
+        async with EmbeddedBroker() as broker, node(broker.port, "victim") as victim:
+            subscription = await victim.subscribe("t")
+            topic = f"seedswarm/{NET}/t/t"
+            genuine = encode(PublishEnvelope(7, 1, "attacker", b"once"))
+            async with aiomqtt.Client("127.0.0.1", broker.port) as raw:
+                await raw.publish(topic, b"\x00garbage", qos=1)
+                await raw.publish(topic, b"SW\x01\x01\x00", qos=1)  # truncated
+                await raw.publish(f"seedswarm/{NET}/rpc/victim", b"SW\x01\x03" + bytes(9), qos=1)
+                await raw.publish(topic, genuine, qos=1)
+                await raw.publish(topic, genuine, qos=1)  # a QoS 1 redelivery looks like this
+            async with asyncio.timeout(10):
+                first = await subscription.get()
+            assert (first.data, first.from_peer) == (b"once", "attacker")
+            await eventually(lambda: victim.stats.dropped(DropReason.DUPLICATE) == 1)
+            assert victim.stats.dropped(DropReason.MALFORMED) == 2
+            assert subscription.pending() == 0
+            await victim.publish("t", b"still alive")
+            async with asyncio.timeout(10):
+                assert (await subscription.get()).data == b"still alive"
+
+    asyncio.run(scenario())
+
+
+def test_request_to_a_peer_that_left_times_out() -> None:
+    async def scenario() -> None:
+        async with EmbeddedBroker() as broker, node(broker.port, "asker") as asker:
+            with pytest.raises(RequestTimeout):
+                await asker.request("nobody-home", "echo/1", b"?", timeout=0.5)
+            assert asker.stats.requests_sent == 1
+
+    asyncio.run(scenario())
+
+
+def accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_embedded_broker_listens_only_while_started() -> None:
+    async def scenario() -> None:
+        broker = EmbeddedBroker()
+        await broker.start()
+        await broker.start()
+        assert accepts(broker.port)
+        await broker.stop()
+        await broker.stop()
+        await eventually(lambda: not accepts(broker.port), limit_s=5)
+
+    asyncio.run(scenario())
+
+
+def process_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def test_mosquitto_process_is_started_on_loopback_and_stopped(mosquitto_port: int) -> None:
+    async def scenario() -> None:
+        broker = MosquittoBroker(install=True)
+        await broker.start()
+        assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
+        assert broker.port != mosquitto_port and accepts(broker.port)
+        pid = broker.pid
+        assert pid is not None and process_exists(pid)
+        await broker.stop()
+        await broker.stop()
+        assert broker.pid is None
+        assert not accepts(broker.port)
+        assert not process_exists(pid)  # exited and reaped, not a zombie
+
+    asyncio.run(scenario())
