@@ -201,8 +201,9 @@ def split_for_task(
 ) -> tuple[list[Document], list[Document]]:
     """``split_documents``, made to leave at least one window on each side.
 
-    When the hash leaves a side without a window (small corpora), the usable document nearest
-    the threshold moves over; with a single usable document, its tail becomes validation.
+    When the hash leaves a side without a window (small corpora), the usable document with the
+    lowest hash share joins validation (or the highest leaves it); with a single usable
+    document, its tail becomes validation.
     """
     train, val = split_documents(docs, seed, fraction)
     usable = [d for d in docs if len(d.data) > context]

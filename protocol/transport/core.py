@@ -13,6 +13,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable
+from typing import Self
 
 from protocol.transport.base import (
     Delivery,
@@ -119,7 +120,10 @@ class TransportCore(abc.ABC):
                 await self._open()
             except BaseException:
                 self._state = _State.STOPPED
-                await self._close()
+                try:
+                    await self._close()
+                except Exception:
+                    self._log.exception("cleanup after a failed start failed too")
                 raise
             self._state = _State.RUNNING
 
@@ -137,7 +141,7 @@ class TransportCore(abc.ABC):
             if was_running:
                 await self._close()
 
-    async def __aenter__(self) -> TransportCore:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -169,6 +173,9 @@ class TransportCore(abc.ABC):
                 except BaseException:
                     self._subscribers.pop(topic, None)
                     raise
+        if not self.running:  # stopped while joining
+            subscription.end()
+            raise TransportClosed("transport stopped while subscribing")
         return subscription
 
     async def request(
@@ -277,7 +284,6 @@ def raise_for_status(status: ResponseStatus, peer: str, protocol: str) -> None:
     """Turn a non-OK response status into RequestFailed."""
     if status is not ResponseStatus.OK:
         raise RequestFailed(f"{protocol} request to {peer} failed: {status.name.lower()}")
-
 
 
 async def poll_until(predicate: Callable[[], bool], *, interval: float = 0.01) -> None:

@@ -70,6 +70,7 @@ class _Started(Protocol):
 
     def started(self, value: tuple[str, ...]) -> None: ...
 
+
 Answer = Callable[[Request], Awaitable[tuple[ResponseStatus, bytes]]]
 
 
@@ -187,6 +188,7 @@ class Libp2pNode:
         self._stop = trio.Event()
         self._finished = trio.Event()
         self._scope = trio.CancelScope()
+        self._launched = False
         self._addrs: tuple[str, ...] = ()
 
     @property
@@ -199,6 +201,7 @@ class Libp2pNode:
 
     async def run(self, *, task_status: _Started) -> None:
         """Build, listen, dial bootstrap peers, report the listen addresses, serve until stop."""
+        self._launched = True
         try:
             with self._scope:
                 await self._serve(task_status)
@@ -209,6 +212,8 @@ class Libp2pNode:
     async def stop(self) -> None:
         """Close every connection and wait for the host's tasks to end (cancel after a grace)."""
         self._stop.set()
+        if not self._launched:
+            return
         with trio.move_on_after(self._config.shutdown_grace_s):
             await self._finished.wait()
             return
@@ -242,9 +247,7 @@ class Libp2pNode:
 
     def _build(self) -> tuple[IHost, _CountingGossipSub, _DeliveringPubsub]:
         config = self._config
-        noise = NoiseTransport(
-            self._key_pair, noise_privkey=create_x25519_key_pair().private_key
-        )
+        noise = NoiseTransport(self._key_pair, noise_privkey=create_x25519_key_pair().private_key)
         host = new_host(
             key_pair=self._key_pair,
             sec_opt={NOISE_PROTOCOL_ID: noise},
@@ -307,7 +310,9 @@ class Libp2pNode:
         pubsub = self._require_pubsub()
         async with self._publish_lock:
             # py-libp2p's queues signal nothing when they drain, so poll them
-            while self._busiest_queue(pubsub) >= self._config.publish_window:  # noqa: ASYNC110
+            while self._busiest_queue(pubsub) >= self._config.publish_window:
+                if self._stop.is_set():
+                    raise TransportClosed("libp2p host stopped while publishing")
                 await trio.sleep(_PUBLISH_POLL_S)
             await pubsub.publish(topic, data)
 

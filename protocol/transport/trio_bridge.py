@@ -125,9 +125,7 @@ class TrioBridge:
 
         token.run_sync_soon(nursery.start_soon, guarded)
 
-    async def call_asyncio(
-        self, coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any
-    ) -> T:
+    async def call_asyncio(self, coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """From trio: run `coro_fn(*args)` as an asyncio task and return its result."""
         token = trio.lowlevel.current_trio_token()
         finished = trio.Event()

@@ -104,10 +104,12 @@ def pretrain_command(
         bool, typer.Option("--json", help="Print one JSON object on stdout (progress on stderr).")
     ] = False,
 ) -> None:
-    """Pretrain a small GPT on a task with AdamW and save it as the swarm's base checkpoint.
+    """Pretrain a small GPT with AdamW and save it as the swarm's base checkpoint.
 
-    Prints the validation loss before and after training and the checkpoint's model hash;
-    the swarm's genesis model is that hash plus a trainable spec (full, lora:<r>, last:<k>).
+    Prints the validation loss (nats per byte) before and after, and the model hash.
+
+    A swarm's genesis is that hash plus a trainable spec: full, lora:<rank> or last:<k>.
+
     Example: seedswarm pretrain --task pycode:pretrain --steps 500 --out runs/base.safetensors
     """
     from node.pretrain import PretrainConfig, save_pretrained

@@ -159,6 +159,8 @@ class Swarm:
             self.peers = [Replica.detached_copy(self.genesis.named, rule) for _ in self.miners]
             self.explicit = ExplicitReplay(self.genesis.named, self.network)
         self.miner_keys = tuple(m.key.public.raw for m in self.miners)
+        # The certified history: genesis plus this log rebuilds the model bit for bit.
+        self.log: list[list[CertifiedEntry]] = []
 
     def context(self) -> RoundContext:
         """The context of the round about to run."""
@@ -196,6 +198,7 @@ class Swarm:
         mark = time.perf_counter()
         new_hash = self.replica.apply_round(entries, scalars_of=scalars_of)
         apply_s = time.perf_counter() - mark
+        self.log.append(list(entries))
 
         mark = time.perf_counter()
         self._check(ctx.round_index, entries, new_hash, scalars_of)

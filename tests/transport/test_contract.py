@@ -22,6 +22,8 @@ from protocol.transport.base import (
     PayloadTooLarge,
     Request,
     RequestFailed,
+    Subscription,
+    Transport,
     TransportClosed,
 )
 from protocol.transport.core import TransportCore
@@ -62,10 +64,19 @@ async def settle_then_pending(subscription: QueueSubscription) -> int:
     return subscription.pending()
 
 
-async def subscribe_all(
-    nodes: Sequence[TransportCore], topic: str
-) -> list[QueueSubscription]:
+async def subscribe_all(nodes: Sequence[TransportCore], topic: str) -> list[QueueSubscription]:
     return [await node.subscribe(topic) for node in nodes]
+
+
+def as_transport(node: TransportCore) -> Transport:
+    """Statically (mypy) and at run time: every implementation satisfies the interface."""
+    assert isinstance(node, Transport)
+    return node
+
+
+def as_subscription(subscription: QueueSubscription) -> Subscription:
+    assert isinstance(subscription, Subscription)
+    return subscription
 
 
 def test_fanout_delivers_each_message_exactly_once_to_every_subscription(
@@ -75,7 +86,10 @@ def test_fanout_delivers_each_message_exactly_once_to_every_subscription(
 
     async def scenario() -> None:
         async with harness as nodes:
+            for node in nodes:
+                as_transport(node)
             subscriptions = await subscribe_all(nodes, "fanout")
+            as_subscription(subscriptions[0])
             subscriptions.append(await nodes[1].subscribe("fanout"))  # two local subscribers
             await harness.ready("fanout", nodes)
             for seq in range(per_publisher):
@@ -333,8 +347,9 @@ def test_slow_subscriber_overflow_is_counted_not_silent(make_harness: HarnessFac
             assert len(await collect(fast, sent)) == sent
             slow_node, slow = nodes[1], subscriptions[1]
             await eventually(
-                lambda: slow.pending() + slow_node.stats.dropped(DropReason.SUBSCRIBER_OVERFLOW)
-                == sent
+                lambda: (
+                    slow.pending() + slow_node.stats.dropped(DropReason.SUBSCRIBER_OVERFLOW) == sent
+                )
             )
             assert slow.pending() == 16
             assert slow_node.stats.dropped(DropReason.SUBSCRIBER_OVERFLOW) == sent - 16
@@ -345,4 +360,3 @@ def test_slow_subscriber_overflow_is_counted_not_silent(make_harness: HarnessFac
 
     harness = make_harness(limits=[Limits(), tight, Limits()])
     run(scenario())
-

@@ -1,0 +1,223 @@
+"""`seedswarm miner`'s service: a thin asyncio shell around node.service.machine.
+
+One TaskGroup runs two tasks: `_receive` screens gossiped bundles into the follower and wakes
+the driver; `_drive` asks the pure `next_action` what to do and does it (apply certified
+rounds, work on the current round in a thread and publish before the deadline, or catch up
+from peers). Work itself is injected (`produce`): the composition root passes the simulator's
+`Miner.work`, so live miners and simulated ones run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.service.engine import ModelState
+from node.service.machine import MinerAction, MinerView, next_action
+from protocol.catchup import LOG_PROTOCOL, log_handler
+from protocol.follower import Follower
+from protocol.logstore import write_atomic
+from protocol.netconfig import NetworkConfig
+from protocol.peergate import GatePolicy, PeerGate
+from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS
+from protocol.rounds import Patience, RoundClock, wake_time
+from protocol.transport.base import Subscription, Transport, TransportError
+
+_log = logging.getLogger("node.service.miner")
+
+Produce = Callable[[ModelState], bytes]
+"""Computes and seals this miner's message for the state's round (runs in a thread)."""
+
+
+@dataclass(frozen=True)
+class MinerConfig:
+    """Everything a miner service needs besides its key, transport and model."""
+
+    network: NetworkConfig
+    state_dir: Path
+    genesis_time: float
+    validators: tuple[bytes, ...]
+    peers: tuple[str, ...] = ()
+    """Transport peer ids to fetch the certified log from (validators first is wise)."""
+    work_fraction: float = 0.6
+    patience: Patience = field(default_factory=Patience)
+    gate: GatePolicy = field(default_factory=GatePolicy)
+    request_timeout_s: float = 2.0
+    status_file: Path | None = None
+    last_round: int | None = None
+    """Stop working once the replica holds this round's model (devnets end on a round)."""
+
+    @property
+    def clock(self) -> RoundClock:
+        return RoundClock(self.genesis_time, self.network.round_length_s, self.work_fraction)
+
+
+@dataclass
+class MinerCounters:
+    """What the miner did, for its status file."""
+
+    published: int = 0
+    late: int = 0
+    applied: int = 0
+    catch_ups: int = 0
+    caught_up_rounds: int = 0
+    work_s: float = 0.0
+    published_in: int = -1
+
+
+class MinerService:
+    """Follows the certified history and contributes to every round it can."""
+
+    def __init__(
+        self,
+        config: MinerConfig,
+        transport: Transport,
+        state: ModelState,
+        produce: Produce,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.state = state
+        self.produce = produce
+        self.now = now
+        self.clock = config.clock
+        self.gate = PeerGate(config.gate)
+        self.counters = MinerCounters()
+        self.follower = Follower(
+            state, config.state_dir, network_id=config.network.network_id,
+            validators=config.validators, max_envelope_bytes=config.network.max_message_bytes,
+        )
+        self._wake = asyncio.Event()
+        self._last_catch_up = -math.inf
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        self.transport.serve(LOG_PROTOCOL, log_handler(self.follower.store,
+                                                       self.transport.limits.max_message_bytes))
+        replayed = await self.follower.replay_local()
+        if replayed:
+            _log.info("replayed rounds %d..%d from the local log", replayed[0], replayed[-1])
+        subscription = await self.transport.subscribe(TOPIC_BUNDLES)
+        if self.now() < self.clock.round_start(0) - 2 * self.clock.round_length:
+            # the first run of the work is slow (allocations, kernels): pay for it before genesis
+            await asyncio.to_thread(self.produce, self.state)
+        self._write_status()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._receive(subscription))
+            group.create_task(self._drive())
+
+    async def _receive(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
+                self._wake.set()
+
+    async def _drive(self) -> None:
+        while True:
+            now = self.now()
+            view = self._view()
+            action = next_action(view, self.clock, now, self.config.patience)
+            if action is MinerAction.APPLY:
+                await self._apply()
+            elif action is MinerAction.WORK:
+                await self._work(self.clock.phase(now).round_index)
+            elif action is MinerAction.CATCH_UP:
+                await self._catch_up(now)
+            else:
+                await self._sleep_until(wake_time(self.clock, now, self.config.patience))
+
+    def _view(self) -> MinerView:
+        at = self.state.round_index
+        return MinerView(
+            at_round=at,
+            published_in=self.counters.published_in,
+            next_bundle_ready=at in self.follower.pending,
+            last_catch_up=self._last_catch_up,
+            finished=self.config.last_round is not None and at >= self.config.last_round,
+        )
+
+    async def _apply(self) -> None:
+        applied = await self.follower.advance()
+        self.counters.applied += len(applied)
+        self._write_status()
+
+    async def _work(self, clock_round: int) -> None:
+        self.counters.published_in = clock_round  # one attempt per clock round
+        round_index = self.state.round_index
+        started = time.perf_counter()
+        sealed = await asyncio.to_thread(self.produce, self.state)
+        self.counters.work_s += time.perf_counter() - started
+        if self.now() > self.clock.work_deadline(clock_round):
+            self.counters.late += 1
+            _log.warning("round %d: work finished after the deadline; not published", round_index)
+            return
+        try:
+            await self.transport.publish(TOPIC_CONTRIBUTIONS, sealed)
+        except TransportError as exc:
+            _log.warning("round %d: publishing failed: %s", round_index, exc)
+            return
+        self.counters.published += 1
+        self._write_status()
+
+    async def _catch_up(self, now: float) -> None:
+        self.counters.catch_ups += 1
+        target = self.clock.phase(now).round_index
+        peers = [p for p in self.config.peers if p != self.transport.peer_id]
+        try:
+            applied = await self.follower.catch_up(
+                self.transport, peers, until_round=target,
+                request_timeout=self.config.request_timeout_s,
+            )
+        finally:
+            self._last_catch_up = self.now()
+        self.counters.caught_up_rounds += len(applied)
+        if applied:
+            _log.info("caught up rounds %d..%d from peers", applied[0], applied[-1])
+            self._write_status()
+
+    async def _sleep_until(self, when: float) -> None:
+        delay = max(0.005, min(when - self.now(), 1.0))
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-ready snapshot of the miner's progress and protection counters."""
+        c = self.counters
+        return {
+            "role": "miner",
+            "peer_id": self.transport.peer_id,
+            "time": self.now(),
+            "round": self.state.round_index,
+            "model_hash": self.state.model_hash.hex(),
+            "published": c.published,
+            "late": c.late,
+            "applied": c.applied,
+            "catch_ups": c.catch_ups,
+            "caught_up_rounds": c.caught_up_rounds,
+            "work_s": round(c.work_s, 4),
+            "gate": self.gate.snapshot(),
+            "transport": self.transport.stats.snapshot(),
+        }
+
+    def _write_status(self) -> None:
+        if self.config.status_file is not None:
+            write_status(self.config.status_file, self.status())
+
+
+def write_status(path: Path, status: dict[str, Any]) -> None:
+    """Write a status snapshot atomically (readers never see half a file)."""
+    write_atomic(path, json.dumps(status, sort_keys=True).encode())
+
+

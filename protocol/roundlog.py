@@ -1,0 +1,151 @@
+"""The certified log: one bundle per round, how it travels, and how it is checked.
+
+A round bundle is the leader's signed certificate followed by the signed contributions it
+names, in the certificate's entry order. It is self-contained: a node that holds the model of
+round r and the bundle of round r can compute the model of round r + 1 and compare its hash
+with the certificate's. Gossip carries bundles as they are certified; the same bytes are the
+entries of each node's on-disk log and the answers to catch-up requests, so the whole history
+is replayable from any checkpoint.
+
+    bundle   := frames(certificate envelope, contribution envelope, ...)
+    frames   := count:u32 | (length:u32 | bytes)*
+    log req  := from_round:u64 | max_rounds:u32
+    log resp := frames(bundle, ...)          (consecutive rounds from from_round, maybe none)
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from protocol.encoding import MAX_MESSAGE_BYTES
+from protocol.errors import MessageRejected, RejectReason
+from protocol.messages import WEIGHT_ONE_PPB, Contribution, RoundCertificate
+from protocol.signing import Signed, open_envelope
+
+TOPIC_CONTRIBUTIONS = "contributions"
+TOPIC_BUNDLES = "bundles"
+TOPIC_ENDORSEMENTS = "endorsements"
+
+_U32 = struct.Struct(">I")
+_LOG_REQUEST = struct.Struct(">QI")
+MAX_FRAMES = 4096
+
+CertifiedEntry = tuple[Contribution, float]
+
+
+def encode_frames(parts: Sequence[bytes]) -> bytes:
+    """Length-prefixed concatenation of `parts`."""
+    out = [_U32.pack(len(parts))]
+    for part in parts:
+        out.append(_U32.pack(len(part)))
+        out.append(part)
+    return b"".join(out)
+
+
+def decode_frames(raw: bytes, *, max_frames: int = MAX_FRAMES) -> list[bytes]:
+    """Inverse of `encode_frames`; MessageRejected(MALFORMED) on any inconsistency."""
+    if len(raw) < _U32.size:
+        raise MessageRejected(RejectReason.MALFORMED, "frames: truncated count")
+    (count,) = _U32.unpack_from(raw, 0)
+    if count > max_frames:
+        raise MessageRejected(RejectReason.OUT_OF_BOUNDS, f"{count} frames > {max_frames}")
+    offset, parts = _U32.size, []
+    for _ in range(count):
+        if offset + _U32.size > len(raw):
+            raise MessageRejected(RejectReason.MALFORMED, "frames: truncated length")
+        (length,) = _U32.unpack_from(raw, offset)
+        offset += _U32.size
+        if offset + length > len(raw):
+            raise MessageRejected(RejectReason.MALFORMED, "frames: truncated frame")
+        parts.append(raw[offset : offset + length])
+        offset += length
+    if offset != len(raw):
+        raise MessageRejected(RejectReason.MALFORMED, "frames: trailing bytes")
+    return parts
+
+
+@dataclass(frozen=True)
+class RoundBundle:
+    """A verified certificate and the verified contributions it includes."""
+
+    certificate: Signed[RoundCertificate]
+    contributions: tuple[Signed[Contribution], ...]
+
+    @property
+    def round_index(self) -> int:
+        return self.certificate.message.round_index
+
+    @property
+    def prev_model_hash(self) -> bytes:
+        return self.certificate.message.prev_model_hash
+
+    @property
+    def new_model_hash(self) -> bytes:
+        return self.certificate.message.new_model_hash
+
+    def entries(self) -> list[CertifiedEntry]:
+        """(contribution, weight) pairs as every replica applies them (weight = ppb / 1e9)."""
+        return [
+            (signed.message, entry.weight_ppb / WEIGHT_ONE_PPB)
+            for signed, entry in zip(
+                self.contributions, self.certificate.message.entries, strict=True
+            )
+        ]
+
+    def encode(self) -> bytes:
+        """The bundle's wire and log form."""
+        return encode_frames(
+            [self.certificate.envelope, *(c.envelope for c in self.contributions)]
+        )
+
+
+def open_bundle(
+    raw: bytes,
+    *,
+    network_id: str,
+    validators: Collection[bytes],
+    max_envelope_bytes: int = MAX_MESSAGE_BYTES,
+) -> RoundBundle:
+    """Parse and verify a bundle; raises only MessageRejected.
+
+    The certificate must be signed by one of `validators` (Ed25519 public keys); there must be
+    exactly one contribution per entry, in entry order, whose envelope digest and sender are the
+    entry's.
+    """
+    frames = decode_frames(raw, max_frames=1 + 512)
+    if not frames:
+        raise MessageRejected(RejectReason.MALFORMED, "empty bundle")
+    cert = open_envelope(
+        frames[0], network_id=network_id, max_size=max_envelope_bytes, expect=RoundCertificate
+    )
+    if cert.message.leader not in validators:
+        raise MessageRejected(RejectReason.UNKNOWN_SENDER, "certificate from a non-validator")
+    entries = cert.message.entries
+    if len(frames) - 1 != len(entries):
+        raise MessageRejected(RejectReason.MALFORMED, "bundle does not match its certificate")
+    contributions = []
+    for frame, entry in zip(frames[1:], entries, strict=True):
+        signed = open_envelope(
+            frame, network_id=network_id, max_size=max_envelope_bytes, expect=Contribution
+        )
+        if signed.digest != entry.contribution_digest or signed.message.sender != entry.sender:
+            raise MessageRejected(RejectReason.MALFORMED, "contribution is not the certified one")
+        if signed.message.round_index != cert.message.round_index:
+            raise MessageRejected(RejectReason.WRONG_ROUND, "contribution of another round")
+        contributions.append(signed)
+    return RoundBundle(cert, tuple(contributions))
+
+
+def encode_log_request(from_round: int, max_rounds: int) -> bytes:
+    """A catch-up request: bundles of rounds from `from_round` on, at most `max_rounds`."""
+    return _LOG_REQUEST.pack(from_round, max_rounds)
+
+
+def decode_log_request(raw: bytes) -> tuple[int, int]:
+    """(from_round, max_rounds); MessageRejected(MALFORMED) if the size is wrong."""
+    if len(raw) != _LOG_REQUEST.size:
+        raise MessageRejected(RejectReason.MALFORMED, "log request has the wrong size")
+    from_round, max_rounds = _LOG_REQUEST.unpack(raw)
+    return int(from_round), int(max_rounds)

@@ -1,0 +1,115 @@
+"""`seedswarm devnet`: a whole local network in one command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from seedswarm.devnet.network import Snapshot
+
+ETH = 10**18
+
+
+def node_table(snapshot: Snapshot, title: str = "devnet") -> Table:
+    """One row per node: round, model hash, work, refusals, latest validation loss."""
+    table = Table(title=title)
+    for column in ("node", "round", "model hash", "published / certified", "refused", "val loss"):
+        table.add_column(column, justify="left" if column in ("node", "model hash") else "right")
+    for name, status in sorted(snapshot.items()):
+        gate = status.get("gate", {})
+        refused = sum(v for k, v in gate.items() if k.startswith("refused_"))
+        losses = status.get("ledger", {}).get("val_loss", {})
+        last_loss = f"{losses[max(losses, key=int)]:.4f}" if losses else ""
+        work = status.get("published", status.get("certified", ""))
+        table.add_row(name, str(status.get("round", "-")), str(status.get("model_hash", ""))[:16],
+                      str(work), str(refused), last_loss)
+    return table
+
+
+def summary_table(result: dict[str, Any]) -> Table:
+    """Rewards on-chain and final hashes per miner."""
+    table = Table(title=f"settled on {result['chain']} over {result['transport']}")
+    table.add_column("miner")
+    table.add_column("final model hash")
+    table.add_column("reward (SEED)", justify="right")
+    for name, reward in sorted(result["rewards"].items()):
+        table.add_row(name, str(result["final_model_hashes"][name])[:16], f"{reward / ETH:.4f}")
+    return table
+
+
+def devnet(
+    miners: Annotated[int, typer.Option(help="Miner processes")] = 3,
+    validators: Annotated[int, typer.Option(help="Validator processes")] = 1,
+    rounds: Annotated[int, typer.Option(help="Rounds to train before stopping")] = 5,
+    transport: Annotated[str, typer.Option(help="libp2p or mqtt")] = "mqtt",
+    chain: Annotated[str, typer.Option(help="embedded, anvil, or a JSON-RPC URL")] = "embedded",
+    broker: Annotated[str, typer.Option(help="MQTT broker: embedded (amqtt) or mosquitto")] = (
+        "embedded"
+    ),
+    round_length: Annotated[int, typer.Option(help="Seconds per round")] = 3,
+    epoch_length: Annotated[
+        int | None, typer.Option(help="Rounds per reward epoch (default: all rounds)")
+    ] = None,
+    attackers: Annotated[
+        str | None, typer.Option(help="KIND=COUNT,... misbehaving miners (not available yet)")
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep keys, state and logs here (default: a temp dir)")
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here")] = None,
+) -> None:
+    """Bring up a local network: chain, contracts, broker, and every node as its own process.
+
+    Deploys the contracts, funds and registers every node, writes keystores and node settings,
+    starts the miners and validators, shows a live table while they train, waits until the
+    run's reward epochs are settled on-chain, stops everything it started (also on Ctrl-C or a
+    failure) and prints the rewards each miner earned.
+    """
+    import asyncio
+
+    from seedswarm.devnet.network import DevnetError, run_devnet
+    from seedswarm.devnet.spec import DevnetSpec
+
+    if attackers:
+        raise typer.BadParameter("attackers are not wired into the devnet yet",
+                                 param_hint="--attackers")
+    spec = DevnetSpec(miners=miners, validators=validators, rounds=rounds, transport=transport,
+                      chain=chain, broker=broker, round_length=round_length,
+                      epoch_length=epoch_length, workdir=workdir)
+    console = Console()
+    result = _run_live(console, lambda update: asyncio.run(run_devnet(spec, update)), DevnetError)
+    result_nodes = result.pop("nodes", {})
+    console.print(node_table(result_nodes, "final state"))
+    console.print(summary_table(result))
+    hashes = set(result["final_model_hashes"].values())
+    console.print(f"final model hashes agree: {len(hashes) == 1}; "
+                  f"val loss {result['val_loss'][0]:.4f} -> {result['val_loss'][-1]:.4f}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _run_live(console: Console, run: Any, error_type: type[Exception]) -> dict[str, Any]:
+    from rich.live import Live
+
+    with Live(node_table({}), console=console, refresh_per_second=4) as live:
+
+        def update(snapshot: Snapshot) -> None:
+            live.update(node_table(snapshot))
+
+        try:
+            result: dict[str, Any] = run(update)
+        except error_type as exc:
+            console.print(f"[bold red]devnet failed:[/] {exc}")
+            raise typer.Exit(code=1) from exc
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `seedswarm devnet` to the CLI."""
+    app.command("devnet")(devnet)

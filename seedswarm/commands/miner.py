@@ -1,0 +1,43 @@
+"""`seedswarm miner`: run a miner node from its settings file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", help="Node settings TOML (e.g. written by `seedswarm devnet`)")
+]
+StateOption = Annotated[
+    Path | None, typer.Option("--state-dir", help="Checkpoint and certified log directory")
+]
+TransportOption = Annotated[str | None, typer.Option(help="mqtt or libp2p")]
+StatusOption = Annotated[Path | None, typer.Option("--status-file", help="JSON status snapshot")]
+
+
+def miner(
+    config: ConfigOption,
+    state_dir: StateOption = None,
+    transport: TransportOption = None,
+    status_file: StatusOption = None,
+) -> None:
+    """Run a miner: each round, compute scalars on the certified model and publish them.
+
+    The miner follows the certified history (applying every round's certificate and checking
+    the model hash), keeps a checkpoint and the certified log on disk, and after a crash or a
+    restart catches up from its checkpoint and its peers' logs. Settings come from --config,
+    overridden by SEEDSWARM_<KEY> environment variables, overridden by these flags; the
+    keystore password comes from SEEDSWARM_PASSWORD.
+    """
+    from seedswarm.devnet.process import run_role
+
+    flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file}
+    run_role("miner", config, flags, os.environ)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `seedswarm miner` to the CLI."""
+    app.command("miner")(miner)

@@ -1,0 +1,60 @@
+"""What a devnet is: its size, wires, schedule and model, as one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.errors import ConfigError
+
+CHAINS = ("embedded", "anvil")
+BROKERS = ("embedded", "mosquitto")
+
+
+@dataclass(frozen=True)
+class DevnetSpec:
+    """A local network to bring up. `epoch_length` None means one epoch of `rounds` rounds."""
+
+    miners: int = 3
+    validators: int = 1
+    rounds: int = 5
+    transport: str = "mqtt"
+    broker: str = "embedded"
+    chain: str = "embedded"
+    round_length: int = 3
+    epoch_length: int | None = None
+    commit_window: int = 3
+    reveal_window: int = 3
+    startup_s: float = 20.0
+    workdir: Path | None = None
+    seed: int = 0
+    codec: str = "fo"
+    scalars: int = 64
+    outer_lr: float = 1.0
+    width: int = 32
+    depth: int = 2
+    heads: int = 2
+    context: int = 32
+    samples_per_miner: int = 16
+
+    def __post_init__(self) -> None:
+        if self.miners < 1 or self.validators < 1 or self.rounds < 1:
+            raise ConfigError("a devnet needs miners >= 1, validators >= 1 and rounds >= 1")
+        if self.transport not in ("mqtt", "libp2p"):
+            raise ConfigError(f"transport must be mqtt or libp2p, got {self.transport!r}")
+        if self.broker not in BROKERS:
+            raise ConfigError(f"broker must be one of {BROKERS}, got {self.broker!r}")
+        if self.chain not in CHAINS and not self.chain.startswith(("http://", "https://")):
+            raise ConfigError(f"chain must be embedded, anvil or an http(s) URL: {self.chain!r}")
+        if self.round_length < 1:
+            raise ConfigError("round_length must be >= 1 second (the chain counts whole seconds)")
+
+    @property
+    def epoch_rounds(self) -> int:
+        """Rounds per reward epoch."""
+        return self.epoch_length or self.rounds
+
+    @property
+    def epochs_to_settle(self) -> int:
+        """Complete epochs inside the run (at least one is always settled)."""
+        return max(1, self.rounds // self.epoch_rounds)

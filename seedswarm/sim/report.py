@@ -1,0 +1,150 @@
+"""Results of a simulated run: the summary a person reads, the JSON a script reads, a plot."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from seedswarm.sim.config import SimConfig
+from seedswarm.sim.swarm import RoundRecord, SwarmTimes
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """A finished run."""
+
+    config: SimConfig
+    network_digest: str
+    base: str
+    trainable_numel: int
+    initial_val_loss: float
+    records: tuple[RoundRecord, ...]
+    times: SwarmTimes
+    replicas_checked: bool
+
+    @property
+    def val_loss(self) -> list[float]:
+        return [r.val_loss for r in self.records]
+
+    @property
+    def final_val_loss(self) -> float:
+        return self.records[-1].val_loss if self.records else self.initial_val_loss
+
+    @property
+    def bytes_per_miner_per_round(self) -> float:
+        if not self.records:
+            return 0.0
+        return sum(r.bytes_per_miner for r in self.records) / len(self.records)
+
+    @property
+    def dense_bytes(self) -> int:
+        """Size of the same update sent as a dense fp32 pseudo-gradient."""
+        return 4 * self.trainable_numel
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data: the required keys first, then the details."""
+        config = asdict(self.config)
+        config["cache_dir"] = str(self.config.cache_dir) if self.config.cache_dir else None
+        return {
+            "rounds": len(self.records),
+            "miners": self.config.miners,
+            "codec": self.config.codec,
+            "val_loss": self.val_loss,
+            "final_val_loss": self.final_val_loss,
+            "initial_val_loss": self.initial_val_loss,
+            "train_loss": [r.train_loss for r in self.records],
+            "bytes_per_miner_per_round": self.bytes_per_miner_per_round,
+            "dense_fp32_bytes": self.dense_bytes,
+            "compression_vs_dense": _ratio(self.dense_bytes, self.bytes_per_miner_per_round),
+            "trainable_numel": self.trainable_numel,
+            "scalars": self.config.scalars,
+            "task": self.config.task,
+            "trainable": self.config.trainable,
+            "base": self.base,
+            "network_digest": self.network_digest,
+            "replicas_checked": self.replicas_checked,
+            "model_hashes": [r.model_hash for r in self.records],
+            "times_s": asdict(self.times),
+            "config": config,
+        }
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.inf
+
+
+def write_json(result: SimResult, path: Path) -> None:
+    """Write ``result.to_json()`` to ``path`` (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def summary_table(result: SimResult) -> Table:
+    """The final table of a run."""
+    table = Table(title=f"seedswarm simulate: {result.config.task}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    cfg = result.config
+    rows = [
+        ("miners / rounds", f"{cfg.miners} / {len(result.records)}"),
+        ("codec / scalars K", f"{cfg.codec} / {cfg.scalars} ({cfg.scalar_format})"),
+        ("trainable", f"{cfg.trainable} ({result.trainable_numel:,} parameters)"),
+        ("base model", result.base),
+        ("validation loss", f"{result.initial_val_loss:.4f} -> {result.final_val_loss:.4f}"),
+    ]
+    if result.records:
+        first, last = result.records[0], result.records[-1]
+        rows.append(("train loss (round data)", f"{first.train_loss:.4f} -> {last.train_loss:.4f}"))
+    rows += [
+        ("bytes per miner per round", f"{result.bytes_per_miner_per_round:,.0f} (signed envelope)"),
+        ("dense fp32 pseudo-gradient", f"{result.dense_bytes:,} bytes "
+         f"({_ratio(result.dense_bytes, result.bytes_per_miner_per_round):,.1f}x larger)"),
+        ("time compute / apply", f"{result.times.compute:.1f}s / {result.times.apply:.1f}s"),
+        ("time check / other", f"{result.times.check:.1f}s / {result.times.other:.1f}s"),
+        ("replicas", "bit-identical every round" if result.replicas_checked else "not checked"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
+def plot_curves(
+    curves: Sequence[tuple[str, Sequence[float]]], path: Path, *, title: str,
+    hlines: Sequence[tuple[str, float]] = (),
+) -> None:
+    """Validation loss per round, one line per curve (index 0 = before round 0), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, values in curves:
+        ax.plot(range(len(values)), values, label=label)
+    for label, y in hlines:
+        ax.axhline(y, linestyle="--", linewidth=1, color="gray")
+        ax.annotate(label, (0, y), fontsize=8, color="gray", va="bottom")
+    ax.set_xlabel("round")
+    ax.set_ylabel("validation loss (nats/byte)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_result(result: SimResult, path: Path) -> None:
+    """The validation curve of one run."""
+    label = f"{result.config.codec} x{result.config.miners}, K={result.config.scalars}"
+    plot_curves(
+        [(label, [result.initial_val_loss, *result.val_loss])], path,
+        title=f"{result.config.task}, {result.config.trainable}",
+    )

@@ -1,0 +1,69 @@
+"""kill -9 a miner in the middle of a round; restarted, it catches up by replay, hash for hash."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from protocol.rounds import Phase, RoundClock
+from seedswarm.devnet.network import Devnet, all_at_round
+from seedswarm.devnet.spec import DevnetSpec
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
+
+ROUNDS = 8
+VICTIM = "miner-1"
+
+
+async def _until(when: float) -> None:
+    """Until the wall clock reads `when` (the schedule is the wall clock's)."""
+    await asyncio.sleep(max(0.0, when - time.time()))
+
+
+async def _wait_for_mid_round(clock: RoundClock, round_index: int) -> None:
+    """Until the middle of `round_index`'s work phase (the miner is computing or publishing)."""
+    target = clock.round_start(round_index) + 0.3 * clock.round_length
+    await _until(target)
+    assert clock.phase(time.time()).phase is Phase.WORK
+
+
+async def _crash_and_recover(devnet: Devnet) -> dict[str, dict[str, object]]:
+    spec = devnet.spec
+    clock = RoundClock(devnet.genesis_time, spec.round_length)
+    await devnet.wait_until(all_at_round(2), limit_s=120, what="round 2")
+    await _wait_for_mid_round(clock, 3)
+    victim = devnet.fleet.nodes[VICTIM]
+    victim.kill()
+    down_until = clock.round_start(5) + 0.1 * clock.round_length  # misses rounds 3 and 4
+    await _until(down_until)
+    victim.status_file.unlink()  # only the restarted process may report from now on
+    victim.start(devnet.fleet.env)
+    limit = clock.round_end(ROUNDS) - time.time() + 60
+    await devnet.wait_until(all_at_round(ROUNDS), limit_s=limit, what=f"round {ROUNDS}")
+    return devnet.snapshot()
+
+
+def test_killed_miner_catches_up_and_agrees(tmp_path: Path) -> None:
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, transport="mqtt", chain="anvil",
+                      workdir=tmp_path, startup_s=12)
+    devnet = Devnet(spec)
+
+    async def scenario() -> dict[str, dict[str, object]]:
+        await devnet.start()
+        try:
+            return await _crash_and_recover(devnet)
+        finally:
+            await devnet.stop()
+
+    snapshot = asyncio.run(scenario())
+    hashes = {name: status["model_hash"] for name, status in snapshot.items()}
+    assert len(set(hashes.values())) == 1, hashes
+    victim = snapshot[VICTIM]
+    assert victim["round"] == ROUNDS
+    # the restarted process got the rounds it missed from its peers' logs, verified by hash
+    assert isinstance(victim["caught_up_rounds"], int) and victim["caught_up_rounds"] >= 1
+    assert isinstance(victim["published"], int) and victim["published"] >= 1
+    assert devnet.fleet.nodes[VICTIM].starts == 2

@@ -1,0 +1,58 @@
+"""Whole networks of OS processes on loopback: libp2p and MQTT (mosquitto), settled on-chain."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from protocol.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
+from seedswarm.devnet.network import run_devnet
+from seedswarm.devnet.spec import DevnetSpec
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
+
+ROUNDS = 5
+
+
+def _check_run(result: dict[str, object]) -> None:
+    hashes = result["final_model_hashes"]
+    rounds = result["final_rounds"]
+    rewards = result["rewards"]
+    assert isinstance(hashes, dict) and isinstance(rounds, dict) and isinstance(rewards, dict)
+    assert set(rounds.values()) == {ROUNDS}, rounds
+    assert len(set(hashes.values())) == 1, hashes
+    assert len(rewards) == 3
+    assert all(amount > 0 for amount in rewards.values()), rewards
+    losses = result["val_loss"]
+    assert isinstance(losses, list) and len(losses) == ROUNDS
+    assert losses[-1] < losses[0]
+
+
+def test_three_miners_one_validator_over_libp2p(tmp_path: Path) -> None:
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, transport="libp2p", chain="anvil",
+                      workdir=tmp_path, startup_s=12)
+    result = asyncio.run(run_devnet(spec))
+    assert result["transport"] == "libp2p"
+    _check_run(result)
+
+
+def test_three_miners_one_validator_over_mqtt_with_mosquitto(tmp_path: Path) -> None:
+    try:
+        asyncio.run(_ensure_mosquitto())
+    except BrokerUnavailable as exc:
+        pytest.fail(f"this test needs mosquitto: {exc}")
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, transport="mqtt",
+                      broker="mosquitto", chain="embedded", workdir=tmp_path, startup_s=12)
+    result = asyncio.run(run_devnet(spec))
+    assert (result["transport"], result["broker"], result["chain"]) == (
+        "mqtt", "mosquitto", "embedded")
+    _check_run(result)
+
+
+async def _ensure_mosquitto() -> None:
+    """Install mosquitto if missing (as the transport tests do), so the devnet can start it."""
+    broker = MosquittoBroker(install=True)
+    await broker.start()
+    await broker.stop()

@@ -1,0 +1,51 @@
+"""`seedswarm simulate` end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from seedswarm.commands.simulate import register
+
+REQUIRED_KEYS = {"rounds", "val_loss", "final_val_loss", "bytes_per_miner_per_round", "miners",
+                 "codec"}
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Keeps `simulate` a subcommand."""
+
+    return app
+
+
+def test_simulate_writes_json_and_plot(tmp_path: Path) -> None:
+    out, png = tmp_path / "sim.json", tmp_path / "sim.png"
+    args = [
+        "simulate", "--task", "synthetic", "--base", "scratch", "--width", "32", "--depth", "1",
+        "--trainable", "full", "--miners", "2", "--rounds", "2", "--scalars", "32",
+        "--check-replicas", "--json", str(out), "--plot", str(png),
+    ]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data.keys() >= REQUIRED_KEYS
+    assert data["rounds"] == 2 and len(data["val_loss"]) == 2 and data["miners"] == 2
+    assert data["codec"] == "fo" and data["final_val_loss"] == data["val_loss"][-1]
+    # 32 one-byte scalars plus a signed header: far below the 4-byte-per-parameter dense form.
+    assert 32 < data["bytes_per_miner_per_round"] < 400 < data["dense_fp32_bytes"]
+    assert data["replicas_checked"] is True
+    assert png.stat().st_size > 1000
+    assert "validation loss" in result.output
+
+
+def test_simulate_rejects_a_bad_codec(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["simulate", "--codec", "sgd", "--base", "scratch"])
+    assert result.exit_code == 1
+    assert "codec" in result.output

@@ -1,0 +1,361 @@
+"""Stage 2 against real work: node's GPT on the synthetic task, honest and cheating miners."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+
+from node.model import GPT, GPTConfig
+from node.tasks.base import make_task
+from node.trainable import TrainableSpec, prepare_trainable
+from node.work import RoundInfo, WorkConfig, concat_batches, do_work, local_adamw_delta, zo_scalars
+from protocol.codecs import Codec
+from protocol.identity import NodeKey
+from protocol.layout import ParamLayout
+from protocol.messages import Contribution
+from protocol.model_hash import model_hash
+from protocol.perturb import DirectionSpec, direction
+from protocol.quantize import SIGN_BIT, quantize
+from protocol.randomness import round_beacon
+from seedswarm.sim.oracle import SimScalarOracle
+from seedswarm.sim.roles import HonestMiner, RoundContext
+from validator.verification import (
+    Tolerance,
+    VerificationPolicy,
+    VerificationResult,
+    check_scalars,
+    choose_sample,
+    contribution_cost,
+    verify_contribution,
+    zo_noise_floor,
+)
+
+NET = "verify-test"
+K = 32
+SECRET = b"validator-secret-0123456789abcdef"
+AUDIT_ALL = VerificationPolicy(sample_fraction=0.25, min_sample=4, fo_audit_probability=1.0,
+                               fo_local_steps=4)
+
+
+@dataclass
+class World:
+    ctx: RoundContext
+    miners: list[HonestMiner]
+    oracle: SimScalarOracle
+
+
+def build_world(codec: Codec, round_index: int = 3, *, width: int = 32, context: int = 16,
+                samples: int = 8, heads: int = 2, trainable: str = "lora:2") -> World:
+    """A small model at round ``round_index`` (the slow test uses the calibration's size)."""
+    task = make_task("synthetic", context=context, seed=0)
+    model = GPT(GPTConfig(vocab_size=task.vocab_size, context=context, width=width, depth=2,
+                          heads=heads), seed=1)
+    named = prepare_trainable(model, TrainableSpec.parse(trainable), seed=1)
+    model.eval()
+    miners = [HonestMiner(NodeKey.from_bytes(bytes([40 + i]) * 32)) for i in range(3)]
+    work = WorkConfig(codec=codec, scalars=K, spec=DirectionSpec(), eps=1e-3, local_steps=4,
+                      local_lr=3e-3)
+    base = model_hash(named)
+    ctx = RoundContext(
+        network_id=NET, round_index=round_index,
+        beacon=round_beacon(NET, round_index, base), base_model_hash=base, model=model,
+        named=named, task=task, miner_keys=[m.key.public.raw for m in miners],
+        samples_per_miner=samples, work=work,
+    )
+    return World(ctx, miners, SimScalarOracle(ctx))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny matmuls gain nothing from threads, and spin-waiting threads stall on a busy host."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def zo() -> World:
+    world = build_world(Codec.ZO)
+    _advance(world)  # LoRA B starts at zero; move off it so every tensor has a gradient
+    return world
+
+
+@pytest.fixture(scope="module")
+def fo() -> World:
+    return build_world(Codec.FO)
+
+
+def _advance(world: World) -> None:
+    """Move off the init along a canonical direction: bit-identical in every process (a few
+    AdamW steps would not be: Adam's sign-like first step flips with the thread count)."""
+    ctx = world.ctx
+    step = direction(2024, ParamLayout.of(ctx.named), DirectionSpec())
+    with torch.no_grad():
+        for (_, p), z in zip(ctx.named, step, strict=True):
+            p.add_(z.mul_(0.05))
+    base = model_hash(ctx.named)
+    world.ctx = dataclasses.replace(
+        ctx, base_model_hash=base, beacon=round_beacon(NET, ctx.round_index, base)
+    )
+    world.oracle = SimScalarOracle(world.ctx)
+
+
+def honest(world: World, miner: int = 0) -> Contribution:
+    world.miners[miner].work(world.ctx)
+    last = world.miners[miner].last
+    assert last is not None
+    return last.contribution
+
+
+def verify(world: World, c: Contribution) -> VerificationResult:
+    absolute = 0.0
+    if c.codec == "zo":
+        absolute = zo_noise_floor(world.oracle.assigned_loss(c), world.ctx.work.eps)
+    return verify_contribution(c, world.oracle, secret=SECRET, policy=AUDIT_ALL,
+                               absolute=absolute)
+
+
+def with_scalars(c: Contribution, scalars: Sequence[float], world: World) -> Contribution:
+    key = world.ctx.seeds(c.sender)[0]
+    q = quantize(scalars, key)
+    return dataclasses.replace(c, scale=q.scale, codes=q.codes)
+
+
+# --- honest work passes -------------------------------------------------------------------
+
+@pytest.mark.parametrize("codec", ["zo", "fo"])
+def test_honest_contribution_passes(codec: str, zo: World, fo: World) -> None:
+    world = zo if codec == "zo" else fo
+    for miner in range(3):
+        result = verify(world, honest(world, miner))
+        assert result.verified is True, result.reason
+        assert len(result.checked) == 8 and not result.penalize
+
+
+def test_honest_scalars_with_measured_float_noise_pass(zo: World, fo: World) -> None:
+    """Noise beyond the worst measured (4 loss ulps for ZO; 1 % relative, 5x, for FO)."""
+    rng = random.Random(0)
+    tol = AUDIT_ALL.tolerance
+    for world, relative, ulps in ((zo, 0.0, 4.0), (fo, 0.01, 0.0)):
+        c = honest(world)
+        last = world.miners[0].last
+        assert last is not None
+        indices = list(range(K))
+        loss = world.oracle.assigned_loss(c)
+        floor = zo_noise_floor(loss, world.ctx.work.eps, ulps)  # ~4 ulps were measured
+        noisy = [v * (1 + rng.choice((-1, 1)) * relative) + rng.choice((-1, 1)) * floor
+                 for v in last.raw_scalars]
+        band = Tolerance(tol.relative, tol.of_reference,
+                         zo_noise_floor(loss, world.ctx.work.eps) if c.codec == "zo" else 0.0)
+        assert check_scalars(c, indices, noisy, band) == []
+
+
+# --- cheaters fail -----------------------------------------------------------------------
+
+def _fails(world: World, c: Contribution, *, most: bool = True) -> VerificationResult:
+    """Rejected (one mismatch suffices); gross fabrications miss on most checked scalars."""
+    result = verify(world, c)
+    assert result.verified is False and result.penalize
+    if most:
+        assert len(result.mismatches) >= len(result.checked) // 2, result.reason
+    return result
+
+
+@pytest.mark.parametrize("codec", ["zo", "fo"])
+def test_noise_fails(codec: str, zo: World, fo: World) -> None:
+    world = zo if codec == "zo" else fo
+    c = honest(world)
+    rng = random.Random(1)
+    _fails(world, with_scalars(c, [rng.gauss(0.0, c.scale / 2) for _ in range(K)], world))
+
+
+@pytest.mark.parametrize("codec", ["zo", "fo"])
+@pytest.mark.parametrize("factor", [2.0, 0.5, 1.25])
+def test_scaled_fails(codec: str, factor: float, zo: World, fo: World) -> None:
+    world = zo if codec == "zo" else fo
+    c = honest(world)
+    # x1.25 is within reach of the band for the smallest scalars: caught, but not on most.
+    _fails(world, dataclasses.replace(c, scale=c.scale * factor), most=factor != 1.25)
+
+
+@pytest.mark.parametrize("codec", ["zo", "fo"])
+def test_sign_flip_fails(codec: str, zo: World, fo: World) -> None:
+    world = zo if codec == "zo" else fo
+    c = honest(world)
+    flipped = bytes(code ^ SIGN_BIT if code else 0 for code in c.codes)
+    _fails(world, dataclasses.replace(c, codes=flipped))
+
+
+@pytest.mark.parametrize("codec", ["zo", "fo"])
+def test_copycat_fails(codec: str, zo: World, fo: World) -> None:
+    """Miner 1 re-signs miner 0's scalars: its own seeds differ, so the values do not fit."""
+    world = zo if codec == "zo" else fo
+    stolen = honest(world, 0)
+    own = honest(world, 1)
+    copied = dataclasses.replace(own, scale=stolen.scale, codes=stolen.codes,
+                                 block_counts=stolen.block_counts)
+    _fails(world, copied)
+
+
+def test_free_rider_fails(zo: World) -> None:
+    c = honest(zo)
+    _fails(zo, dataclasses.replace(c, scale=0.0, codes=bytes(K)))
+
+
+def test_wrong_batch_fails(zo: World) -> None:
+    """Lazy: the right seeds on data the protocol did not assign."""
+    ctx = zo.ctx
+    c = honest(zo)
+    batch = ctx.task.train_batch(range(5000, 5008))
+    seeds = ctx.seeds(c.sender)
+    _fails(zo, with_scalars(c, zo_scalars(ctx.model, ctx.named, batch, seeds, 1e-3,
+                                          ctx.work.spec), zo))
+
+
+def test_old_model_fails(zo: World) -> None:
+    """Desynced: the right seeds and data on the model of a few rounds ago, declared current."""
+    ctx = zo.ctx
+    c = honest(zo)
+    saved = [p.detach().clone() for _, p in ctx.named]
+    batches = [ctx.task.train_batch(range(2000 + 8 * i, 2008 + 8 * i)) for i in range(4)]
+    delta = local_adamw_delta(ctx.model, ctx.named, batches, 3e-2, 0.0)
+    try:
+        with torch.no_grad():
+            for (_, p), d in zip(ctx.named, delta, strict=True):
+                p.add_(d)  # one large step back along a real update
+        batch = concat_batches([ctx.task.train_batch(ctx.assigned_samples(c.sender))])
+        stale = zo_scalars(ctx.model, ctx.named, batch, ctx.seeds(c.sender), 1e-3, ctx.work.spec)
+    finally:
+        with torch.no_grad():
+            for (_, p), s in zip(ctx.named, saved, strict=True):
+                p.copy_(s)
+    _fails(zo, with_scalars(c, stale, zo))
+
+
+def test_fo_wrong_batch_fails(fo: World) -> None:
+    ctx = fo.ctx
+    c = honest(fo)
+    info = RoundInfo(NET, ctx.round_index, ctx.base_model_hash, tuple(ctx.seeds(c.sender)))
+    batches = [ctx.task.train_batch(range(7000 + 2 * i, 7002 + 2 * i)) for i in range(4)]
+    key = fo.miners[0].key
+    lazy = do_work(key, ctx.model, ctx.named, batches, info, ctx.work, sequence=99)
+    _fails(fo, lazy.contribution)
+
+
+# --- the sample ---------------------------------------------------------------------------
+
+def _contribution(sender: bytes, round_index: int = 7, codec: str = "zo") -> Contribution:
+    return Contribution(
+        network_id=NET, round_index=round_index, sender=sender, sequence=1,
+        base_model_hash=bytes(32), codec=codec, direction="gaussian", rank=1,
+        block_counts=() if codec == "zo" else (256,), scale=1.0, codes=bytes(256), compute_ms=0,
+    )
+
+
+def test_sample_is_deterministic_with_the_secret_and_unpredictable_without() -> None:
+    policy = VerificationPolicy()
+    c = _contribution(b"\x01" * 32)
+    first = choose_sample(SECRET, c, policy)
+    assert first == choose_sample(SECRET, c, policy)
+    assert first.audited and len(first.indices) == 16 == len(set(first.indices))
+    samples = {choose_sample(bytes([i]) * 32, c, policy).indices for i in range(20)}
+    assert len(samples) == 20  # every secret picks a different subset
+    others = {choose_sample(SECRET, _contribution(bytes([i]) * 32), policy).indices
+              for i in range(2, 12)}
+    rounds = {choose_sample(SECRET, _contribution(b"\x01" * 32, r), policy).indices
+              for r in range(10)}
+    assert len(others) == 10 and len(rounds) == 10
+    # Index coverage: over many secrets every index is drawn about equally (16/256 each).
+    hits = [0] * 256
+    for i in range(400):
+        for j in choose_sample(i.to_bytes(2, "big") * 16, c, policy).indices:
+            hits[j] += 1
+    assert min(hits) > 5 and max(hits) < 60  # mean 25; a miner cannot guess a safe subset
+
+
+def test_fo_audit_rate_is_secret_and_close_to_its_probability() -> None:
+    policy = VerificationPolicy(fo_audit_probability=0.1)
+    audited = [choose_sample(SECRET, _contribution(i.to_bytes(2, "big") * 16, codec="fo"),
+                             policy).audited for i in range(2000)]
+    assert 150 <= sum(audited) <= 250  # binomial(2000, 0.1): mean 200, sd 13.4
+    c = _contribution(b"\x05" * 32, codec="fo")
+    assert {choose_sample(s.to_bytes(2, "big") * 16, c, policy).audited
+            for s in range(50)} == {True, False}
+
+
+# --- cost ----------------------------------------------------------------------------------
+
+def test_cost_fractions() -> None:
+    zo_cost = contribution_cost("zo", 256, 16, 4, audited=True)
+    assert zo_cost.fraction == pytest.approx(16 / 256) and zo_cost.forward_passes == 32
+    fo_cost = contribution_cost("fo", 256, 16, 4, audited=True)
+    assert fo_cost.fraction == 1.0 and fo_cost.direction_fraction == pytest.approx(16 / 256)
+    assert contribution_cost("fo", 256, 0, 4, audited=False).fraction == 0.0
+    policy = VerificationPolicy()
+    expected_fo = policy.fo_audit_probability * fo_cost.fraction
+    assert expected_fo <= 0.1 and zo_cost.fraction <= 0.1
+
+
+def test_unaudited_fo_is_not_judged(fo: World) -> None:
+    policy = VerificationPolicy(fo_audit_probability=0.0)
+    c = honest(fo)
+    result = verify_contribution(c, fo.oracle, secret=SECRET, policy=policy)
+    assert result.verified is None and not result.penalize and result.cost.forward_passes == 0
+
+
+# --- honest float noise across thread counts (separate processes) --------------------------
+
+# Big enough that 1 and 2 threads reduce in different orders (smaller models came out bitwise
+# equal on the calibration machine).
+SIZE: dict[str, Any] = {"width": 64, "context": 32, "samples": 16, "heads": 4,
+                        "trainable": "full"}
+_SUBPROCESS = """
+import json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from protocol.codecs import Codec
+from tests.validator.test_verification import SIZE, build_world, honest, _advance
+out = {}
+for codec in (Codec.ZO, Codec.FO):
+    world = build_world(codec, **SIZE)
+    if codec is Codec.ZO:
+        _advance(world)
+    c = honest(world)
+    raw = world.miners[0].last.raw_scalars
+    out[codec.value] = {"scale": c.scale, "codes": c.codes.hex(), "raw": raw}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_contributions_from_other_thread_counts_verify() -> None:
+    runs = {}
+    for threads in (1, 2):
+        done = subprocess.run([sys.executable, "-c", _SUBPROCESS, str(threads)], check=True,
+                              capture_output=True, text=True, timeout=300)
+        runs[threads] = json.loads(done.stdout)
+    for codec in (Codec.ZO, Codec.FO):
+        world = build_world(codec, **SIZE)
+        if codec is Codec.ZO:
+            _advance(world)
+        local = honest(world)
+        for threads, run in runs.items():
+            c = dataclasses.replace(local, scale=run[codec.value]["scale"],
+                                    codes=bytes.fromhex(run[codec.value]["codes"]))
+            result = verify(world, c)
+            assert result.verified is True, (codec, threads, result.reason)
+            last = world.miners[0].last
+            assert last is not None
+            diffs = [abs(a - b) for a, b in zip(run[codec.value]["raw"], last.raw_scalars,
+                                                strict=True)]
+            assert math.isfinite(max(diffs))

@@ -1,0 +1,85 @@
+"""What a validator accumulates across rounds, on disk: scores per epoch, losses, submissions.
+
+Written atomically after every change (with the rating store beside it), so a validator that
+restarts resumes with the same epoch scores and never submits an epoch twice (the chain
+journal guards the transactions themselves).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocol.logstore import write_atomic
+
+LEDGER_VERSION = 1
+
+
+@dataclass
+class EpochRecord:
+    """One epoch's accumulated miner scores (hex key -> sum of certified weights) and progress."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    stage: str = "open"
+    """open -> committed -> revealed -> settled (or skipped: nothing to pay)."""
+
+
+@dataclass
+class Ledger:
+    """Epoch records and the validation loss after each certified round."""
+
+    path: Path | None = None
+    epochs: dict[int, EpochRecord] = field(default_factory=dict)
+    val_loss: dict[int, float] = field(default_factory=dict)
+    last_round: int = -1
+    """The last round whose weights were added (a replay after a restart adds nothing)."""
+
+    def add_scores(self, epoch: int, round_index: int, weights: Mapping[str, float]) -> bool:
+        """Add round `round_index`'s certified weights to `epoch`'s scores, once."""
+        if round_index <= self.last_round:
+            return False
+        self.last_round = round_index
+        record = self.epochs.setdefault(epoch, EpochRecord())
+        for miner, weight in weights.items():
+            record.scores[miner] = record.scores.get(miner, 0.0) + weight
+        self.save()
+        return True
+
+    def record_loss(self, round_index: int, loss: float) -> None:
+        """Remember the validation loss of the model round `round_index` produced."""
+        self.val_loss[round_index] = loss
+        self.save()
+
+    def set_stage(self, epoch: int, stage: str) -> None:
+        """Move `epoch` to `stage` and save."""
+        self.epochs.setdefault(epoch, EpochRecord()).stage = stage
+        self.save()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": LEDGER_VERSION,
+            "epochs": {str(e): {"scores": r.scores, "stage": r.stage}
+                       for e, r in sorted(self.epochs.items())},
+            "val_loss": {str(r): v for r, v in sorted(self.val_loss.items())},
+            "last_round": self.last_round,
+        }
+
+    def save(self) -> None:
+        if self.path is not None:
+            write_atomic(self.path, json.dumps(self.to_json(), sort_keys=True).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> Ledger:
+        """The ledger at `path`, or an empty one bound to it."""
+        if not path.exists():
+            return cls(path=path)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        epochs = {
+            int(e): EpochRecord(dict(r["scores"]), str(r["stage"]))
+            for e, r in data["epochs"].items()
+        }
+        losses = {int(r): float(v) for r, v in data["val_loss"].items()}
+        return cls(path=path, epochs=epochs, val_loss=losses, last_round=int(data["last_round"]))

@@ -1,0 +1,70 @@
+"""The validator's inbox of contributions: screened, deduplicated, bounded per round.
+
+Each message passes the peer gate (ban, size, rate), the envelope check (format, signature,
+network), replay protection and membership; a failure is counted against the peer that
+delivered it, with its reason. At most one contribution per miner and round is kept, and only
+for the rounds the validator may still certify, so memory stays bounded whatever peers send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from protocol.errors import MessageRejected, RejectReason
+from protocol.messages import Contribution
+from protocol.peergate import PeerGate
+from protocol.replay import ReplayGuard
+from protocol.signing import Signed, open_envelope
+
+ROUNDS_AHEAD = 1
+
+
+class ContributionPool:
+    """Contributions waiting to be certified, keyed by round then sender."""
+
+    def __init__(
+        self,
+        network_id: str,
+        miners: Collection[bytes],
+        max_envelope_bytes: int,
+        gate: PeerGate,
+        replay: ReplayGuard | None = None,
+    ) -> None:
+        self.network_id = network_id
+        self.miners = frozenset(miners)
+        self.max_envelope_bytes = max_envelope_bytes
+        self.gate = gate
+        self.replay = replay or ReplayGuard(past_rounds=1, future_rounds=ROUNDS_AHEAD)
+        self.rounds: dict[int, dict[bytes, Signed[Contribution]]] = {}
+
+    def receive(self, raw: bytes, peer: str, *, current_round: int, now: float) -> bool:
+        """Screen one delivery; True if it was kept for certification."""
+        if self.gate.admit(peer, len(raw), now) is not None:
+            return False
+        try:
+            signed = self._check(raw, current_round)
+        except MessageRejected as exc:
+            self.gate.reject(peer, exc.reason.value, exc.detail, now)
+            return False
+        self.gate.accept()
+        kept = self.rounds.setdefault(signed.message.round_index, {})
+        kept.setdefault(signed.message.sender, signed)
+        return True
+
+    def take(self, round_index: int, base_model_hash: bytes) -> list[Signed[Contribution]]:
+        """The contributions of `round_index` computed on `base_model_hash`; older rounds go."""
+        kept = self.rounds.pop(round_index, {})
+        for stale in [r for r in self.rounds if r < round_index]:
+            del self.rounds[stale]
+        return [s for s in kept.values() if s.message.base_model_hash == base_model_hash]
+
+    def _check(self, raw: bytes, current_round: int) -> Signed[Contribution]:
+        signed = open_envelope(
+            raw, network_id=self.network_id, max_size=self.max_envelope_bytes, expect=Contribution
+        )
+        if signed.message.sender not in self.miners:
+            raise MessageRejected(RejectReason.UNKNOWN_SENDER, "not a registered miner")
+        self.replay.check(signed, current_round=current_round)  # type: ignore[arg-type]
+        if signed.message.round_index < current_round:
+            raise MessageRejected(RejectReason.WRONG_ROUND, "round already certified")
+        return signed

@@ -1,0 +1,325 @@
+"""Stage 2: verification by recomputation of a secret sample of a contribution's scalars.
+
+Seeds and data are assigned by the protocol, so a validator can redo any scalar of any miner.
+Which indices it redoes comes from its own secret, the round and the miner
+(``protocol.randomness.validator_sample_key``): a miner cannot tell which scalars will be checked
+and has to compute all of them honestly. A sampled scalar passes iff its one-byte code is one an
+honest ``quantize`` could have produced for *some* value within the tolerance band around the
+recomputed value; any failing scalar rejects the whole contribution (a penalty signal).
+
+Tolerance, and the measurement behind it
+----------------------------------------
+Recomputation is not bit-exact across machines: thread counts and kernels change the order of
+float32 reductions. Measured with ``node``'s GPT (width 64, depth 2, 4 heads, context 32) on the
+synthetic task, batch of 16 samples, K = 64 seeds, eps = 1e-3, FO with H = 4 AdamW steps at lr
+3e-3, from one identical starting model; the same contribution recomputed with 1 vs 2 torch
+threads (separate processes) and with the samples of each batch in reverse order (a stand-in
+for the different reduction orders of other CPUs' kernels):
+
+=========  =====  ============  ==================  ===================  =================
+trainable  codec  1 vs 2 thr.   reversed: max abs   max abs / scale      max relative
+=========  =====  ============  ==================  ===================  =================
+lora:4     ZO     bit-equal     1.2e-4              1.8e-3               7e-2 (tiny values)
+full       ZO     bit-equal     8.9e-5              7.9e-5               8.9e-3
+lora:4     FO     bit-equal     1.7e-7              1.5e-6               7.5e-6
+full       FO     1.3e-5        8.8e-5              3.1e-4               1.9e-3
+=========  =====  ============  ==================  ===================  =================
+
+ZO noise is absolute: each loss carries a few float32 ulps of rounding (here 3.4 ulps of the loss
+over 2ε at most), whatever the scalar's size, hence the large relative error of tiny scalars.
+FO noise is roughly relative. Beware that a few AdamW steps taken with different thread counts
+*before* the round amplified to a different model altogether (Adam's sign-like first step
+flips on near-zero gradients): the certified model must be the same bits, which the protocol
+guarantees. The band is
+
+    tol(v) = relative·|v| + of_reference·max|recomputed sample| + absolute,
+
+with defaults ``relative = 0.03`` and ``of_reference = 0.02`` (about 15x and 10x the worst FO and
+ZO noise measured here: margin for kernels we could not measure, other SIMD widths or GPUs;
+disable TF32 when verifying on a GPU), and ``absolute = zo_noise_floor(loss, eps)`` for ZO: 32
+float32 ulps of the loss over 2ε (about 9x the worst measured), which keeps a nearly converged
+model, whose scalars shrink towards the rounding noise, from failing honest miners. Every part
+is computed by the validator; nothing the miner declares (its scale, say) widens the band.
+
+What the band lets through: the code levels are 2^(1/8) (9 %) apart, so a scalar set scaled by
+λ is caught once λ leaves roughly [0.88, 1.13]; sign flips, noise, another miner's scalars,
+another batch's, or a clearly older model's, are caught on almost every scalar. A model one small
+step older can produce scalars within the band. Measured (ZO, lora:2, 8 of 32 scalars checked,
+the model moved back by 4 AdamW steps): a tenth of an FO round (lr 3e-4) passed, a third
+(lr 1e-3) failed 3 of 8 scalars, a full round (lr 3e-3) 4 of 8; one failure rejects. Work that
+stale is nearly as useful, and the sync filter rejects any declared base hash but the current.
+
+FO block counts are taken as declared (the oracle projects with them): an allocation other
+than ``allocate_blocks``'s still reconstructs the sender's own update without bias on the blocks
+it covers, so misallocating only weakens the sender's own contribution.
+
+Cost, as a fraction of the miner's compute
+------------------------------------------
+* ZO: the miner spends 2 forward passes per scalar (2K), the validator 2 per checked scalar:
+  ``n / K`` (n = max(min_sample, ceil(sample_fraction·K)); 16/256 = 6.25 % by default;
+  measured 6.7 % of the miner's wall time, single-threaded).
+* FO: a scalar is a projection of the whole local update, so checking any of them means redoing
+  the H local steps once (forward + backward, counted as 3 forward passes each) plus n of the K
+  projections: about 100 % of the miner's compute per audited contribution (measured: 69 % of
+  the miner's wall time at K = 256, the rest being the K - n projections not redone). Hence the
+  audit rate: each FO contribution is audited with probability ``fo_audit_probability`` (10 %
+  by default), decided by the same secret key, so the expected cost is 7-10 %. The deterrent
+  is then statistical: a cheater's expected penalty must exceed its gain over the audit rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from protocol.errors import ConfigError
+from protocol.messages import Contribution
+from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes
+from protocol.randomness import keyed_hash, validator_sample_key, verification_sample
+
+FLOAT32_EPSILON = 2.0**-23
+_PERSON_AUDIT = b"ss:audit"
+BACKWARD_FORWARD_RATIO = 2  # a backward pass costs about two forward passes
+
+
+class ScalarOracle(Protocol):
+    """Recomputes scalars; implemented where the model and the task live (not in validator/)."""
+
+    def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
+        """The raw (unquantized) scalars at ``indices``, recomputed on the sender's assigned
+        data for the round's certified model, exactly as an honest sender computes them."""
+        ...
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``tol(v) = relative·|v| + of_reference·reference + absolute``; see the module doc."""
+
+    relative: float = 0.03
+    of_reference: float = 0.02
+    absolute: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("relative", "of_reference", "absolute"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ConfigError(f"tolerance {name} must be finite and >= 0, got {value}")
+
+    def band(self, value: float, reference: float) -> float:
+        """Half-width of the accepted interval around ``value``."""
+        return self.relative * abs(value) + self.of_reference * reference + self.absolute
+
+
+def zo_noise_floor(loss: float, eps: float, ulps: float = 32.0) -> float:
+    """Absolute float noise of a ZO scalar: ``ulps`` float32 roundings of ``loss`` over 2ε."""
+    if not (math.isfinite(loss) and math.isfinite(eps) and eps > 0.0):
+        raise ConfigError(f"need a finite loss and eps > 0, got {loss}, {eps}")
+    return ulps * abs(loss) * FLOAT32_EPSILON / (2.0 * eps)
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """How much of each contribution is checked, and how strictly."""
+
+    sample_fraction: float = 1.0 / 16.0
+    min_sample: int = 4
+    zo_audit_probability: float = 1.0
+    fo_audit_probability: float = 0.1
+    fo_local_steps: int = 4
+    tolerance: Tolerance = Tolerance()
+
+    def __post_init__(self) -> None:
+        for name in ("sample_fraction", "zo_audit_probability", "fo_audit_probability"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ConfigError(f"{name} must lie in [0, 1], got {value}")
+        if self.min_sample < 1 or self.fo_local_steps < 1:
+            raise ConfigError("min_sample and fo_local_steps must be >= 1")
+
+    def sample_size(self, num_scalars: int) -> int:
+        """How many of ``num_scalars`` scalars an audit recomputes."""
+        wanted = max(self.min_sample, math.ceil(self.sample_fraction * num_scalars))
+        return min(num_scalars, wanted)
+
+    def audit_probability(self, codec: str) -> float:
+        return self.zo_audit_probability if codec == "zo" else self.fo_audit_probability
+
+
+@dataclass(frozen=True)
+class SampleChoice:
+    """Whether a contribution is audited this round, and which scalar indices."""
+
+    audited: bool
+    indices: tuple[int, ...]
+
+
+def audit_draw(sample_key: bytes) -> float:
+    """A uniform in [0, 1) fixed by the validator's sample key (independent of the indices)."""
+    word = int.from_bytes(keyed_hash(sample_key, _PERSON_AUDIT, b"", size=8), "little")
+    return word / 2.0**64
+
+
+def choose_sample(
+    secret: bytes, contribution: Contribution, policy: VerificationPolicy
+) -> SampleChoice:
+    """The secret, deterministic choice of what to check in ``contribution``."""
+    key = validator_sample_key(secret, contribution.round_index, contribution.sender)
+    if audit_draw(key) >= policy.audit_probability(contribution.codec):
+        return SampleChoice(audited=False, indices=())
+    k = contribution.num_scalars
+    return SampleChoice(True, tuple(verification_sample(key, k, policy.sample_size(k))))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A checked scalar whose code no value within the band could have produced."""
+
+    index: int
+    code: int
+    recomputed: float
+    band: float
+    why: str
+
+
+@dataclass(frozen=True)
+class VerificationCost:
+    """Work of one verification next to the miner's work on the same contribution.
+
+    Passes are forward-pass equivalents (a backward pass counts as two); directions are the
+    random directions regenerated (ZO perturbations or FO projections).
+    """
+
+    forward_passes: int
+    directions: int
+    miner_forward_passes: int
+    miner_directions: int
+
+    @property
+    def fraction(self) -> float:
+        """Verifier forward passes / miner forward passes."""
+        return self.forward_passes / self.miner_forward_passes if self.miner_forward_passes else 0.0
+
+    @property
+    def direction_fraction(self) -> float:
+        return self.directions / self.miner_directions if self.miner_directions else 0.0
+
+
+def contribution_cost(codec: str, num_scalars: int, checked: int, local_steps: int,
+                      audited: bool) -> VerificationCost:
+    """The cost model of the module docstring."""
+    if codec == "zo":
+        miner = 2 * num_scalars
+        spent = 2 * checked
+    else:
+        miner = (1 + BACKWARD_FORWARD_RATIO) * local_steps
+        spent = miner if audited else 0
+    return VerificationCost(spent, checked, miner, num_scalars)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Outcome of stage 2 for one contribution. ``verified`` None: not audited this round."""
+
+    verified: bool | None
+    checked: tuple[int, ...]
+    mismatches: tuple[Mismatch, ...]
+    cost: VerificationCost
+
+    @property
+    def penalize(self) -> bool:
+        """True when the contribution was caught: reject it and penalize its sender."""
+        return self.verified is False
+
+    @property
+    def reason(self) -> str:
+        if self.verified is None:
+            return "not audited"
+        if self.verified:
+            return f"{len(self.checked)} scalars match"
+        first = self.mismatches[0]
+        return f"{len(self.mismatches)}/{len(self.checked)} scalars differ (#{first.index}: " \
+               f"{first.why})"
+
+
+def signed_level(code: int) -> int:
+    """The code as a signed level index in [-127, 127]: monotone in the value it stands for."""
+    magnitude = code & TOP_CODE
+    return -magnitude if code & SIGN_BIT else magnitude
+
+
+def admissible_range(low: float, high: float, scale: float) -> tuple[int, int]:
+    """Signed level indices of the codes an honest quantizer could give a value in [low, high]."""
+    lows = [signed_level(c) for c in admissible_codes(low, scale)]
+    highs = [signed_level(c) for c in admissible_codes(high, scale)]
+    return min(lows), max(highs)
+
+
+def check_scalar(
+    index: int, code: int, value: float, scale: float, band: float
+) -> Mismatch | None:
+    """None if ``code`` is admissible for some value in ``[value - band, value + band]``."""
+    def miss(why: str) -> Mismatch:
+        return Mismatch(index, code, value, band, why)
+
+    if not math.isfinite(value):
+        return miss("recomputed value is not finite")
+    if scale == 0.0:
+        return None if code == 0 and abs(value) <= band else miss("zero scale, nonzero value")
+    if code == SIGN_BIT:
+        return miss("invalid code 0x80")
+    if abs(value) - band > scale:
+        return miss(f"|value| exceeds the declared scale {scale:.4g}")
+    low, high = admissible_range(value - band, value + band, scale)
+    if not low <= signed_level(code) <= high:
+        return miss(f"code level {signed_level(code)} outside [{low}, {high}]")
+    return None
+
+
+def check_scalars(
+    contribution: Contribution,
+    indices: Sequence[int],
+    recomputed: Sequence[float],
+    tolerance: Tolerance,
+) -> list[Mismatch]:
+    """The sampled scalars whose transmitted codes disagree with the recomputed values."""
+    if len(indices) != len(recomputed):
+        raise ConfigError(f"{len(indices)} indices but {len(recomputed)} recomputed values")
+    finite = [abs(v) for v in recomputed if math.isfinite(v)]
+    reference = max(finite, default=0.0)
+    mismatches = []
+    for index, value in zip(indices, recomputed, strict=True):
+        band = tolerance.band(value, reference) if math.isfinite(value) else 0.0
+        found = check_scalar(index, contribution.codes[index], value, contribution.scale, band)
+        if found is not None:
+            mismatches.append(found)
+    return mismatches
+
+
+def verify_contribution(
+    contribution: Contribution,
+    oracle: ScalarOracle,
+    *,
+    secret: bytes,
+    policy: VerificationPolicy = VerificationPolicy(),
+    absolute: float = 0.0,
+) -> VerificationResult:
+    """Recompute the secret sample of ``contribution`` and compare codes (stage 2).
+
+    ``contribution`` must have passed the stage-1 filters. ``absolute`` adds to the policy's
+    absolute tolerance: pass ``zo_noise_floor(loss, eps)`` for ZO contributions when the loss
+    on the sender's data is known.
+    """
+    choice = choose_sample(secret, contribution, policy)
+    cost = contribution_cost(contribution.codec, contribution.num_scalars, len(choice.indices),
+                             policy.fo_local_steps, choice.audited)
+    if not choice.audited:
+        return VerificationResult(None, (), (), cost)
+    recomputed = oracle.recompute(contribution, choice.indices)
+    tolerance = Tolerance(
+        policy.tolerance.relative, policy.tolerance.of_reference,
+        policy.tolerance.absolute + absolute,
+    )
+    mismatches = check_scalars(contribution, choice.indices, recomputed, tolerance)
+    return VerificationResult(not mismatches, choice.indices, tuple(mismatches), cost)
