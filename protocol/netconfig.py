@@ -3,6 +3,11 @@
 A network is defined by a small flat TOML file. Two nodes are on the same network only if
 their configurations have the same ``digest()``, which covers every field in a canonical
 text form (comments and formatting of the input file do not matter).
+
+Fields added after format 1 (``LATER_FIELDS``: the first-order local work a validator must redo
+to verify an FO contribution) are written, and digested, only when they differ from their
+defaults: a network that does not set them keeps the digest it always had, and any value
+other than the default is still covered by the digest.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ class NetworkConfig:
     round_length_s: float = 30.0
     epoch_length_rounds: int = 20
     max_message_bytes: int = 64 * 1024
+    fo_local_steps: int = 4
+    fo_local_lr: float = 1e-2
+    fo_weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check_pattern("network_id", self.network_id, _NETWORK_ID)
@@ -73,6 +81,11 @@ class NetworkConfig:
         _check_int("epoch_length_rounds", self.epoch_length_rounds, 1, 2**32)
         _check_int("max_message_bytes", self.max_message_bytes,
                    self.scalars_per_contribution + HEADER_ALLOWANCE, MAX_MESSAGE_LIMIT)
+        _check_int("fo_local_steps", self.fo_local_steps, 1, 2**16)
+        _check_positive("fo_local_lr", self.fo_local_lr)
+        _check_nonnegative("fo_weight_decay", self.fo_weight_decay)
+        for name in ("fo_local_lr", "fo_weight_decay"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
     def base_checkpoint_digest(self) -> bytes:
@@ -118,6 +131,8 @@ class NetworkConfig:
         items: list[tuple[str, str]] = [("format", str(FORMAT_VERSION))]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name in LATER_FIELDS and value == f.default:
+                continue
             if f.name == "direction":
                 items.append(("direction", _toml_value(value.kind.value)))
                 items.append(("direction_rank", _toml_value(value.rank)))
@@ -135,6 +150,9 @@ def _toml_value(value: object) -> str:
         return repr(value)  # shortest round-trip form, always with '.', 'e' or both
     return str(value)
 
+
+LATER_FIELDS = frozenset({"fo_local_steps", "fo_local_lr", "fo_weight_decay"})
+"""Fields written only when they differ from their defaults (see the module docstring)."""
 
 _SCALAR_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 
@@ -186,6 +204,12 @@ def _check_spec_string(name: str, value: object) -> None:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"{name}: expected an integer in [{low}, {high}], got {value!r}")
+
+
+def _check_nonnegative(name: str, value: object) -> None:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
+        raise ConfigError(f"{name}: expected a finite number >= 0, got {value!r}")
 
 
 def _check_positive(name: str, value: object) -> None:

@@ -7,7 +7,9 @@ none raises on bad input, whatever bytes arrive. ``run_filters`` applies them ch
 2. registered sender (before anything stateful, so strangers cannot fill the replay memory);
 3. round: exactly the round being collected;
 4. deadline: received between the round's opening and its deadline (plus a clock-skew grace);
-5. format: the network's codec, direction family, rank and K; FO block counts over the model's
+5. format: the network's codec, direction family and rank; 1 to K scalars (K, the network's
+   ``scalars_per_contribution``, is a maximum: miners of smaller capacity send fewer, and the
+   apply rule normalizes by each contribution's own count); FO block counts over the model's
    tensors, ZO none; a finite positive scale, or zero scale with all-zero codes; no 0x80 code;
 6. sync: ``base_model_hash`` equal to the certified hash, byte for byte;
 7. replay: ``ReplayGuard`` (duplicates, reused or stale sequences). Last, because the guard
@@ -164,16 +166,16 @@ def check_deadline(received_at: float, window: RoundWindow, grace_s: float = 0.0
 
 
 def check_format(msg: Contribution, network: NetworkConfig, num_blocks: int) -> FilterVerdict:
-    """Codec, direction, rank, K, block counts, scale and codes as the network requires."""
+    """Codec, direction, rank, at most K scalars, block counts, scale and codes as required."""
     if msg.codec != network.codec.value:
         return fail(FilterReason.WRONG_CODEC, f"{msg.codec}, network uses {network.codec.value}")
     spec = network.direction
     if msg.direction != spec.kind.value or msg.rank != spec.rank:
         return fail(FilterReason.WRONG_DIRECTION,
                     f"{msg.direction}/{msg.rank}, network uses {spec.kind.value}/{spec.rank}")
-    if msg.num_scalars != network.scalars_per_contribution:
+    if not 1 <= msg.num_scalars <= network.scalars_per_contribution:
         return fail(FilterReason.WRONG_SCALAR_COUNT,
-                    f"{msg.num_scalars} scalars, network K = {network.scalars_per_contribution}")
+                    f"{msg.num_scalars} scalars, network allows 1..{network.scalars_per_contribution}")
     blocks = check_blocks(msg, num_blocks)
     if not blocks.passed:
         return blocks

@@ -19,7 +19,13 @@ from validator.ratings import Rating
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """Per-miner, per-round results. ``verified`` None: no scalar was recomputed."""
+    """Per-miner, per-round results. ``verified`` None: no scalar was recomputed.
+
+    ``trusted``: the miner is past its probation and not banned (``validator.trust``), so an
+    unaudited round passes the verification gate. ``cascade``: the decayed sum of the
+    influence, measured on this round's model, of the miner's contributions certified in
+    earlier rounds (DICE hops >= 1; nats, negative = helpful).
+    """
 
     filters_passed: bool
     verified: bool | None
@@ -28,6 +34,8 @@ class RoundOutcome:
     influence: float | None
     indicator_average: float
     liveness: float = 1.0
+    trusted: bool = False
+    cascade: float | None = None
 
 
 @dataclass(frozen=True)
@@ -35,8 +43,9 @@ class MatchScorePolicy:
     """Weights of the two value signals in the match score (both relative improvements).
 
     Half random-data loss improvement (Gauntlet's gradient score), half DICE influence on the
-    validation loss expressed as -influence / L_val: equal weights because both are unitless
-    fractions of the loss and neither is known to be the better predictor yet.
+    validation loss expressed as -influence / L_val (the one-hop influence plus the cascade of
+    earlier rounds): equal weights because both are unitless fractions of the loss and neither
+    is known to be the better predictor yet.
     """
 
     random_weight: float = 0.5
@@ -49,8 +58,10 @@ class MatchScorePolicy:
 
 
 def passes_gates(outcome: RoundOutcome) -> bool:
-    """Filters passed, scalars verified (and actually checked), and in sync."""
-    return outcome.filters_passed and outcome.verified is True and outcome.synced
+    """Filters passed, in sync, and scalars verified: checked and matching, or not audited this
+    round from a trusted miner (``validator.trust``)."""
+    verified = outcome.verified is True or (outcome.verified is None and outcome.trusted)
+    return outcome.filters_passed and verified and outcome.synced
 
 
 def match_score(
@@ -64,11 +75,10 @@ def match_score(
     if not passes_gates(outcome) or outcome.delta is None or not outcome.delta.valid:
         return -math.inf
     score = policy.random_weight * outcome.delta.random
-    influence = outcome.influence
-    usable = influence is not None and math.isfinite(influence)
-    if usable and math.isfinite(validation_loss) and validation_loss > 0.0:
-        assert influence is not None
-        score += policy.influence_weight * (-influence / validation_loss)
+    if math.isfinite(validation_loss) and validation_loss > 0.0:
+        for influence in (outcome.influence, outcome.cascade):
+            if influence is not None and math.isfinite(influence):
+                score += policy.influence_weight * (-influence / validation_loss)
     return score
 
 
@@ -89,8 +99,8 @@ def explain(outcome: RoundOutcome, rating: Rating) -> str:
         return "failed fast filters"
     if outcome.verified is False:
         return "failed verification: recomputed scalars differ"
-    if outcome.verified is None:
-        return "not verified this round"
+    if outcome.verified is None and not outcome.trusted:
+        return "not audited this round and not yet trusted (probation)"
     if not outcome.synced:
         return "not synced to the certified model"
     if outcome.delta is not None and not outcome.delta.valid:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from protocol.messages import ScoreReceipt
+from protocol.messages import MAX_REASON_CHARS, ScoreReceipt
 from validator.outcome import RoundOutcome, explain
 from validator.ratings import Rating
 
@@ -23,11 +23,13 @@ def build_receipt(
     outcome: RoundOutcome,
     rating: Rating,
     weight_ppb: int,
+    reason: str | None = None,
 ) -> ScoreReceipt:
     """The unsigned receipt for one miner (seal it with protocol.signing to publish).
 
     Values the message cannot carry (a missing or non-finite loss delta or influence) are
-    written as 0 and the reason says why the score is what it is.
+    written as 0 and the reason says why the score is what it is (``explain`` unless
+    ``reason`` is given; cut to the message's 256 characters).
     """
     delta = outcome.delta
     valid = delta is not None and delta.valid
@@ -45,5 +47,5 @@ def build_receipt(
         rating_mu=rating.mu,
         rating_sigma=rating.sigma,
         weight_ppb=weight_ppb,
-        reason=explain(outcome, rating),
+        reason=(explain(outcome, rating) if reason is None else reason)[:MAX_REASON_CHARS],
     )

@@ -107,7 +107,7 @@ class MinerService:
         if replayed:
             _log.info("replayed rounds %d..%d from the local log", replayed[0], replayed[-1])
         subscription = await self.transport.subscribe(TOPIC_BUNDLES)
-        if self.now() < self.clock.round_start(0) - 2 * self.clock.round_length:
+        if self.now() < self.clock.round_start(0):
             # the first run of the work is slow (allocations, kernels): pay for it before genesis
             await asyncio.to_thread(self.produce, self.state)
         self._write_status()

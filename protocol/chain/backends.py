@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import EthereumTesterProvider, Web3
+from web3.types import RPCEndpoint, RPCResponse
 
 from protocol.chain.errors import ChainError
 
 EMBEDDED = "embedded"
 
 
+class SerializedTesterProvider(EthereumTesterProvider):
+    """The in-process EVM, safe to share between threads.
+
+    eth-tester mutates one chain object without any locking: a thread estimating gas while
+    another sends a transaction sees a half-updated pending state (observed as spurious
+    "invalid nonce" errors). A real node serializes requests itself; here one lock does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._request_lock = threading.RLock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._request_lock:
+            return super().make_request(method, params)
+
+
 def connect(url: str = EMBEDDED, timeout: float = 10.0) -> Web3:
     """A Web3 for `url`: "embedded" starts eth-tester with py-evm in this process."""
     if url == EMBEDDED:
-        return Web3(EthereumTesterProvider())
+        return Web3(SerializedTesterProvider())
     if url.startswith(("http://", "https://")):
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
         return w3

@@ -8,6 +8,7 @@ from pathlib import Path
 from protocol.errors import ConfigError
 
 SCALAR_FORMATS = ("byte", "fp32")
+SCORINGS = ("gauntlet", "equal")
 DIRECTIONS = ("gaussian", "rademacher", "lowrank")
 
 
@@ -24,6 +25,11 @@ class ModelShape:
 @dataclass(frozen=True)
 class SimConfig:
     """One simulated run. ``lr`` None means the codec's default outer learning rate.
+
+    ``scoring``: ``gauntlet`` certifies each round by the validator pipeline (filters,
+    verification, loss deltas, DICE influence, ratings: ``seedswarm.sim.scoring``); ``equal``
+    includes every well-formed contribution with equal weight (honest-only studies).
+    ``attackers``: (kind, count) pairs from ``seedswarm.sim.attackers.ATTACKS``.
 
     ``base``: ``auto`` pretrains a small base model on ``pretrain_task`` (cached by recipe
     under ``cache_dir``), ``scratch`` starts from a random init, anything else is the path of
@@ -53,6 +59,8 @@ class SimConfig:
     check_replicas: bool = False
     network_id: str = "seedswarm-sim"
     cache_dir: Path | None = None
+    scoring: str = "gauntlet"
+    attackers: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.miners < 1 or self.rounds < 0 or self.scalars < 1:
@@ -63,6 +71,8 @@ class SimConfig:
             raise ConfigError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.scalar_format not in SCALAR_FORMATS:
             raise ConfigError(f"scalar format must be one of {SCALAR_FORMATS}")
+        if self.scoring not in SCORINGS:
+            raise ConfigError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
         if self.samples_per_miner < 1 or self.local_steps < 1:
             raise ConfigError("samples_per_miner and local_steps must be positive")
 

@@ -9,14 +9,14 @@ validators' scoring and attackers plug in through the same two protocols.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from node.model import GPT
 from node.replica import CertifiedEntry
-from node.tasks.base import Task
+from node.tasks.base import Batch, Task
 from node.work import RoundInfo, WorkConfig, WorkResult, do_work, split_batches
 from protocol.assignment import assign_samples
 from protocol.identity import NodeKey
@@ -56,11 +56,10 @@ class RoundContext:
             self.samples_per_miner,
         )
 
-    def seeds(self, public_key: bytes) -> list[int]:
-        """The seeds of ``public_key``'s contribution this round."""
-        return contribution_seeds(
-            self.network_id, self.beacon, public_key, self.round_index, self.work.scalars
-        )
+    def seeds(self, public_key: bytes, count: int | None = None) -> list[int]:
+        """The first ``count`` (default: the network's K) seeds of ``public_key`` this round."""
+        k = self.work.scalars if count is None else count
+        return contribution_seeds(self.network_id, self.beacon, public_key, self.round_index, k)
 
 
 class Miner(Protocol):
@@ -83,31 +82,74 @@ class RoundCertifier(Protocol):
         ...
 
 
-class HonestMiner:
-    """Computes its scalars on exactly the data and seeds the protocol assigns it."""
+@runtime_checkable
+class EnvelopeCertifier(Protocol):
+    """A certifier that wants the round's messages as published (a validator's pipeline runs
+    the signature, replay and deadline checks itself)."""
 
-    def __init__(self, key: NodeKey) -> None:
+    def certify_envelopes(
+        self, ctx: RoundContext, envelopes: Sequence[bytes]
+    ) -> list[CertifiedEntry]:
+        """The certified (contribution, weight) entries, from the raw published messages."""
+        ...
+
+
+class HonestMiner:
+    """Computes its scalars on exactly the data and seeds the protocol assigns it.
+
+    ``scalars`` is its capacity K (at most the network's; default the network's). ``data_noise``
+    > 0 models an honest operator whose local copy of the data is corrupted: that fraction of
+    its target tokens is replaced at random (a validator recomputing on the true data sees
+    scalars that differ, exactly as for a miner training on the wrong data).
+    """
+
+    def __init__(self, key: NodeKey, scalars: int | None = None, data_noise: float = 0.0) -> None:
         self.key = key
+        self.scalars = scalars
+        self.data_noise = data_noise
         self.sequence = 0
         self.last: WorkResult | None = None
+
+    def work_config(self, ctx: RoundContext) -> WorkConfig:
+        """The round's work rules with this miner's K."""
+        if self.scalars is None:
+            return ctx.work
+        return replace(ctx.work, scalars=min(self.scalars, ctx.work.scalars))
+
+    def batches(self, ctx: RoundContext, indices: Sequence[int]) -> list[Batch]:
+        """Its training batches for ``indices`` (one per FO local step; ZO: one)."""
+        parts = ctx.work.local_steps if ctx.work.codec.value == "fo" else 1
+        batches = [ctx.task.train_batch(part) for part in split_batches(indices, parts)]
+        if self.data_noise > 0.0:
+            batches = [corrupt_targets(b, self.data_noise, ctx.task.vocab_size,
+                                       seed=ctx.round_index * 1_000_003 + i)
+                       for i, b in enumerate(batches)]
+        return batches
 
     def work(self, ctx: RoundContext) -> bytes:
         """Compute, quantize and seal this round's contribution."""
         me = self.key.public.raw
-        indices = ctx.assigned_samples(me)
-        parts = ctx.work.local_steps if ctx.work.codec.value == "fo" else 1
-        batches = [ctx.task.train_batch(part) for part in split_batches(indices, parts)]
+        config = self.work_config(ctx)
+        batches = self.batches(ctx, ctx.assigned_samples(me))
         info = RoundInfo(
             network_id=ctx.network_id,
             round_index=ctx.round_index,
             base_model_hash=ctx.base_model_hash,
-            seeds=tuple(ctx.seeds(me)),
+            seeds=tuple(ctx.seeds(me, config.scalars)),
         )
         self.sequence += 1
         self.last = do_work(
-            self.key, ctx.model, ctx.named, batches, info, ctx.work, sequence=self.sequence
+            self.key, ctx.model, ctx.named, batches, info, config, sequence=self.sequence
         )
         return self.last.sealed
+
+
+def corrupt_targets(batch: Batch, fraction: float, vocab_size: int, seed: int) -> Batch:
+    """``batch`` with about ``fraction`` of its targets replaced by random tokens."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(batch.targets.shape, generator=generator) < fraction
+    random_tokens = torch.randint(0, vocab_size, batch.targets.shape, generator=generator)
+    return Batch(batch.inputs, torch.where(noise, random_tokens, batch.targets))
 
 
 class EqualWeightCertifier:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.report import SimResult
-from seedswarm.sim.swarm import RoundCallback, Swarm, honest_swarm, run_rounds
+from seedswarm.sim.swarm import RoundCallback, Swarm, build_swarm, run_rounds
 
 PretrainProgress = Callable[[int, float], None]
 
@@ -23,7 +23,7 @@ def simulate(
     if swarm_factory is not None:
         swarm = swarm_factory(config)
     else:
-        swarm = honest_swarm(config, build_genesis(config, progress=on_pretrain))
+        swarm = build_swarm(config, build_genesis(config, progress=on_pretrain))
     initial = swarm.validation_loss()
     records = run_rounds(swarm, config.rounds, on_round)
     return SimResult(

@@ -40,7 +40,14 @@ from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import open_envelope
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.genesis import Genesis
-from seedswarm.sim.roles import HonestMiner, Miner, RoundCertifier, RoundContext
+from protocol.messages import ScoreReceipt
+from seedswarm.sim.roles import (
+    EnvelopeCertifier,
+    HonestMiner,
+    Miner,
+    RoundCertifier,
+    RoundContext,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ def network_config(config: SimConfig, genesis_hash: bytes) -> NetworkConfig:
         samples_per_miner=config.samples_per_miner,
         max_contributions_per_round=min(512, max(32, config.miners)),
         data_seed=config.data_seed,
+        fo_local_steps=config.local_steps,
+        fo_local_lr=config.local_lr,
     )
 
 
@@ -95,8 +104,9 @@ def work_config(config: SimConfig, network: NetworkConfig) -> WorkConfig:
         scalars=network.scalars_per_contribution,
         spec=network.direction,
         eps=network.spsa_eps,
-        local_steps=config.local_steps,
-        local_lr=config.local_lr,
+        local_steps=network.fo_local_steps,
+        local_lr=network.fo_local_lr,
+        weight_decay=network.fo_weight_decay,
     )
 
 
@@ -143,7 +153,7 @@ class Swarm:
     network: NetworkConfig
     work: WorkConfig
     miners: Sequence[Miner]
-    certifier: RoundCertifier
+    certifier: RoundCertifier | EnvelopeCertifier
     check_replicas: bool = False
     fp32_scalars: bool = False
     times: SwarmTimes = field(default_factory=SwarmTimes)
@@ -181,17 +191,26 @@ class Swarm:
     def validation_loss(self) -> float:
         return validation_loss(self.genesis.model, self.genesis.task)
 
+    def receipts(self, miner: bytes) -> list[ScoreReceipt]:
+        """The score receipts the swarm's validator issued to ``miner`` (none without one)."""
+        receipts = getattr(self.certifier, "receipts", None)
+        return list(receipts(miner)) if callable(receipts) else []
+
     def run_round(self) -> RoundRecord:
         """Run one round and return its record."""
         ctx = self.context()
         started = time.perf_counter()
-        published = [miner.work(ctx) for miner in self.miners]
+        # An empty message is a miner that sent nothing this round.
+        published = [raw for raw in (miner.work(ctx) for miner in self.miners) if raw]
         compute_s = time.perf_counter() - started
 
         mark = time.perf_counter()
         contributions, rejected = self._open(published)
         train_loss = self._train_loss(ctx)
-        entries = self.certifier.certify(ctx, contributions)
+        if isinstance(self.certifier, EnvelopeCertifier):
+            entries = self.certifier.certify_envelopes(ctx, published)
+        else:
+            entries = self.certifier.certify(ctx, contributions)
         scalars_of = self._scalar_source()
         other_s = time.perf_counter() - mark
 
@@ -290,16 +309,44 @@ class Swarm:
 
 def honest_swarm(config: SimConfig, genesis: Genesis) -> Swarm:
     """A swarm of ``config.miners`` honest miners under the equal-weight certifier."""
+    from dataclasses import replace
+
+    return build_swarm(replace(config, scoring="equal", attackers=()), genesis)
+
+
+def attacker_key(seed: int, index: int) -> NodeKey:
+    """A reproducible identity for simulated attacker ``index`` of a run seeded ``seed``."""
+    return miner_key(seed, 1_000_000 + index)
+
+
+def build_swarm(
+    config: SimConfig, genesis: Genesis, honest: Sequence[HonestMiner] | None = None
+) -> Swarm:
+    """The swarm of ``config``: honest miners (``config.miners`` of them unless ``honest`` is
+    given), then ``config.attackers``, certified by the validator pipeline (``gauntlet``) or
+    with equal weights (``equal``)."""
+    from seedswarm.sim.attackers import AttackSetup, build_attackers
     from seedswarm.sim.roles import EqualWeightCertifier
+    from seedswarm.sim.scoring import ScoringCertifier, validator_key
 
     network = network_config(config, genesis.model_hash)
-    miners = [HonestMiner(miner_key(config.seed, i)) for i in range(config.miners)]
+    work = work_config(config, network)
+    if honest is None:
+        honest = [HonestMiner(miner_key(config.seed, i)) for i in range(config.miners)]
+    attackers = build_attackers(
+        config.attackers, lambda i: attacker_key(config.seed, i), AttackSetup(honest, work)
+    )
+    certifier: RoundCertifier | EnvelopeCertifier
+    if config.scoring == "gauntlet":
+        certifier = ScoringCertifier(network, validator_key(config.seed))
+    else:
+        certifier = EqualWeightCertifier(limit=network.max_contributions_per_round)
     return Swarm(
         genesis=genesis,
         network=network,
-        work=work_config(config, network),
-        miners=miners,
-        certifier=EqualWeightCertifier(limit=network.max_contributions_per_round),
+        work=work,
+        miners=[*honest, *attackers],
+        certifier=certifier,
         check_replicas=config.check_replicas,
         fp32_scalars=config.scalar_format == "fp32",
     )

@@ -1,0 +1,99 @@
+"""Miner and validator services in one process over the in-memory transport (no sockets):
+their certified model is, bit for bit, the one the simulator computes for the same miners."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+
+from node.service.engine import ModelState
+from node.service.miner import MinerConfig, MinerService
+from node.work import WorkConfig
+from protocol.identity import NodeKey
+from protocol.netconfig import NetworkConfig
+from protocol.transport.base import Limits
+from protocol.transport.memory import MemoryNetwork, MemoryTransport
+from seedswarm.devnet.compose import CertifyingEngine, miner_produce, work_config
+from seedswarm.devnet.genesis import network_config, write_base
+from seedswarm.devnet.spec import DevnetSpec
+from seedswarm.sim.genesis import Genesis
+from seedswarm.sim.roles import EqualWeightCertifier, HonestMiner
+from seedswarm.sim.swarm import Swarm, run_rounds
+from validator.service.validator import ValidatorConfig, ValidatorService
+
+ROUNDS = 3
+MINERS = 3
+LIMITS = Limits(max_message_bytes=1 << 20)
+
+
+def _key(label: str) -> NodeKey:
+    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
+
+
+MINER_KEYS = [_key(f"miner-{i}") for i in range(MINERS)]
+LEADER = _key("validator")
+
+
+def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwork,
+              ) -> tuple[list[MinerService | ValidatorService], list[ModelState]]:
+    work = work_config(network, local_steps=4, local_lr=3e-3)
+    miners = tuple(k.public.raw for k in MINER_KEYS)
+    genesis = time.time() + 2.0
+    common = {"network": network, "genesis_time": genesis, "peers": (LEADER.peer_id,),
+              "last_round": ROUNDS}
+
+    def transport(key: NodeKey) -> MemoryTransport:
+        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
+
+    states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
+    engine = CertifyingEngine(states[0], EqualWeightCertifier(32), miners, work)
+    vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
+                              miners=miners, **common)  # type: ignore[arg-type]
+    services: list[MinerService | ValidatorService] = [
+        ValidatorService(vconfig, LEADER, transport(LEADER), engine)
+    ]
+    for i, (key, state) in enumerate(zip(MINER_KEYS, states[1:], strict=True)):
+        config = MinerConfig(state_dir=tmp / f"m{i}", validators=(LEADER.public.raw,),
+                             **common)  # type: ignore[arg-type]
+        produce = miner_produce(HonestMiner(key), miners, work)
+        services.append(MinerService(config, transport(key), state, produce))
+    return services, states
+
+
+async def _run_live(network: NetworkConfig, base: Path, tmp: Path) -> list[bytes]:
+    services, states = _services(network, base, tmp, MemoryNetwork())
+    transports = [s.transport for s in services]
+    for t in transports:
+        await t.start()
+    try:
+        async with asyncio.timeout(60), asyncio.TaskGroup() as group:
+            tasks = [group.create_task(s.run()) for s in services]
+            while any(state.round_index < ROUNDS for state in states):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            for task in tasks:
+                task.cancel()
+    finally:
+        for t in transports:
+            await t.stop()
+    return [state.model_hash for state in states]
+
+
+def _simulated(network: NetworkConfig, base: Path, work: WorkConfig) -> bytes:
+    state = ModelState.from_base(network, base)
+    genesis = Genesis(state.model, state.named, state.task, "devnet base", state.model_hash)
+    swarm = Swarm(genesis=genesis, network=network, work=work,
+                  miners=[HonestMiner(k) for k in MINER_KEYS], certifier=EqualWeightCertifier(32))
+    run_rounds(swarm, ROUNDS)
+    return swarm.replica.model_hash
+
+
+def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
+    spec = DevnetSpec(miners=MINERS, validators=1, rounds=ROUNDS, round_length=2)
+    base = tmp_path / "base.safetensors"
+    network = network_config(spec, write_base(spec, base))
+    live = asyncio.run(_run_live(network, base, tmp_path))
+    assert len(set(live)) == 1
+    assert live[0] != network.base_checkpoint_digest
+    assert live[0] == _simulated(network, base, work_config(network, 4, 3e-3))

@@ -1,0 +1,112 @@
+"""Audit trust: when an unaudited contribution may count as verified, and what a failed audit costs.
+
+First-order contributions are audited only with probability ``p`` (a full audit redoes the
+miner's local steps: about 100 % of its compute), so most rounds carry ``verified = None``. The
+rule for those rounds (``passes_verification``):
+
+* a miner is on **probation** until it has passed ``probation_audits`` audits; while on
+  probation every contribution is audited (probability 1, ``audit_policy``) and an unaudited
+  one never counts. A miner that cheats from its first round is therefore caught in that round
+  and is never paid; an honest newcomer pays one full audit and is recognised at once.
+* after probation, an unaudited contribution passes the verification gate iff the miner is not
+  banned (a failure resets ``passed`` to 0, so a returning miner serves its probation again).
+* a failed audit **bans** the identity for ``ban_rounds`` rounds (its contributions are refused
+  before any compute is spent on them) and forfeits the score it accrued in the current epoch.
+
+Why the expected penalty exceeds the gain: a trusted miner that cheats in one round gains at
+most that round's reward ``s`` (less, in fact: the compute it saves is worth less than ``s`` to a
+miner that mines at a profit). It is audited with probability ``p`` and then loses at least the
+next ``ban_rounds`` rounds of reward, ``ban_rounds · s``, plus its epoch's accrued score. The
+expected loss per cheating round is ``p · ban_rounds · s``; with ``p = 0.05`` and
+``ban_rounds = 200`` (Templar's 200-window ban for copiers) that is ``10 s`` per round cheated,
+ten times the best case gain. ``deterrence_ratio`` computes it; the constructor refuses a policy
+under 1. ZO contributions are audited every round (a check costs ``n/K`` of the miner's work),
+so for them the rule never has to trust anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from protocol.errors import ConfigError
+from validator.verification import VerificationPolicy
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """Probation length, ban length, and the audit sampling of trusted FO miners."""
+
+    probation_audits: int = 1
+    ban_rounds: int = 200
+    fo_audit_probability: float = 0.05
+    fo_sample_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.probation_audits < 1 or self.ban_rounds < 1:
+            raise ConfigError("probation_audits and ban_rounds must be >= 1")
+        for name in ("fo_audit_probability", "fo_sample_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.0 < value <= 1.0):
+                raise ConfigError(f"{name} must lie in (0, 1], got {value}")
+        if deterrence_ratio(self) < 1.0:
+            raise ConfigError("audit probability x ban rounds must be >= 1 (see validator.trust)")
+
+
+def deterrence_ratio(policy: TrustPolicy) -> float:
+    """Expected rounds of reward lost per round cheated, for a trusted FO miner."""
+    return policy.fo_audit_probability * policy.ban_rounds
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What a validator remembers of a miner's audits."""
+
+    passed: int = 0
+    failed_round: int | None = None
+
+
+def is_banned(record: AuditRecord, round_index: int, policy: TrustPolicy) -> bool:
+    """True while the ban that followed the last failed audit runs."""
+    failed = record.failed_round
+    return failed is not None and round_index < failed + policy.ban_rounds
+
+
+def on_probation(record: AuditRecord, policy: TrustPolicy) -> bool:
+    """True until the miner has passed ``probation_audits`` audits since its last failure."""
+    return record.passed < policy.probation_audits
+
+
+def audit_policy(
+    base: VerificationPolicy, record: AuditRecord, policy: TrustPolicy, codec: str
+) -> VerificationPolicy:
+    """The verification policy for this miner's contribution of ``codec``.
+
+    Everything is audited while on probation. FO audits check ``fo_sample_fraction`` of the
+    scalars: once the local steps are redone a scalar costs one projection, so checking many
+    makes partial cheating (some scalars replaced) nearly certain to be seen at little cost.
+    """
+    probability = 1.0 if on_probation(record, policy) else policy.fo_audit_probability
+    if codec != "fo":
+        return replace(base, zo_audit_probability=1.0) if probability == 1.0 else base
+    fraction = max(base.sample_fraction, policy.fo_sample_fraction)
+    return replace(base, fo_audit_probability=probability, sample_fraction=fraction)
+
+
+def passes_verification(
+    verified: bool | None, record: AuditRecord, round_index: int, policy: TrustPolicy
+) -> bool:
+    """The verification gate: audited and passed, or unaudited from a trusted miner (one that
+    is neither banned nor on probation: after a ban it must pass probation again)."""
+    if verified is not None:
+        return verified
+    return not is_banned(record, round_index, policy) and not on_probation(record, policy)
+
+
+def after_audit(record: AuditRecord, verified: bool | None, round_index: int) -> AuditRecord:
+    """The record after this round's audit (unchanged when not audited)."""
+    if verified is None:
+        return record
+    if verified:
+        return replace(record, passed=record.passed + 1)
+    return AuditRecord(passed=0, failed_round=round_index)
