@@ -32,7 +32,7 @@ contracts-deps:
 	@[ -d contracts/node_modules ] || (cd contracts && npm ci --no-audit --no-fund)
 
 demo: install
-	$(BIN)/seedswarm simulate
+	$(BIN)/seedswarm devnet
 
 # pytest exits 5 when it collected nothing; a suite that runs nothing must not pass.
 test: install-dev

@@ -22,18 +22,20 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_COMMAND_MODULES = ("keys", "pretrain", "simulate", "chain")
+_COMMAND_MODULES = (
+    "devnet",
+    "simulate",
+    "miner",
+    "validator",
+    "keys",
+    "chain",
+    "pretrain",
+)
 
 
 def _register_commands() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"seedswarm.commands.{name}")
-        except ModuleNotFoundError as exc:  # interim: command modules still being written
-            if exc.name == f"seedswarm.commands.{name}":
-                continue
-            raise
-        module.register(app)
+        importlib.import_module(f"seedswarm.commands.{name}").register(app)
 
 
 @app.callback()

@@ -45,6 +45,10 @@ class WeightMode(StrEnum):
 
     EQUAL = "equal"  # a plain average, as Templar's gather
     PROPORTIONAL = "proportional"  # by positive score
+    # By scalar count K: each contribution is an unbiased estimate of its sender's update whose
+    # projection noise has variance ~ d/K, so weights proportional to K are the inverse-variance
+    # average (miners of different capacity; with equal K it is EQUAL).
+    SCALARS = "scalars"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ def certificate_entries(chosen: Sequence[Candidate], mode: WeightMode) -> list[C
     ordered = sorted(chosen, key=lambda c: c.contribution.sender)
     if mode is WeightMode.EQUAL:
         shares = [Fraction(1)] * len(ordered)
+    elif mode is WeightMode.SCALARS:
+        shares = [Fraction(c.contribution.num_scalars) for c in ordered]
     else:
         shares = [Fraction(c.score) for c in ordered]
     weights = allocate_ppb(shares)

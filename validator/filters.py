@@ -175,7 +175,8 @@ def check_format(msg: Contribution, network: NetworkConfig, num_blocks: int) -> 
                     f"{msg.direction}/{msg.rank}, network uses {spec.kind.value}/{spec.rank}")
     if not 1 <= msg.num_scalars <= network.scalars_per_contribution:
         return fail(FilterReason.WRONG_SCALAR_COUNT,
-                    f"{msg.num_scalars} scalars, network allows 1..{network.scalars_per_contribution}")
+                    f"{msg.num_scalars} scalars, network allows 1 to "
+                    f"{network.scalars_per_contribution}")
     blocks = check_blocks(msg, num_blocks)
     if not blocks.passed:
         return blocks

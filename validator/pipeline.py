@@ -15,22 +15,25 @@ One round, in order (each stage only sees what passed the previous one):
    deadline, format (1..K scalars), exact sync, replay. One contribution per sender and round.
 2. **Ban** (``validator.trust``): a miner that failed an audit within ``ban_rounds`` is refused
    before any compute is spent on it.
-3. **Verification** (``validator.verification``): a secret sample of scalars recomputed; FO
-   audited with probability 1 on probation, then ``trust.fo_audit_probability``. Gate:
-   audited-and-passed, or unaudited from a trusted miner. A failure bans the miner and
-   forfeits its epoch score.
-4. **Value** for the gate-passing contributions, each applied alone at the weight it would get
-   (``1 / min(G, #passing)``): loss before/after on the sender's assigned data and on
-   validator-chosen random data (``protocol.assignment.random_samples`` keyed by this
-   validator's secret and the round, so nobody can fit them in advance), the own-beats-random
-   indicator average, and the realized DICE influence ``∇L_valᵀ δ`` (two forward passes along
-   the whole displacement: the cheap aggregated form).
+3. **Value** of each remaining contribution, applied alone at the weight it would get if all
+   were certified (``probe_weights``: ``K_i / ΣK`` under the default ``SCALARS`` certificate
+   mode): loss before/after on the sender's assigned data and on validator-chosen random data
+   (``protocol.assignment.random_samples`` keyed by this validator's secret and the round, so
+   nobody can fit them in advance), the own-beats-random indicator average, and the realized
+   DICE influence ``∇L_valᵀ δ`` (two forward passes along the whole displacement: the cheap
+   aggregated form). A few forward passes on small batches: cheap next to an FO audit.
+4. **Verification** (``validator.verification``) of the contributions with a positive value
+   (the others are never certified or paid, so checking them buys nothing): a secret sample of
+   scalars recomputed; everything audited on probation, then FO with probability
+   ``trust.fo_audit_probability``. Gate: audited-and-passed, or unaudited from a trusted
+   miner. A failure bans the miner and forfeits its epoch score.
 5. **Match**: one Plackett-Luce match over the miners whose messages passed the filters,
    ranked by value (failed gates last); ratings persisted by ``RatingStore``.
 6. **Reward**: ``validator.reward.reward_score`` (value x capped rating x indicator x
    liveness), accumulated into the epoch score.
 7. **Certificate**: the top-G gate-passing contributions with a positive reward, by value, with
-   weights in ppb (equal by default) in canonical order; ``observe_certified`` must then be
+   weights in ppb proportional to their scalar counts (inverse-variance: see
+   ``WeightMode.SCALARS``) in canonical order; ``observe_certified`` must then be
    told what the round actually certified (the leader may be another validator).
 8. **Receipts** for every registered miner that sent something, and at the last round of an
    epoch the epoch weight vector (``validator.weights``).
@@ -52,14 +55,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from protocol.assignment import random_samples
 from protocol.encoding import decode, encode
+from protocol.errors import MessageRejected
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import keyed_hash
 from protocol.replay import ReplayGuard
-from protocol.assignment import random_samples
 from protocol.signing import open_envelope
-from protocol.errors import MessageRejected
 from validator.certificate import Candidate, WeightMode, certificate_entries, select_top
 from validator.filters import (
     FilterContext,
@@ -162,7 +165,7 @@ class ScoringPolicy:
     match: MatchScorePolicy = field(default_factory=MatchScorePolicy)
     weights: WeightPolicy = field(default_factory=WeightPolicy)
     liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
-    certificate_mode: WeightMode = WeightMode.EQUAL
+    certificate_mode: WeightMode = WeightMode.SCALARS
     random_samples: int = 32
     cascade_hops: int = 2
     cascade_decay: float = 0.5
@@ -278,10 +281,12 @@ class ScoringPipeline:
         counters = FilterCounters()
         pending, failed, refused = self._filter(arrivals, ctx, counters)
         for p in pending.values():
-            self._verify(t, p, oracle)
-        passing = [p for p in pending.values() if p.gate]
-        self._measure(t, passing, oracle)
+            p.banned = is_banned(self.book(p.contribution.sender).audits, t, self.policy.trust)
+        measured = [p for p in pending.values() if not p.banned]
+        self._measure(t, measured, oracle)
         validation_loss = oracle.validation_loss()
+        for p in measured:
+            self._verify(t, p, oracle, self._raw_value(p, cascade, validation_loss))
         outcomes = self._outcomes(t, pending, failed, cascade)
         values = {m: match_score(o, validation_loss, self.policy.match)
                   for m, o in outcomes.items()}
@@ -349,26 +354,36 @@ class ScoringPipeline:
             verdict = run_filters(arrival.raw, ctx, self.guard, arrival.received_at, counters)
             if verdict.passed and verdict.signed is not None:
                 sender = verdict.signed.message.sender
-                if sender in pending:
+                if sender in pending:  # a second message this round: only the first counts
+                    counters.counts[FilterReason.PASSED] -= 1
                     counters.counts[FilterReason.DUPLICATE] += 1
                     continue
                 pending[sender] = _Pending(verdict.signed.message, verdict.signed.digest)
                 failed.pop(sender, None)
                 continue
-            sender = _registered_sender(arrival.raw, ctx)
-            if sender is None:
+            named = _registered_sender(arrival.raw, ctx)
+            if named is None:
                 refused += 1
-            elif sender not in pending:
-                failed.setdefault(sender, verdict)
+            elif named not in pending:
+                failed.setdefault(named, verdict)
         return pending, failed, refused
 
-    def _verify(self, t: int, p: _Pending, oracle: RoundOracle) -> None:
+    def _raw_value(self, p: _Pending, cascade: dict[bytes, float], loss: float) -> float:
+        """The value the contribution would score if it passed every gate."""
+        provisional = RoundOutcome(True, True, True, p.delta, p.influence, 0.0,
+                                   cascade=cascade.get(p.contribution.sender))
+        return match_score(provisional, loss, self.policy.match)
+
+    def _verify(self, t: int, p: _Pending, oracle: RoundOracle, value: float) -> None:
+        """Stage 2, for contributions worth paying for: a contribution with no positive value
+        is neither certified nor paid whatever its scalars, so it is not audited (its verdict
+        stays None and it fails the gate unless its sender is trusted; it earns 0 anyway)."""
         book = self.book(p.contribution.sender)
         trust = self.policy.trust
-        if is_banned(book.audits, t, trust):
-            p.banned = True
-            return
         c = p.contribution
+        if not value > 0.0:
+            p.gate = passes_verification(None, book.audits, t, trust)
+            return
         policy = audit_policy(self.policy.verification, book.audits, trust, c.codec)
         absolute = 0.0
         if c.codec == "zo":
@@ -381,14 +396,16 @@ class ScoringPipeline:
         if result.verified is False:
             book.epoch_score = 0.0  # a failed audit forfeits the epoch (validator.trust)
 
-    def _measure(self, t: int, passing: Sequence[_Pending], oracle: RoundOracle) -> None:
-        if not passing:
+    def _measure(self, t: int, measured: Sequence[_Pending], oracle: RoundOracle) -> None:
+        if not measured:
             return
-        weight = 1.0 / min(len(passing), self.network.max_contributions_per_round)
+        weights = probe_weights([p.contribution for p in measured],
+                                self.policy.certificate_mode,
+                                self.network.max_contributions_per_round)
         key = keyed_hash(self.secret, _PERSON_EVAL_DATA, struct.pack("<Q", t))
         total = oracle.num_train_samples()
         indices = random_samples(key, total, min(self.policy.random_samples, total))
-        for p in passing:
+        for p, weight in zip(measured, weights, strict=True):
             p.delta = loss_delta(oracle.measure(p.contribution, weight, indices))
             p.influence = oracle.influence(p.contribution, weight)
             book = self.book(p.contribution.sender)
@@ -514,6 +531,18 @@ class ScoringPipeline:
                 if isinstance(message, Contribution):
                     decoded.append((message, float(w)))
             self.history.append((int(r), decoded))
+
+
+def probe_weights(
+    contributions: Sequence[Contribution], mode: WeightMode, limit: int
+) -> list[float]:
+    """The weight each contribution is measured at: what it would get if all of them were
+    certified (the top ``limit`` by K under ``SCALARS``; equal shares otherwise)."""
+    if mode is WeightMode.SCALARS:
+        sizes = sorted((c.num_scalars for c in contributions), reverse=True)[:limit]
+        total = float(sum(sizes))
+        return [c.num_scalars / total for c in contributions]
+    return [1.0 / min(len(contributions), limit)] * len(contributions)
 
 
 def _registered_sender(raw: bytes, ctx: FilterContext) -> bytes | None:

@@ -106,6 +106,17 @@ def simulate_command(
     cache_dir: Annotated[
         Path | None, typer.Option(help="Cache for the auto base (default ~/.cache/seedswarm).")
     ] = None,
+    scoring: Annotated[
+        str,
+        typer.Option(help="gauntlet: a validator filters, verifies, scores and certifies the "
+                     "top contributions; equal: every well-formed one, equal weights."),
+    ] = "gauntlet",
+    attackers: Annotated[
+        str,
+        typer.Option(help="Cheating miners added to the honest ones, KIND=COUNT,... with KIND "
+                     "in copycat, free-rider, noise, scaled, stale, desynced, lazy, sign-flip, "
+                     "sybil, seed-grinder."),
+    ] = "",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
     ] = None,
@@ -117,14 +128,21 @@ def simulate_command(
     on part of the standard library, then cached) on the stdlib's networking packages, with
     first-order local steps projected on K=1024 shared-random directions per miner.
 
+    Each round is certified by a simulated validator (filters, recomputation of a secret
+    sample of scalars, loss deltas, DICE influence, OpenSkill ratings; --scoring equal turns it
+    off); the JSON then holds every miner's score receipts and reward share.
+
     Example: seedswarm simulate --codec zo --scalars 64 --rounds 20 --json out.json
+    Example: seedswarm simulate --attackers copycat=2,sign-flip=1 --rounds 10
     """
+    from seedswarm.sim.attackers import parse_attackers
     from seedswarm.sim.config import ModelShape, SimConfig
-    from seedswarm.sim.report import plot_result, summary_table, write_json
+    from seedswarm.sim.report import plot_result, scoring_table, summary_table, write_json
 
     console = Console()
     try:
         config = SimConfig(
+            scoring=scoring, attackers=parse_attackers(attackers),
             task=task, miners=miners, rounds=rounds, codec=codec, scalars=scalars,
             trainable=trainable, seed=seed, lr=lr, eps=eps, direction=direction,
             direction_rank=direction_rank, samples_per_miner=samples_per_miner,
@@ -137,6 +155,8 @@ def simulate_command(
         console.print(f"[red]simulate failed:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(summary_table(result))
+    if result.scoring is not None:
+        console.print(scoring_table(result))
     if json_path is not None:
         write_json(result, json_path)
         console.print(f"JSON written to {json_path}")

@@ -102,7 +102,8 @@ class Attacker:
 
     def honest(self, ctx: RoundContext) -> Scalars:
         """What an honest miner with this key would compute this round."""
-        return compute_scalars(ctx, _batches(ctx, ctx.assigned_samples(self.me)), ctx.seeds(self.me))
+        batches = _batches(ctx, ctx.assigned_samples(self.me))
+        return compute_scalars(ctx, batches, ctx.seeds(self.me))
 
     def publish(self, ctx: RoundContext, scalars: Scalars) -> bytes:
         """Quantize, sign and return ``scalars`` as this round's contribution."""

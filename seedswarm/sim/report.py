@@ -27,6 +27,7 @@ class SimResult:
     records: tuple[RoundRecord, ...]
     times: SwarmTimes
     replicas_checked: bool
+    scoring: dict[str, Any] | None = None
 
     @property
     def val_loss(self) -> list[float]:
@@ -72,6 +73,7 @@ class SimResult:
             "model_hashes": [r.model_hash for r in self.records],
             "times_s": asdict(self.times),
             "config": config,
+            "scoring": self.scoring,
         }
 
 
@@ -111,6 +113,19 @@ def summary_table(result: SimResult) -> Table:
     ]
     for what, value in rows:
         table.add_row(what, value)
+    return table
+
+
+def scoring_table(result: SimResult) -> Table:
+    """Reward shares by kind of miner and the validator's verification cost."""
+    scoring = result.scoring or {}
+    table = Table(title="validator scoring")
+    table.add_column("miners")
+    table.add_column("reward share", justify="right")
+    for kind, share in sorted(scoring.get("reward_share_by_kind", {}).items()):
+        table.add_row(kind, f"{share:.4f}")
+    fraction = scoring.get("verification_cost_fraction", 0.0)
+    table.add_row("verification / miner compute", f"{fraction:.3f}")
     return table
 
 

@@ -32,7 +32,7 @@ from protocol.codecs import Codec, contribution_updates
 from protocol.errors import ConsensusError, MessageRejected
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
-from protocol.messages import Contribution
+from protocol.messages import Contribution, ScoreReceipt
 from protocol.model_hash import model_hash
 from protocol.netconfig import NetworkConfig
 from protocol.perturb import DirectionKind, DirectionSpec
@@ -40,7 +40,6 @@ from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import open_envelope
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.genesis import Genesis
-from protocol.messages import ScoreReceipt
 from seedswarm.sim.roles import (
     EnvelopeCertifier,
     HonestMiner,

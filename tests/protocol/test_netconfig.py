@@ -135,3 +135,17 @@ def test_bad_toml_is_a_config_error(edit: Any, key: str) -> None:
 
 
 KNOWN_DIGEST_PREFIX = "9189ab1c691a134c"
+
+
+def test_fo_work_fields_round_trip_and_leave_default_digests_alone() -> None:
+    default = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
+    assert "fo_local" not in default.to_toml()  # absent when default: old digests unchanged
+    custom = _config(fo_local_steps=8, fo_local_lr=3e-3, fo_weight_decay=0.01)
+    text = custom.to_toml()
+    assert "fo_local_steps = 8" in text and "fo_weight_decay = 0.01" in text
+    back = NetworkConfig.from_toml(text)
+    assert back == custom and back.digest() == custom.digest() != _config().digest()
+    assert _config(fo_local_lr=1).fo_local_lr == 1.0
+    for field, value in (("fo_local_steps", 0), ("fo_local_lr", 0.0), ("fo_weight_decay", -1.0)):
+        with pytest.raises(ConfigError, match=field):
+            _config(**{field: value})

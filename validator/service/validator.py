@@ -201,14 +201,14 @@ class ValidatorService:
                               round_index=round_index, prev_model_hash=prev,
                               new_model_hash=new_hash, chosen=chosen)
         raw = bundle.encode()
-        self.follower.store.put(round_index, raw)
-        await asyncio.to_thread(self.engine.save, self.config.state_dir)
-        self._record(bundle)
-        self.certified += 1
+        self.follower.store.put(round_index, raw)  # durable before anyone can depend on it
         try:
             await self.transport.publish(TOPIC_BUNDLES, raw)
         except TransportError as exc:
             _log.warning("round %d: publishing the certificate failed: %s", round_index, exc)
+        await asyncio.to_thread(self.engine.save, self.config.state_dir)
+        self._record(bundle)
+        self.certified += 1
         self._write_status()
 
     async def _endorse(self, round_index: int) -> None:

@@ -1,0 +1,364 @@
+"""Does money follow real improvement, and does cheating earn nothing?
+
+    python -m bench.incentives --json PATH [--quick]
+
+A simulated network on the synthetic task (one torch thread) certified by the validator
+pipeline (``seedswarm.sim.scoring``): honest miners of different capacities (K from the
+network's maximum down to a quarter of it; one with a corrupted local copy of the data) plus
+every attacker class of ``seedswarm.sim.attackers`` (the sybil operator with three identities).
+
+Reported:
+
+* ``attacker_reward_share``: per attacker class, its share of all rewards (epoch weights,
+  every round carrying the same emission);
+* ``spearman_reward_vs_loo``: over the honest miners, Spearman between reward share and
+  leave-one-out contribution: the final validation loss of the same network re-run without
+  that miner, minus the loss with it (the baseline run of the same script), averaged over
+  ``repeats`` networks (a re-run draws other seeds for everyone: its trajectory noise is of
+  the order of the smaller miners' contributions). ``details`` also gives the counterfactual
+  *replay* LOO: the certified log replayed from genesis without that miner's entries,
+  everyone else's work fixed (noise-free, DICE's ground-truth definition);
+* ``rounds_to_recognize_new_miner``: an honest miner (the network's K) joins mid-run; rounds
+  from its first contribution until its per-round reward share reaches 50 % of its steady
+  share (its mean share over the last third of the run);
+* ``verification_cost_fraction``: stage-2 verification forward passes / the forward passes the
+  miners spent on the contributions that reached it (plus the honest-only and steady-state
+  FO audit figures);
+* ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
+  (sign-flip, scaled, noise) over the same honest miners alone.
+
+Every run here is a baseline of another: LOO against the full network, the 30 % network
+against the honest-only one; times are reported as ratios to the full network's run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from node.pretrain import validation_loss
+from node.replica import contribution_scalars
+from protocol.apply import apply_updates_
+from protocol.codecs import Codec, contribution_updates
+from protocol.layout import ParamLayout
+from protocol.randomness import contribution_seeds, round_beacon
+from seedswarm.sim.attackers import ATTACKS, attacker_kind
+from seedswarm.sim.config import ModelShape, SimConfig
+from seedswarm.sim.genesis import build_genesis
+from seedswarm.sim.roles import HonestMiner, RoundContext
+from seedswarm.sim.scoring import ScoringCertifier
+from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
+
+GOALS = {
+    "attacker_reward_share": 0.01,
+    "spearman_reward_vs_loo": 0.9,
+    "rounds_to_recognize_new_miner": 5,
+    "verification_cost_fraction": 0.10,
+    "loss_ratio_30pct_attackers": 1.02,
+}
+
+
+@dataclass(frozen=True)
+class HonestSpec:
+    """One honest miner: its capacity K and how corrupted its local data is."""
+
+    name: str
+    scalars: int
+    data_noise: float = 0.0
+    joins_at: int = 0
+
+
+class JoiningMiner(HonestMiner):
+    """An honest miner that sends nothing before round ``joins_at`` (registered all along)."""
+
+    def __init__(self, key: Any, scalars: int, data_noise: float, joins_at: int) -> None:
+        super().__init__(key, scalars=scalars, data_noise=data_noise)
+        self.joins_at = joins_at
+
+    def work(self, ctx: RoundContext) -> bytes:
+        return super().work(ctx) if ctx.round_index >= self.joins_at else b""
+
+
+def base_config(quick: bool) -> SimConfig:
+    return SimConfig(
+        task="synthetic", base="scratch", shape=ModelShape(width=32, depth=1, heads=2, context=32),
+        trainable="full", codec="fo", scalars=256, samples_per_miner=16, seed=0,
+        rounds=12 if quick else 24, miners=1,
+    )
+
+
+def repeats(quick: bool) -> int:
+    """Independent networks (different network ids: other beacons, seeds and data) averaged
+    over: one network's leave-one-out differences carry the chaos of a re-run trajectory."""
+    return 1 if quick else 4
+
+
+def variant(config: SimConfig, index: int) -> SimConfig:
+    return replace(config, network_id=f"seedswarm-incentives-{index}")
+
+
+def honest_specs(config: SimConfig) -> list[HonestSpec]:
+    k = config.scalars
+    sizes = (k, 3 * k // 4, k // 2, 3 * k // 8, k // 4)
+    specs = [HonestSpec(f"K={n}", n) for n in sizes]
+    return [*specs, HonestSpec(f"K={k} corrupted data", k, data_noise=0.3)]
+
+
+def all_attackers() -> tuple[tuple[str, int], ...]:
+    return tuple((kind, 3 if kind == "sybil" else 1) for kind in ATTACKS)
+
+
+def make_swarm(config: SimConfig, specs: Sequence[HonestSpec]) -> Swarm:
+    """The network of ``specs`` (keys by name, so a miner keeps its identity across runs)."""
+    genesis = build_genesis(config)
+    honest = [
+        JoiningMiner(miner_key(config.seed, _index(s.name)), s.scalars, s.data_noise, s.joins_at)
+        for s in specs
+    ]
+    return build_swarm(config, genesis, honest=honest)
+
+
+def _index(name: str) -> int:
+    return sum((i + 1) * ord(ch) for i, ch in enumerate(name))
+
+
+def run(config: SimConfig, specs: Sequence[HonestSpec]) -> tuple[Swarm, float, float]:
+    """Run the network; returns it, its final validation loss and the wall time."""
+    torch.manual_seed(config.seed)
+    start = time.perf_counter()
+    swarm = make_swarm(config, specs)
+    records = run_rounds(swarm, config.rounds)
+    return swarm, records[-1].val_loss, time.perf_counter() - start
+
+
+def replay_loss(config: SimConfig, swarm: Swarm, drop: bytes | None) -> float:
+    """Final validation loss of the certified log replayed from genesis without ``drop``'s
+    entries (the other entries of a round renormalized to sum 1, as the certifier's
+    K-proportional weights would be): the counterfactual with everyone else's work fixed."""
+    genesis = build_genesis(config)
+    params = [t for _, t in genesis.named]
+    layout = ParamLayout.of(genesis.named)
+    net = swarm.network
+    for entries in swarm.log:
+        kept = [(c, w) for c, w in entries if c.sender != drop]
+        total = sum(w for _, w in kept)
+        updates = []
+        for c, w in sorted(kept, key=lambda e: e[0].sender):
+            beacon = round_beacon(net.network_id, c.round_index, c.base_model_hash)
+            seeds = contribution_seeds(net.network_id, beacon, c.sender, c.round_index,
+                                       len(c.codes))
+            updates += contribution_updates(Codec(c.codec), seeds, contribution_scalars(c),
+                                            c.block_counts, net.outer_lr, w / total)
+        with torch.no_grad():
+            apply_updates_(params, layout, updates, net.direction)
+    return validation_loss(genesis.model, genesis.task)
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    def ranks(values: Sequence[float]) -> list[float]:
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2.0
+            i = j + 1
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = math.sqrt(sum((a - mx) ** 2 for a in rx))
+    vy = math.sqrt(sum((b - my) ** 2 for b in ry))
+    return cov / (vx * vy) if vx and vy else 0.0
+
+
+def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[bytes, float]]:
+    certifier = swarm.certifier
+    assert isinstance(certifier, ScoringCertifier)
+    totals = certifier.reward_totals()
+    by_kind: dict[str, float] = {}
+    by_miner: dict[bytes, float] = {}
+    for miner in swarm.miners:
+        share = totals.get(miner.key.public.raw.hex(), 0.0)
+        by_miner[miner.key.public.raw] = share
+        kind = attacker_kind(miner)
+        if kind is not None:
+            by_kind[kind] = by_kind.get(kind, 0.0) + share
+    return by_kind, by_miner
+
+
+def round_shares(swarm: Swarm, miner: bytes) -> list[float]:
+    """The miner's share of each round's total reward score (0 when nobody earned)."""
+    certifier = swarm.certifier
+    assert isinstance(certifier, ScoringCertifier)
+    out = []
+    for scoring in certifier.rounds:
+        total = sum(m.reward for m in scoring.miners.values())
+        mine = scoring.miners[miner].reward if miner in scoring.miners else 0.0
+        out.append(mine / total if total > 0 else 0.0)
+    return out
+
+
+def recognition(config: SimConfig, quick: bool) -> dict[str, Any]:
+    """Rounds until a newcomer earns half its steady share."""
+    joins = config.rounds // 3
+    k = config.scalars
+    specs = [HonestSpec("K=max", k), HonestSpec("K=max b", k), HonestSpec("K=half", k // 2),
+             HonestSpec("K=3/4", 3 * k // 4), HonestSpec("newcomer", k, joins_at=joins)]
+    swarm, _, seconds = run(replace(config, attackers=(("noise", 1), ("copycat", 1))), specs)
+    key = miner_key(config.seed, _index("newcomer"))
+    shares = round_shares(swarm, key.public.raw)
+    tail = shares[-max(3, (config.rounds - joins) // 3):]
+    steady = sum(tail) / len(tail)
+    after = shares[joins:]
+    rounds = next((i + 1 for i, s in enumerate(after) if steady > 0 and s >= 0.5 * steady), None)
+    return {"rounds": rounds, "joins_at": joins, "steady_share": steady,
+            "shares_after_joining": after, "seconds": seconds}
+
+
+def loss_ratio(config: SimConfig, specs: Sequence[HonestSpec], repeats: int) -> dict[str, Any]:
+    """Final loss with 30 % attacking identities over the honest miners alone (averaged)."""
+    n = len(specs)
+    attackers = (("sign-flip", 1), ("scaled", 1), ("noise", 1))
+    assert sum(c for _, c in attackers) / (n + 3) >= 0.3 - 1e-9
+    attacked = honest = seconds = 0.0
+    for index in range(repeats):
+        net = variant(config, index)
+        _, a, t1 = run(replace(net, attackers=attackers), specs)
+        _, h, t2 = run(replace(net, attackers=()), specs)
+        attacked += a / repeats
+        honest += h / repeats
+        seconds += t1 + t2
+    return {"attacked": attacked, "honest_only": honest, "ratio": attacked / honest,
+            "attacker_fraction": 3 / (n + 3), "seconds": seconds}
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    console = Console()
+    config = replace(base_config(args.quick), attackers=all_attackers())
+    specs = honest_specs(config)
+
+    n = repeats(args.quick)
+    keys = {s.name: miner_key(config.seed, _index(s.name)).public.raw for s in specs}
+    rewards = dict.fromkeys(keys, 0.0)
+    loo = dict.fromkeys(keys, 0.0)
+    replay = dict.fromkeys(keys, 0.0)
+    by_kind: dict[str, float] = {}
+    full_losses: list[float] = []
+    full_s = loo_s = 0.0
+    verify = mined = honest_verify = honest_mined = value_passes = 0
+    certifier: ScoringCertifier | None = None
+    for index in range(n):
+        net = variant(config, index)
+        swarm, full_loss, seconds = run(net, specs)
+        full_losses.append(full_loss)
+        full_s += seconds
+        kinds, by_miner = shares_by_kind(swarm)
+        for kind, share in kinds.items():
+            by_kind[kind] = by_kind.get(kind, 0.0) + share / n
+        for name, key in keys.items():
+            rewards[name] += by_miner[key] / n
+        scorer = swarm.certifier
+        assert isinstance(scorer, ScoringCertifier)
+        certifier = scorer
+        verify += certifier.totals.verify_passes
+        mined += certifier.totals.miner_passes
+        value_passes += certifier.totals.value_passes
+        for scoring in certifier.rounds:
+            for m, mr in scoring.miners.items():
+                if m in keys.values() and mr.verification is not None:
+                    honest_verify += mr.verification.cost.forward_passes
+                    honest_mined += mr.verification.cost.miner_forward_passes
+        replayed = replay_loss(net, swarm, None)
+        for spec in specs:
+            _, without, seconds = run(net, [s for s in specs if s is not spec])
+            loo[spec.name] += (without - full_loss) / n
+            replay[spec.name] += (replay_loss(net, swarm, keys[spec.name]) - replayed) / n
+            loo_s += seconds
+    assert certifier is not None
+    rho = spearman([rewards[s.name] for s in specs], [loo[s.name] for s in specs])
+    rho_replay = spearman([rewards[s.name] for s in specs], [replay[s.name] for s in specs])
+    recog = recognition(config, args.quick)
+    ratio = loss_ratio(config, specs, n)
+    result: dict[str, Any] = {
+        "attacker_reward_share": by_kind,
+        "spearman_reward_vs_loo": rho,
+        "rounds_to_recognize_new_miner": recog["rounds"],
+        "verification_cost_fraction": verify / mined if mined else 0.0,
+        "loss_ratio_30pct_attackers": ratio["ratio"],
+        "details": {
+            "rounds": config.rounds, "codec": config.codec, "network_k": config.scalars,
+            "repeats": n, "trainable": config.trainable,
+            "honest_reward_share": rewards, "loo_contribution": loo,
+            "replay_loo_contribution": replay, "spearman_reward_vs_replay_loo": rho_replay,
+            "honest_total_share": sum(rewards.values()),
+            "verification_cost_fraction_honest": honest_verify / honest_mined
+            if honest_mined else 0.0,
+            "steady_fo_audit_probability": certifier.policy.trust.fo_audit_probability,
+            "value_forward_passes_per_miner_pass": value_passes / mined if mined else 0.0,
+            "final_val_loss_full_network": sum(full_losses) / n,
+            "recognition": recog, "loss_ratio": ratio,
+            "time_ratio_to_full_run": {"loo_reruns": loo_s / full_s,
+                                       "recognition": recog["seconds"] / full_s,
+                                       "loss_ratio": ratio["seconds"] / full_s},
+            "full_run_seconds": full_s,
+        },
+    }
+    console.print(table(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        console.print(f"JSON written to {args.json}")
+    return result
+
+
+def table(result: dict[str, Any]) -> Table:
+    t = Table(title="seedswarm incentives")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("goal", justify="right")
+    t.add_column("met")
+    for kind, share in sorted(result["attacker_reward_share"].items()):
+        t.add_row(f"reward share: {kind}", f"{share:.4f}", "<= 0.01", _met(share <= 0.01))
+    rho = result["spearman_reward_vs_loo"]
+    t.add_row("Spearman reward vs LOO (re-run)", f"{rho:.3f}", ">= 0.9", _met(rho >= 0.9))
+    rr = result["details"]["spearman_reward_vs_replay_loo"]
+    t.add_row("Spearman reward vs LOO (replay)", f"{rr:.3f}", ">= 0.9", _met(rr >= 0.9))
+    rounds = result["rounds_to_recognize_new_miner"]
+    t.add_row("rounds to recognize a newcomer", str(rounds), "<= 5",
+              _met(rounds is not None and rounds <= 5))
+    v = result["verification_cost_fraction"]
+    t.add_row("verification / miner compute", f"{v:.3f}", "<= 0.10", _met(v <= 0.10))
+    vh = result["details"]["verification_cost_fraction_honest"]
+    t.add_row("  of which on honest miners", f"{vh:.3f}", "", "")
+    r = result["loss_ratio_30pct_attackers"]
+    t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
+    return t
+
+
+def _met(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+if __name__ == "__main__":
+    main()

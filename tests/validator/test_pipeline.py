@@ -1,0 +1,215 @@
+"""The validator's scoring pipeline: one round end to end on a real model, and the rules it
+is made of (trust of unaudited work, capped ratings, clamps against Templar's exploits)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from protocol.codecs import Codec, contribution_updates
+from protocol.errors import ConfigError
+from protocol.messages import WEIGHT_ONE_PPB
+from protocol.signing import seal
+from seedswarm.sim.genesis import build_genesis
+from seedswarm.sim.roles import HonestMiner
+from seedswarm.sim.scoring import ScoringCertifier
+from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
+from tests.sim.helpers import tiny_config
+from validator.gates import slash
+from validator.liveness import decayed_score
+from validator.loss_delta import LossDelta
+from validator.outcome import RoundOutcome, passes_gates
+from validator.pipeline import ScoringPipeline
+from validator.ratings import Rating
+from validator.reward import rating_factor, reward_score
+from validator.trust import (
+    AuditRecord,
+    TrustPolicy,
+    after_audit,
+    audit_policy,
+    deterrence_ratio,
+    is_banned,
+    passes_verification,
+)
+from validator.verification import VerificationPolicy
+from validator.weights import epoch_weights
+
+GOOD = LossDelta(own=0.03, random=0.02, valid=True)
+
+
+def scored_swarm(rounds: int, **overrides: object) -> Swarm:
+    config = tiny_config(miners=4, rounds=rounds, scalars=256, **overrides)
+    swarm = build_swarm(config, build_genesis(config))
+    run_rounds(swarm, rounds)
+    return swarm
+
+
+def certifier_of(swarm: Swarm) -> ScoringCertifier:
+    assert isinstance(swarm.certifier, ScoringCertifier)
+    return swarm.certifier
+
+
+def test_honest_rounds_are_certified_with_capacity_weights_and_explained() -> None:
+    swarm = scored_swarm(3)
+    certifier = certifier_of(swarm)
+    first = certifier.rounds[0]
+    # Round 0: every miner is a newcomer, so every FO contribution is audited (probation).
+    assert all(m.verification is not None and m.verification.verified for m in
+               first.miners.values())
+    for scoring in certifier.rounds:
+        assert scoring.entries, "honest contributions must be certified"
+        assert sum(e.weight_ppb for e in scoring.entries) == WEIGHT_ONE_PPB
+        assert [e.sender for e in scoring.entries] == sorted(e.sender for e in scoring.entries)
+        for miner, mr in scoring.miners.items():
+            receipt = mr.receipt
+            assert receipt.miner == miner and receipt.round_index == scoring.round_index
+            assert receipt.weight_ppb == mr.weight_ppb
+            if mr.weight_ppb:
+                assert receipt.reason.startswith("scored") and receipt.loss_delta_random != 0.0
+    # Later rounds: trusted miners' unaudited contributions pass the gate.
+    later = [m for r in certifier.rounds[1:] for m in r.miners.values()]
+    assert any(m.outcome.verified is None and m.outcome.trusted and m.weight_ppb for m in later)
+    # The cascade credits contributions certified in earlier rounds.
+    assert any(m.outcome.cascade is not None for m in later)
+    # Receipts are queryable per miner and sealed by the validator.
+    key = swarm.miners[0].key.public.raw
+    assert [r.round_index for r in swarm.receipts(key)] == [0, 1, 2]
+    assert len(certifier.sealed[key]) == 3
+
+
+def test_k_is_a_maximum_and_each_contribution_is_normalized_by_its_own_k() -> None:
+    config = tiny_config(miners=3, rounds=3, scalars=256)
+    genesis = build_genesis(config)
+    honest = [HonestMiner(miner_key(0, i)) for i in range(2)]
+    honest.append(HonestMiner(miner_key(0, 2), scalars=64))
+    swarm = build_swarm(config, genesis, honest=honest)
+    run_rounds(swarm, 3)
+    small = honest[2].key.public.raw
+    counts = {c.sender: c.num_scalars for entries in swarm.log for c, _ in entries}
+    assert counts[small] == 64 and counts[honest[0].key.public.raw] == 256
+    # Inverse-variance weights: proportional to K within every certified round.
+    rounds = [dict((c.sender, (c.num_scalars, w)) for c, w in entries) for entries in swarm.log]
+    both = [r for r in rounds if small in r and len(r) > 1]
+    assert both
+    for r in both:
+        total = sum(k for k, _ in r.values())
+        for k, w in r.values():
+            assert w == pytest.approx(k / total, abs=1e-8)
+    # ZO: the coefficient divides by the contribution's own K.
+    (update,) = contribution_updates(Codec.ZO, [7], [2.0], (), lr=0.5, weight=1.0)
+    assert update.coeff == pytest.approx(-1.0)
+    small_k = contribution_updates(Codec.ZO, [7, 8], [2.0, 2.0], (), lr=0.5, weight=1.0)
+    assert small_k[0].coeff == pytest.approx(-0.5)
+
+
+def test_garbage_and_wrong_round_messages_are_refused_with_receipts() -> None:
+    config = tiny_config(miners=3, rounds=1, scalars=64)
+    swarm = build_swarm(config, build_genesis(config))
+    certifier = certifier_of(swarm)
+    ctx = swarm.context()
+    honest = swarm.miners[0]
+    assert isinstance(honest, HonestMiner)
+    good = honest.work(ctx)
+    assert honest.last is not None
+    other = swarm.miners[1]
+    wrong_round = dataclasses.replace(honest.last.contribution, round_index=5, sequence=99,
+                                      sender=other.key.public.raw)
+    stranger = miner_key(7, 7)
+    foreign = dataclasses.replace(honest.last.contribution, sender=stranger.public.raw)
+    entries = certifier.certify_envelopes(
+        ctx, [b"garbage", good, seal(wrong_round, other.key), seal(foreign, stranger)])
+    scoring = certifier.rounds[-1]
+    assert scoring.refused == 2  # garbage, and a sender nobody registered: no receipt
+    assert {c.sender for c, _ in entries} <= {honest.key.public.raw}
+    assert scoring.miners[honest.key.public.raw].receipt.filters_passed
+    assert scoring.counters.as_dict()["malformed"] == 1
+    refused = scoring.miners[other.key.public.raw]
+    assert refused.receipt.filters_passed is False and refused.weight_ppb == 0
+    assert "wrong_round" in refused.receipt.reason
+
+
+def test_failed_audit_bans_forfeits_the_epoch_and_never_goes_negative() -> None:
+    swarm = scored_swarm(3, attackers=(("lazy", 1),))
+    certifier = certifier_of(swarm)
+    lazy = swarm.miners[-1].key.public.raw
+    book = certifier.pipeline.book(lazy)
+    assert book.audits.failed_round == 0 and book.epoch_score == 0.0
+    banned = certifier.rounds[1].miners[lazy]
+    assert banned.verification is None and banned.reward == 0.0  # no compute spent on it
+    assert all(score >= 0.0 for score in certifier.pipeline.epoch_scores().values())
+
+
+def test_pipeline_state_survives_a_restart() -> None:
+    swarm = scored_swarm(2)
+    pipeline = certifier_of(swarm).pipeline
+    saved = pipeline.state_to_json()
+    fresh = ScoringPipeline(pipeline.network, validator=pipeline.validator, secret=pipeline.secret)
+    fresh.load_state(saved)
+    assert fresh.books == pipeline.books
+    assert [(r, [(c, w) for c, w in e]) for r, e in fresh.history] == \
+        [(r, [(c, w) for c, w in e]) for r, e in pipeline.history]
+    assert fresh.state_to_json() == saved
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_unaudited_work_counts_only_from_trusted_miners() -> None:
+    policy = TrustPolicy()
+    newcomer = AuditRecord()
+    assert not passes_verification(None, newcomer, 3, policy)
+    probation = audit_policy(VerificationPolicy(), newcomer, policy, "fo")
+    assert probation.fo_audit_probability == 1.0 and probation.sample_fraction == 0.25
+    trusted = after_audit(newcomer, True, 3)
+    assert passes_verification(None, trusted, 4, policy)
+    assert audit_policy(VerificationPolicy(), trusted, policy, "fo").fo_audit_probability == 0.05
+    caught = after_audit(trusted, False, 5)
+    assert is_banned(caught, 5 + policy.ban_rounds - 1, policy)
+    assert not passes_verification(None, caught, 6, policy)
+    # After the ban it serves its probation again: nothing unaudited counts until it passes.
+    assert not is_banned(caught, 5 + policy.ban_rounds, policy)
+    assert not passes_verification(None, caught, 5 + policy.ban_rounds, policy)
+    assert not passes_verification(False, trusted, 4, policy)
+
+
+def test_expected_penalty_exceeds_the_gain() -> None:
+    assert deterrence_ratio(TrustPolicy()) >= 10.0
+    with pytest.raises(ConfigError):
+        TrustPolicy(fo_audit_probability=0.01, ban_rounds=50)
+
+
+def test_rating_is_capped_so_drift_cannot_lock_newcomers_out() -> None:
+    newcomer = Rating(25.0, 25.0 / 3)
+    assert rating_factor(newcomer) == pytest.approx(0.5)
+    assert rating_factor(Rating(40.0, 3.0)) == rating_factor(Rating(90.0, 1.0)) == 1.0
+    assert rating_factor(Rating(1.0, 4.0)) == 0.0  # ordinal -11: keeps ranking last
+
+
+def test_negative_times_negative_is_never_a_reward() -> None:
+    bad = RoundOutcome(True, True, True, LossDelta(-0.2, -0.1, True), 0.5, -0.9)
+    losing = Rating(mu=0.0, sigma=8.0)  # ordinal -24
+    assert reward_score(bad, -0.3, losing) == 0.0
+    assert reward_score(bad, 0.3, losing) == 0.0
+    good = RoundOutcome(True, True, True, GOOD, -0.1, -0.9)
+    assert reward_score(good, 0.3, Rating(30.0, 1.0)) == 0.0  # indicator -0.9 clamps to 0
+    assert epoch_weights({"neg": -5.0, "pos": 1.0}) == {"pos": WEIGHT_ONE_PPB}
+
+
+def test_slashing_never_raises_a_score() -> None:
+    for score in (-3.0, -0.1, 0.0, 0.4, math.nan):
+        for factor in (0.0, 0.5, 0.75, 1.0):
+            assert slash(score, factor) <= max(0.0, score if math.isfinite(score) else 0.0)
+        for missed in (1, 5, 20):
+            assert decayed_score(score, missed) <= max(0.0, score if score == score else 0.0)
+    assert epoch_weights({"slashed": slash(-2.0, 0.75), "honest": 0.1}) == {
+        "honest": WEIGHT_ONE_PPB}
+
+
+def test_gates_need_verification_or_trust() -> None:
+    unaudited = RoundOutcome(True, None, True, GOOD, -0.1, 0.6)
+    assert not passes_gates(unaudited)
+    assert passes_gates(dataclasses.replace(unaudited, trusted=True))
+    assert not passes_gates(dataclasses.replace(unaudited, verified=False, trusted=True))
+    assert not passes_gates(dataclasses.replace(unaudited, synced=False, trusted=True))
