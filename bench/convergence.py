@@ -63,9 +63,10 @@ class Plan:
     seed: int = 0
 
     def sim(self, **overrides: Any) -> SimConfig:
+        # Honest convergence is measured with plain equal weights: scoring is bench.incentives'.
         base = SimConfig(
             rounds=self.rounds, pretrain_steps=self.pretrain_steps, seed=self.seed,
-            miners=self.miners,
+            miners=self.miners, scoring="equal",
         )
         return replace(base, **overrides)
 

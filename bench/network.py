@@ -157,7 +157,7 @@ async def _build(nodes: int, round_length: int, rounds: int, workdir: Path) -> d
     spec = DevnetSpec(miners=nodes - 1, rounds=rounds, round_length=round_length)
     base = workdir / "base.safetensors"
     network = network_config(spec, write_base(spec, base))
-    work = work_config(network, 4, 3e-3)
+    work = work_config(network)
     names = ["validator"] + [f"miner-{i}" for i in range(nodes - 1)]
     keys = {n: NodeKey.from_bytes(_key_seed(n)) for n in names}
     miner_keys = tuple(keys[n].public.raw for n in names[1:])

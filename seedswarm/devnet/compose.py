@@ -44,11 +44,12 @@ TRANSPORT_MESSAGE_LIMIT = 1 << 20
 """Bundles and log answers carry many envelopes; single envelopes keep the network's limit."""
 
 
-def work_config(network: NetworkConfig, local_steps: int, local_lr: float) -> WorkConfig:
-    """How this network's miners compute (the simulator's rule)."""
+def work_config(network: NetworkConfig) -> WorkConfig:
+    """How this network's miners compute: network rules, so a validator can recompute them."""
     return WorkConfig(
         codec=network.codec, scalars=network.scalars_per_contribution, spec=network.direction,
-        eps=network.spsa_eps, local_steps=local_steps, local_lr=local_lr,
+        eps=network.spsa_eps, local_steps=network.fo_local_steps,
+        local_lr=network.fo_local_lr, weight_decay=network.fo_weight_decay,
     )
 
 
@@ -192,7 +193,7 @@ async def _service(
     settings: NodeSettings, bundle: KeyBundle, network: NetworkConfig, state: ModelState,
     transport: Transport,
 ) -> MinerService | ValidatorService:
-    work = work_config(network, settings.local_steps, settings.local_lr)
+    work = work_config(network)
     miners = _keys(settings.miners)
     last = None if settings.last_round < 0 else settings.last_round
     if settings.role == "miner":

@@ -16,6 +16,8 @@ from seedswarm.devnet.spec import DevnetSpec
 
 TRAINABLE = "lora:4"
 TASK = "synthetic"
+FO_LOCAL_LR = 3e-3
+"""Local AdamW rate of the devnet's miners: tuned for the small from-scratch model."""
 
 
 def write_base(spec: DevnetSpec, path: Path) -> bytes:
@@ -44,4 +46,5 @@ def network_config(spec: DevnetSpec, base_hash: bytes) -> NetworkConfig:
         data_seed=spec.seed,
         round_length_s=float(spec.round_length),
         epoch_length_rounds=spec.epoch_rounds,
+        fo_local_lr=FO_LOCAL_LR,
     )

@@ -49,8 +49,6 @@ class NodeSettings:
     peers: tuple[str, ...] = ()
     """Peer ids to fetch the certified log from."""
     work_fraction: float = 0.6
-    local_steps: int = 4
-    local_lr: float = 3e-3
     last_round: int = -1
     """-1: run forever."""
     status_file: Path | None = None

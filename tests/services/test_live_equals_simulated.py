@@ -38,7 +38,7 @@ LEADER = _key("validator")
 
 def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwork,
               ) -> tuple[list[MinerService | ValidatorService], list[ModelState]]:
-    work = work_config(network, local_steps=4, local_lr=3e-3)
+    work = work_config(network)
     miners = tuple(k.public.raw for k in MINER_KEYS)
     genesis = time.time() + 2.0
     common = {"network": network, "genesis_time": genesis, "peers": (LEADER.peer_id,),
@@ -96,4 +96,4 @@ def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
     live = asyncio.run(_run_live(network, base, tmp_path))
     assert len(set(live)) == 1
     assert live[0] != network.base_checkpoint_digest
-    assert live[0] == _simulated(network, base, work_config(network, 4, 3e-3))
+    assert live[0] == _simulated(network, base, work_config(network))

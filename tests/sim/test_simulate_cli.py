@@ -49,3 +49,26 @@ def test_simulate_rejects_a_bad_codec(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--codec", "sgd", "--base", "scratch"])
     assert result.exit_code == 1
     assert "codec" in result.output
+
+
+def test_simulate_with_attackers_reports_rewards_and_receipts(tmp_path: Path) -> None:
+    out = tmp_path / "attacked.json"
+    args = [
+        "simulate", "--task", "synthetic", "--base", "scratch", "--width", "32", "--depth", "1",
+        "--trainable", "full", "--miners", "3", "--rounds", "2", "--scalars", "256",
+        "--attackers", "noise=1,lazy=1", "--json", str(out),
+    ]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    scoring = json.loads(out.read_text())["scoring"]
+    assert scoring["reward_share_by_kind"]["honest"] == 1.0
+    assert scoring["reward_share_by_kind"]["noise"] == scoring["reward_share_by_kind"]["lazy"] == 0
+    lazy = next(m for m in scoring["miners"].values() if m["kind"] == "lazy")
+    assert [r["round"] for r in lazy["receipts"]] == [0, 1]
+    assert "verification" in lazy["receipts"][0]["reason"]
+    assert "reward share" in result.output
+
+
+def test_simulate_rejects_unknown_attackers() -> None:
+    result = CliRunner().invoke(_app(), ["simulate", "--attackers", "teleport=1"])
+    assert result.exit_code == 1 and "teleport" in result.output

@@ -15,7 +15,8 @@ from tests.sim.helpers import tiny_config
 
 
 def test_four_fo_miners_lower_validation_loss_within_five_rounds() -> None:
-    result = simulate(tiny_config(rounds=5))
+    # Equal weights, every contribution included: the honest swarm's own convergence.
+    result = simulate(tiny_config(rounds=5, scoring="equal"))
     # From a random init the loss starts near ln(16) = 2.77; measured 2.755 -> 2.50.
     assert result.initial_val_loss - result.final_val_loss > 0.15
     assert all(r.included == 4 and r.rejected == 0 for r in result.records)
