@@ -1,8 +1,9 @@
 """The composition root of a live node: the simulator's code, wired to sockets and a chain.
 
-Miners run the simulator's `Miner.work` on a `RoundContext` built from the live replica, and
-validators decide through the simulator's `RoundCertifier` seam, so a live round computes
-exactly what a simulated one does. Only this module (and the CLI) knows every layer.
+Miners run the simulator's `Miner.work` (honest or one of its attackers) on a `RoundContext`
+built from the live replica, and validators decide through the simulator's certifier seams
+(by default its scoring pipeline, fed the raw envelopes), so a live round computes exactly
+what a simulated one does. Only this module (and the CLI) knows every layer.
 """
 
 from __future__ import annotations
@@ -19,22 +20,27 @@ from pathlib import Path
 from node.service.engine import ModelState, load_state
 from node.service.miner import MinerConfig, MinerService, Produce
 from node.work import WorkConfig
+from protocol.errors import ConfigError
 from protocol.identity import NodeKey, peer_id_from_public_bytes
 from protocol.keystore import KeyBundle, decrypt_keystore
-from protocol.messages import Contribution
+from protocol.messages import Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import round_beacon
 from protocol.roundlog import CertifiedEntry, RoundBundle
+from protocol.signing import Signed
 from protocol.transport.base import Limits, Transport
 from protocol.transport.core import TransportCore
+from seedswarm.devnet.scoring import save_scoring, scoring_certifier
 from seedswarm.devnet.settings import NodeSettings
+from seedswarm.sim.attackers import ATTACKS, Attacker, AttackSetup
 from seedswarm.sim.roles import (
-    EqualWeightCertifier,
+    EnvelopeCertifier,
     HonestMiner,
     Miner,
     RoundCertifier,
     RoundContext,
 )
+from seedswarm.sim.scoring import ScoringCertifier
 from validator.service.chain import EpochChain
 from validator.service.validator import ValidatorConfig, ValidatorService
 
@@ -74,7 +80,7 @@ def miner_produce(miner: Miner, miners: Sequence[bytes], work: WorkConfig) -> Pr
     """`Produce` for the miner service: the simulator's `miner.work` on the live round."""
 
     def produce(state: ModelState) -> bytes:
-        if isinstance(miner, HonestMiner):
+        if isinstance(miner, HonestMiner | Attacker):
             # sequences must grow across restarts (protocol.replay): start from the clock
             miner.sequence = max(miner.sequence, time.time_ns() // 1000)
         return miner.work(round_context(state, miners, work))
@@ -82,17 +88,32 @@ def miner_produce(miner: Miner, miners: Sequence[bytes], work: WorkConfig) -> Pr
     return produce
 
 
-def default_certifier(network: NetworkConfig) -> RoundCertifier:
-    """The certifier live validators use (the simulator's honest stand-in until scoring lands)."""
-    return EqualWeightCertifier(limit=network.max_contributions_per_round)
+LIVE_ATTACKS = tuple(sorted(k for k in ATTACKS if k != "copycat"))
+"""Attacks one process can run alone (a copycat needs its victim's miner in-process)."""
+
+
+def live_miner(attack: str, key: NodeKey, work: WorkConfig) -> Miner:
+    """The miner a process runs: honest, or the simulator's attacker class ``attack``."""
+    if not attack:
+        return HonestMiner(key)
+    if attack not in LIVE_ATTACKS:
+        raise ConfigError(f"attack {attack!r} cannot run live; known: {', '.join(LIVE_ATTACKS)}")
+    return ATTACKS[attack]([key], AttackSetup(honest=(), work=work))[0]
+
+
+def default_certifier(
+    network: NetworkConfig, key: NodeKey, state_dir: Path | None = None
+) -> ScoringCertifier:
+    """The certifier live validators use: the simulator's scoring pipeline, persisted."""
+    return scoring_certifier(network, key, state_dir)
 
 
 @dataclass
 class CertifyingEngine:
-    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seam."""
+    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seams."""
 
     state: ModelState
-    certifier: RoundCertifier
+    certifier: RoundCertifier | EnvelopeCertifier
     miners: tuple[bytes, ...]
     work: WorkConfig
 
@@ -108,14 +129,27 @@ class CertifyingEngine:
         return self.state.apply_bundle(bundle)
 
     def save(self, directory: Path) -> Path:
-        return self.state.save(directory)
+        path = self.state.save(directory)
+        if isinstance(self.certifier, ScoringCertifier):
+            save_scoring(self.certifier, directory)
+        return path
 
     def reload(self, directory: Path) -> None:
         self.state.reload(directory)
 
-    def certify(self, contributions: Sequence[Contribution]) -> list[CertifiedEntry]:
+    def certify(self, received: Sequence[Signed[Contribution]]) -> list[CertifiedEntry]:
         ctx = round_context(self.state, self.miners, self.work)
-        return self.certifier.certify(ctx, contributions)
+        # arrival order is each validator's own; the pipeline sees one canonical order
+        ordered = sorted(received, key=lambda s: s.message.sender)
+        if isinstance(self.certifier, EnvelopeCertifier):
+            return self.certifier.certify_envelopes(ctx, [s.envelope for s in ordered])
+        return self.certifier.certify(ctx, [s.message for s in ordered])
+
+    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+        """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
+        if isinstance(self.certifier, ScoringCertifier):
+            return self.certifier.receipt(miner, round_index)
+        return None
 
     def apply_entries(self, entries: Sequence[CertifiedEntry]) -> bytes:
         return self.state.replica.apply_round(entries)
@@ -203,7 +237,7 @@ async def _service(
             peers=_peers(settings), work_fraction=settings.work_fraction,
             status_file=settings.status_file, last_round=last,
         )
-        produce = miner_produce(HonestMiner(bundle.node_key), miners, work)
+        produce = miner_produce(live_miner(settings.attack, bundle.node_key, work), miners, work)
         return MinerService(config, transport, state, produce)
     vconfig = ValidatorConfig(
         network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
@@ -211,7 +245,9 @@ async def _service(
         peers=_peers(settings), work_fraction=settings.work_fraction,
         status_file=settings.status_file, last_round=last,
     )
-    engine = CertifyingEngine(state, default_certifier(network), miners, work)
+    certifier = await asyncio.to_thread(default_certifier, network, bundle.node_key,
+                                        settings.state_dir)
+    engine = CertifyingEngine(state, certifier, miners, work)
     chain = await asyncio.to_thread(_epoch_chain, settings, bundle)
     return ValidatorService(vconfig, bundle.node_key, transport, engine, chain)
 

@@ -53,6 +53,8 @@ class NodeSettings:
     """-1: run forever."""
     status_file: Path | None = None
     log_file: Path | None = None
+    attack: str = ""
+    """Miners only: run the simulator's attacker of this kind instead of honest work."""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

@@ -97,6 +97,14 @@ class ScoringCertifier:
             r.miners[miner].receipt for r in self.rounds if miner in r.miners
         ]
 
+    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+        """The receipt issued to ``miner`` for ``round_index`` (None if not scored here)."""
+        for scored in reversed(self.rounds):
+            if scored.round_index == round_index:
+                found = scored.miners.get(miner)
+                return None if found is None else found.receipt
+        return None
+
     def epoch_weights(self) -> list[dict[str, int]]:
         """The weight vectors of the epochs that closed, in order."""
         return [r.epoch_weights for r in self.rounds if r.epoch_weights is not None]

@@ -1,5 +1,6 @@
 """Miner and validator services in one process over the in-memory transport (no sockets):
-their certified model is, bit for bit, the one the simulator computes for the same miners."""
+their certified model is, bit for bit, the one the simulator computes for the same miners
+when both certify through the same validator pipeline (`ScoringCertifier`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from seedswarm.devnet.compose import CertifyingEngine, miner_produce, work_confi
 from seedswarm.devnet.genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.genesis import Genesis
-from seedswarm.sim.roles import EqualWeightCertifier, HonestMiner
+from seedswarm.sim.roles import HonestMiner
+from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, run_rounds
 from validator.service.validator import ValidatorConfig, ValidatorService
 
@@ -48,7 +50,7 @@ def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwo
         return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
-    engine = CertifyingEngine(states[0], EqualWeightCertifier(32), miners, work)
+    engine = CertifyingEngine(states[0], ScoringCertifier(network, LEADER), miners, work)
     vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
                               miners=miners, **common)  # type: ignore[arg-type]
     services: list[MinerService | ValidatorService] = [
@@ -83,8 +85,11 @@ async def _run_live(network: NetworkConfig, base: Path, tmp: Path) -> list[bytes
 def _simulated(network: NetworkConfig, base: Path, work: WorkConfig) -> bytes:
     state = ModelState.from_base(network, base)
     genesis = Genesis(state.model, state.named, state.task, "devnet base", state.model_hash)
+    # the live engine hands the pipeline its messages sorted by sender; publish in that order
+    keys = sorted(MINER_KEYS, key=lambda k: k.public.raw)
     swarm = Swarm(genesis=genesis, network=network, work=work,
-                  miners=[HonestMiner(k) for k in MINER_KEYS], certifier=EqualWeightCertifier(32))
+                  miners=[HonestMiner(k) for k in keys],
+                  certifier=ScoringCertifier(network, LEADER))
     run_rounds(swarm, ROUNDS)
     return swarm.replica.model_hash
 

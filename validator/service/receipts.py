@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import NodeKey
@@ -32,10 +32,18 @@ def encode_receipt_request(miner: bytes, round_index: int) -> bytes:
 class ReceiptBook:
     """The certified weight of every miner in the last `REMEMBERED_ROUNDS` rounds."""
 
-    def __init__(self, key: NodeKey, network_id: str, ratings: RatingStore) -> None:
+    def __init__(
+        self,
+        key: NodeKey,
+        network_id: str,
+        ratings: RatingStore,
+        scored: Callable[[bytes, int], ScoreReceipt | None] | None = None,
+    ) -> None:
         self.key = key
         self.network_id = network_id
         self.ratings = ratings
+        self.scored = scored
+        """The scoring pipeline's receipts, preferred where it scored the round (as leader)."""
         self.rounds: OrderedDict[int, dict[bytes, int]] = OrderedDict()
 
     def remember(self, bundle: RoundBundle, miners: Collection[bytes]) -> None:
@@ -49,6 +57,10 @@ class ReceiptBook:
 
     def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
         """The receipt of `miner` for `round_index`, if remembered."""
+        if self.scored is not None:
+            scored = self.scored(miner, round_index)
+            if scored is not None:
+                return scored
         weights = self.rounds.get(round_index)
         if weights is None or miner not in weights:
             return None

@@ -37,7 +37,7 @@ from validator.service.leader import Stakes, leader_for
 from validator.service.ledger import Ledger
 from validator.service.machine import ValidatorAction, ValidatorView, next_action
 from validator.service.pool import ContributionPool
-from validator.service.ports import ValidatorEngine
+from validator.service.ports import ReceiptSource, ValidatorEngine
 from validator.service.receipts import RECEIPT_PROTOCOL, ReceiptBook
 
 _log = logging.getLogger("validator.service")
@@ -99,7 +99,8 @@ class ValidatorService:
         )
         self.ledger = Ledger.load(config.state_dir / "ledger.json")
         self.ratings = RatingStore.load(config.state_dir / "ratings.json")
-        self.receipts = ReceiptBook(key, net.network_id, self.ratings)
+        scored = engine.receipt if isinstance(engine, ReceiptSource) else None
+        self.receipts = ReceiptBook(key, net.network_id, self.ratings, scored)
         self.certified = 0
         self.endorsements = 0
         self._certified_in = -1
@@ -189,7 +190,7 @@ class ValidatorService:
         self._certified_in = clock_round
         round_index, prev = self.engine.round_index, self.engine.model_hash
         received = self.pool.take(round_index, prev)
-        decision = await asyncio.to_thread(self.engine.certify, [s.message for s in received])
+        decision = await asyncio.to_thread(self.engine.certify, received)
         chosen = chosen_entries(decision, received)
         try:
             new_hash = await asyncio.to_thread(self.engine.apply_entries, applied_entries(chosen))

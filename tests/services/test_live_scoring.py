@@ -1,0 +1,113 @@
+"""The live validator scores with the simulator's pipeline: over the in-memory transport, two
+honest miners and a noise attacker (all in one process) run through the real services; the
+attacker is never certified, the honest miners are, receipts come from the pipeline, and its
+state survives a restart of the validator's scoring."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+
+from node.service.engine import ModelState
+from node.service.miner import MinerConfig, MinerService
+from protocol.identity import NodeKey
+from protocol.netconfig import NetworkConfig
+from protocol.transport.base import Limits
+from protocol.transport.memory import MemoryNetwork, MemoryTransport
+from seedswarm.devnet.compose import (
+    CertifyingEngine,
+    default_certifier,
+    live_miner,
+    miner_produce,
+    work_config,
+)
+from seedswarm.devnet.genesis import network_config, write_base
+from seedswarm.devnet.scoring import scoring_certifier
+from seedswarm.devnet.spec import DevnetSpec
+from validator.service.validator import ValidatorConfig, ValidatorService
+
+ROUNDS = 3
+LIMITS = Limits(max_message_bytes=1 << 20)
+
+
+def _key(label: str) -> NodeKey:
+    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
+
+
+HONEST = [_key("honest-0"), _key("honest-1")]
+ATTACKER = _key("noise-0")
+LEADER = _key("scoring-validator")
+MINERS = [(k, "") for k in HONEST] + [(ATTACKER, "noise")]
+
+
+async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorService:
+    medium = MemoryNetwork()
+    work = work_config(network)
+    keys = tuple(k.public.raw for k, _ in MINERS)
+    common = {"network": network, "genesis_time": time.time() + 2.0,
+              "peers": (LEADER.peer_id,), "last_round": ROUNDS}
+
+    def transport(key: NodeKey) -> MemoryTransport:
+        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
+
+    vstate = ModelState.from_base(network, base)
+    certifier = default_certifier(network, LEADER, tmp / "v")
+    vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
+                              miners=keys, **common)  # type: ignore[arg-type]
+    validator = ValidatorService(vconfig, LEADER, transport(LEADER),
+                                 CertifyingEngine(vstate, certifier, keys, work))
+    services: list[MinerService | ValidatorService] = [validator]
+    states = [vstate]
+    for i, (key, attack) in enumerate(MINERS):
+        state = ModelState.from_base(network, base)
+        config = MinerConfig(state_dir=tmp / f"m{i}", validators=(LEADER.public.raw,),
+                             **common)  # type: ignore[arg-type]
+        produce = miner_produce(live_miner(attack, key, work), keys, work)
+        services.append(MinerService(config, transport(key), state, produce))
+        states.append(state)
+    for s in services:
+        await s.transport.start()
+    try:
+        async with asyncio.timeout(90), asyncio.TaskGroup() as group:
+            tasks = [group.create_task(s.run()) for s in services]
+            while any(state.round_index < ROUNDS for state in states):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            for task in tasks:
+                task.cancel()
+    finally:
+        for s in services:
+            await s.transport.stop()
+    return validator
+
+
+def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Path) -> None:
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, round_length=2)
+    base = tmp_path / "base.safetensors"
+    network = network_config(spec, write_base(spec, base))
+    validator = asyncio.run(_run(network, base, tmp_path))
+
+    certified: dict[bytes, int] = {}
+    for r in range(ROUNDS):
+        raw = validator.follower.store.get(r)
+        assert raw is not None, f"round {r} was not certified"
+        for entry in validator.follower.open(raw).certificate.message.entries:
+            certified[entry.sender] = certified.get(entry.sender, 0) + entry.weight_ppb
+    attacker = ATTACKER.public.raw
+    assert attacker not in certified
+    assert all(certified.get(k.public.raw, 0) > 0 for k in HONEST)
+
+    # receipts served by the validator are the pipeline's (weight-only ones say "not included")
+    receipt = validator.receipts.receipt(attacker, 0)
+    assert receipt is not None and receipt.weight_ppb == 0
+    assert receipt.reason != "not included"
+    honest = validator.receipts.receipt(HONEST[0].public.raw, ROUNDS - 1)
+    assert honest is not None and honest.weight_ppb > 0
+
+    # the pipeline's books and ratings are persisted: a fresh scorer starts where it stopped
+    before = validator.engine.certifier.pipeline.state_to_json()  # type: ignore[attr-defined]
+    restored = scoring_certifier(network, LEADER, tmp_path / "v")
+    assert restored.pipeline.state_to_json() == before
+    assert attacker in restored.pipeline.books
+    assert set(restored.ratings.ratings) >= {k.public.raw.hex() for k in HONEST}
