@@ -119,6 +119,9 @@ class Contribution:
         _check_choice("direction", self.direction, DIRECTIONS)
         _check_uint("rank", self.rank, MAX_RANK, minimum=1)
         object.__setattr__(self, "scale", _finite("scale", self.scale, minimum=0.0))
+        if math.copysign(1.0, self.scale) < 0.0:
+            # -0.0 == 0.0 but encodes differently: two digests for one contribution.
+            raise MessageRejected(RejectReason.OUT_OF_BOUNDS, "scale must not be -0.0")
         if not isinstance(self.codes, bytes):
             raise MessageRejected(RejectReason.MALFORMED, "codes must be bytes")
         _check_uint("number of scalars", len(self.codes), MAX_SCALARS, minimum=1)

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from protocol.codecs import Codec
+from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConfigError
 from protocol.messages import MAX_CERT_ENTRIES, MAX_RANK, MAX_SCALARS
 from protocol.perturb import DirectionKind, DirectionSpec
 
 FORMAT_VERSION = 1
 HEADER_ALLOWANCE = 1024  # bytes a contribution needs besides its scalar codes
-MAX_MESSAGE_LIMIT = 16 * 1024 * 1024
+MAX_MESSAGE_LIMIT = MAX_MESSAGE_BYTES  # envelopes never exceed it, whatever the config says
 MAX_SPEC_CHARS = 256
 _NETWORK_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _HASH_HEX = re.compile(r"[0-9a-f]{64}")

@@ -128,6 +128,34 @@ def admissible_codes(value: float, scale: float) -> tuple[int, ...]:
     return tuple(c | SIGN_BIT if c and value < 0 else c for c in candidates)
 
 
+def expected_codes(
+    value_lo: float, value_hi: float, scale: float, key: int, index: int
+) -> tuple[int, ...]:
+    """Every code ``quantize(values, key)`` gives scalar ``index`` for a value in
+    ``[value_lo, value_hi]`` under ``scale``, ascending by the value it stands for.
+
+    The coin of ``index`` is fixed by ``key``, and for a fixed coin the rounding is monotone in
+    the magnitude, so the codes are those between the codes of the interval's ends: one code
+    when the whole interval lies on one side of the coin's threshold. A verifier that knows the
+    key uses this instead of ``admissible_codes`` (which lets a sender always round up).
+    """
+    if not (math.isfinite(value_lo) and math.isfinite(value_hi)) or value_lo > value_hi:
+        raise QuantizeError(f"need a finite interval, got [{value_lo}, {value_hi}]")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise QuantizeError(f"index must be an integer >= 0, got {index!r}")
+    table = levels(scale)
+    coin = _uniform_at(key, index)
+
+    def level(value: float) -> int:  # signed: -127 .. 127
+        code = _round_magnitude(abs(value), table, coin)
+        return -code if value < 0 else code
+
+    out: list[int] = []
+    for signed in range(level(value_lo), level(value_hi) + 1):
+        out.append(-signed | SIGN_BIT if signed < 0 else signed)
+    return tuple(out)
+
+
 def _round_magnitude(magnitude: float, table: list[float], coin: float) -> int:
     # ``table`` is sorted, so bisect finds the largest code whose level does not exceed the
     # magnitude by exact float comparisons: no platform-dependent log is involved.
@@ -149,6 +177,16 @@ def _uniforms(key: int, count: int) -> list[float]:
         h.update(struct.pack("<Q", block))
         out.extend((w >> 11) * 2.0**-53 for w in struct.unpack("<8Q", h.digest()))
     return out[:count]
+
+
+def _uniform_at(key: int, index: int) -> float:
+    """The coin ``_uniforms(key, n)[index]`` for any ``n > index``, hashing one block only."""
+    block, offset = divmod(index, 8)
+    _uniforms(key, 0)  # validates the key
+    h = hashlib.blake2b(digest_size=64, key=struct.pack("<Q", key), person=_PERSON_QUANTIZE)
+    h.update(struct.pack("<Q", block))
+    word: int = struct.unpack("<8Q", h.digest())[offset]
+    return (word >> 11) * 2.0**-53
 
 
 def _check_scale(scale: float) -> None:

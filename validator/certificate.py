@@ -6,8 +6,12 @@
   comes from an injected ``ApplyFn``: applying needs the model, which validator/ does not hold.
 * Reviewer (``review_certificate``): envelope and signature, network and round, the leader the
   beacon elects, the previous hash equal to its own certified hash, at most G entries in
-  canonical order, every entry a contribution it has seen (sender matching) and did not reject,
-  weights summing to 1e9 with none zero, and the new hash equal to its own apply. The verdict
+  canonical order, every entry a contribution it has seen (sender matching) and did not reject
+  (filters, verification, or the value gate: a contribution this reviewer would not pay), weights
+  summing to 1e9 with none zero and, in ``EQUAL`` and ``SCALARS`` modes, exactly the weights the
+  mode gives the included entries, and the new hash equal to its own apply. (``PROPORTIONAL``
+  weights come from the leader's scores, which a reviewer cannot reproduce: only their sum is
+  checked.) The verdict
   becomes a ``CertificateEndorsement`` (approve, or dispute with the reason).
 * Finality (``is_final``): approvals (the leader's signature counts as one) from validators
   holding more than ``threshold`` of the stake (1/2 by default; 2/3 for BFT-style safety).
@@ -102,14 +106,22 @@ def entry_weight(weight_ppb: int) -> float:
     return weight_ppb / WEIGHT_ONE_PPB
 
 
+def mode_shares(
+    contributions: Sequence[Contribution], mode: WeightMode
+) -> list[Fraction] | None:
+    """The shares ``mode`` gives ``contributions``; None for ``PROPORTIONAL`` (score based)."""
+    if mode is WeightMode.EQUAL:
+        return [Fraction(1)] * len(contributions)
+    if mode is WeightMode.SCALARS:
+        return [Fraction(c.num_scalars) for c in contributions]
+    return None
+
+
 def certificate_entries(chosen: Sequence[Candidate], mode: WeightMode) -> list[CertEntry]:
     """Entries in canonical order (by sender) with weights summing to 1e9; zero weights dropped."""
     ordered = sorted(chosen, key=lambda c: c.contribution.sender)
-    if mode is WeightMode.EQUAL:
-        shares = [Fraction(1)] * len(ordered)
-    elif mode is WeightMode.SCALARS:
-        shares = [Fraction(c.contribution.num_scalars) for c in ordered]
-    else:
+    shares = mode_shares([c.contribution for c in ordered], mode)
+    if shares is None:
         shares = [Fraction(c.score) for c in ordered]
     weights = allocate_ppb(shares)
     return [
@@ -162,6 +174,7 @@ class Dispute(StrEnum):
     SENDER_MISMATCH = "entry_sender_mismatch"
     REJECTED_CONTRIBUTION = "includes_rejected_contribution"
     WEIGHTS = "weights_do_not_sum"
+    WEIGHT_MODE = "weights_not_by_mode"
     APPLY_FAILED = "apply_failed"
     NEW_HASH = "new_hash_mismatch"
 
@@ -195,8 +208,11 @@ class ReviewContext:
     stakes: Sequence[tuple[bytes, int]]
     max_entries: int
     seen: Mapping[bytes, Contribution]  # envelope digest -> contribution it received
-    rejected: Collection[bytes] = ()  # digests it refused (filters or verification)
+    # Digests it refused: filters, verification, and contributions without a positive reward
+    # (the value gate; ``RoundScoring.rejected`` lists them all).
+    rejected: Collection[bytes] = ()
     leader_attempt: int = 0
+    weight_mode: WeightMode = WeightMode.SCALARS  # the network's certificate mode
 
 
 def check_certificate(
@@ -243,6 +259,13 @@ def check_entries(cert: RoundCertificate, ctx: ReviewContext) -> CertificateChec
     total = sum(e.weight_ppb for e in entries)
     if entries and (total != WEIGHT_ONE_PPB or any(e.weight_ppb == 0 for e in entries)):
         return CertificateCheck(Dispute.WEIGHTS, f"weights sum to {total} ppb")
+    shares = mode_shares([ctx.seen[e.contribution_digest] for e in entries], ctx.weight_mode)
+    if entries and shares is not None:
+        expected = allocate_ppb(shares)
+        given = [e.weight_ppb for e in entries]
+        if given != expected:
+            return CertificateCheck(Dispute.WEIGHT_MODE,
+                                    f"{ctx.weight_mode.value} weights are {expected}, got {given}")
     return APPROVED
 
 

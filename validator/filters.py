@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from protocol.errors import MessageRejected, RejectReason
@@ -67,11 +67,17 @@ class FilterReason(StrEnum):
 
 @dataclass(frozen=True)
 class FilterVerdict:
-    """One check's answer; ``signed`` is set when the whole of ``run_filters`` passed."""
+    """One check's answer; ``signed`` is set when the whole of ``run_filters`` passed.
+
+    ``sender`` and ``digest`` are set whenever the envelope opened (signature verified), even
+    when a later check failed, so callers need not open it a second time.
+    """
 
     reason: FilterReason
     detail: str = ""
     signed: Signed[Contribution] | None = None
+    sender: bytes | None = None
+    digest: bytes | None = None
 
     @property
     def passed(self) -> bool:
@@ -252,8 +258,10 @@ def _run(raw: object, ctx: FilterContext, guard: ReplayGuard, received_at: float
         check_sync(msg, ctx.certified_hash),
     ):
         if not verdict.passed:
-            return verdict
+            return replace(verdict, sender=msg.sender, digest=opened.digest)
+    # Only now: the guard remembers every message it accepts.
     replay = check_replay(opened, guard, ctx.window.round_index)
     if not replay.passed:
-        return replay
-    return FilterVerdict(FilterReason.PASSED, signed=opened)
+        return replace(replay, sender=msg.sender, digest=opened.digest)
+    return FilterVerdict(FilterReason.PASSED, signed=opened, sender=msg.sender,
+                         digest=opened.digest)

@@ -57,12 +57,10 @@ from typing import Any, Protocol
 
 from protocol.assignment import random_samples
 from protocol.encoding import decode, encode
-from protocol.errors import MessageRejected
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import keyed_hash
 from protocol.replay import ReplayGuard
-from protocol.signing import open_envelope
 from validator.certificate import Candidate, WeightMode, certificate_entries, select_top
 from validator.filters import (
     FilterContext,
@@ -71,6 +69,7 @@ from validator.filters import (
     FilterVerdict,
     run_filters,
 )
+from validator.gates import nonnegative
 from validator.liveness import LivenessPolicy, Presence, liveness_factor, mark_seen, needs_reset
 from validator.loss_delta import (
     INDICATOR_ALPHA,
@@ -83,7 +82,13 @@ from validator.loss_delta import (
 from validator.outcome import MatchScorePolicy, RoundOutcome, match_score
 from validator.ratings import RatingStore
 from validator.receipts import build_receipt
-from validator.reward import RewardPolicy, explain_reward, reward_score
+from validator.reward import (
+    RewardPolicy,
+    explain_reward,
+    indicator_factor,
+    rating_factor,
+    reward_score,
+)
 from validator.trust import (
     AuditRecord,
     TrustPolicy,
@@ -219,6 +224,10 @@ class RoundScoring:
     verify_passes: int
     miner_passes: int
     counters: FilterCounters
+    rejected: frozenset[bytes] = frozenset()
+    """Digests of every contribution this validator would not certify (failed filters,
+    verification, ban, or no positive reward): a reviewer passes them as
+    ``ReviewContext.rejected`` so a leader cannot include them."""
 
     @property
     def receipts(self) -> list[ScoreReceipt]:
@@ -279,7 +288,7 @@ class ScoringPipeline:
         self._forget_absent(t)
         cascade = self._cascade(t, oracle)
         counters = FilterCounters()
-        pending, failed, refused = self._filter(arrivals, ctx, counters)
+        pending, failed, refused, rejected_digests = self._filter(arrivals, ctx, counters)
         for p in pending.values():
             p.banned = is_banned(self.book(p.contribution.sender).audits, t, self.policy.trust)
         measured = [p for p in pending.values() if not p.banned]
@@ -293,6 +302,7 @@ class ScoringPipeline:
         self.ratings.rate_round(t, {m.hex(): v for m, v in values.items()
                                     if m in pending and not pending[m].banned})
         rewards = self._rewards(outcomes, values)
+        self._credit_absent_cascade(t, pending, cascade, validation_loss)
         entries = self._certificate(pending, values, rewards)
         ppb = {e.sender: e.weight_ppb for e in entries}
         miners = self._miner_rounds(t, pending, failed, outcomes, values, rewards, ppb)
@@ -303,8 +313,10 @@ class ScoringPipeline:
                      if p.verification is not None)
         mined = sum(p.verification.cost.miner_forward_passes for p in pending.values()
                     if p.verification is not None)
+        eligible = {p.digest for m, p in pending.items() if _eligible(p, rewards.get(m, 0.0))}
+        rejected = frozenset({p.digest for p in pending.values()} - eligible) | rejected_digests
         return RoundScoring(t, miners, refused, tuple(entries), certified,
-                            self._close_epoch(t), verify, mined, counters)
+                            self._close_epoch(t), verify, mined, counters, rejected)
 
     def observe_certified(self, round_index: int, entries: Sequence[WeightedContribution]) -> None:
         """Remember what round ``round_index`` certified, for the cascade of later rounds."""
@@ -346,12 +358,15 @@ class ScoringPipeline:
 
     def _filter(
         self, arrivals: Iterable[Arrival], ctx: FilterContext, counters: FilterCounters
-    ) -> tuple[dict[bytes, _Pending], dict[bytes, FilterVerdict], int]:
+    ) -> tuple[dict[bytes, _Pending], dict[bytes, FilterVerdict], int, frozenset[bytes]]:
         pending: dict[bytes, _Pending] = {}
         failed: dict[bytes, FilterVerdict] = {}
         refused = 0
+        rejected: set[bytes] = set()
         for arrival in arrivals:
             verdict = run_filters(arrival.raw, ctx, self.guard, arrival.received_at, counters)
+            if not verdict.passed and verdict.digest is not None:
+                rejected.add(verdict.digest)
             if verdict.passed and verdict.signed is not None:
                 sender = verdict.signed.message.sender
                 if sender in pending:  # a second message this round: only the first counts
@@ -361,12 +376,12 @@ class ScoringPipeline:
                 pending[sender] = _Pending(verdict.signed.message, verdict.signed.digest)
                 failed.pop(sender, None)
                 continue
-            named = _registered_sender(arrival.raw, ctx)
+            named = verdict.sender if verdict.sender in ctx.registered else None
             if named is None:
                 refused += 1
             elif named not in pending:
                 failed.setdefault(named, verdict)
-        return pending, failed, refused
+        return pending, failed, refused, frozenset(rejected)
 
     def _raw_value(self, p: _Pending, cascade: dict[bytes, float], loss: float) -> float:
         """The value the contribution would score if it passed every gate."""
@@ -445,12 +460,30 @@ class ScoringPipeline:
             self.book(miner).epoch_score += rewards[miner]
         return rewards
 
+    def _credit_absent_cascade(
+        self, t: int, pending: dict[bytes, _Pending], cascade: dict[bytes, float], loss: float
+    ) -> None:
+        """Cascade credit of miners with no contribution scored this round (absent, or failed
+        the filters): their earlier certified work still helps this round's model, so it joins
+        their epoch score at their standing (rating and indicator factors; not banned)."""
+        if not (math.isfinite(loss) and loss > 0.0):
+            return
+        weight = self.policy.match.influence_weight
+        for miner, credit in sorted(cascade.items()):
+            book = self.book(miner)
+            if miner in pending or is_banned(book.audits, t, self.policy.trust):
+                continue
+            value = nonnegative(weight * (-credit / loss))
+            rating = self.ratings.get(miner.hex())
+            book.epoch_score += (value * rating_factor(rating, self.policy.reward)
+                                 * indicator_factor(book.indicator, self.policy.reward))
+
     def _certificate(
         self, pending: dict[bytes, _Pending], values: dict[bytes, float],
         rewards: dict[bytes, float],
     ) -> list[CertEntry]:
         candidates = [Candidate(p.contribution, p.digest, values[m])
-                      for m, p in pending.items() if p.gate and rewards.get(m, 0.0) > 0.0]
+                      for m, p in pending.items() if _eligible(p, rewards.get(m, 0.0))]
         mode = self.policy.certificate_mode
         chosen = select_top(candidates, self.network.max_contributions_per_round, mode)
         return certificate_entries(chosen, mode) if chosen else []
@@ -533,6 +566,11 @@ class ScoringPipeline:
             self.history.append((int(r), decoded))
 
 
+def _eligible(p: _Pending, reward: float) -> bool:
+    """May be certified: passed the verification gate and earned a positive reward."""
+    return p.gate and not p.banned and reward > 0.0
+
+
 def probe_weights(
     contributions: Sequence[Contribution], mode: WeightMode, limit: int
 ) -> list[float]:
@@ -543,17 +581,6 @@ def probe_weights(
         total = float(sum(sizes))
         return [c.num_scalars / total for c in contributions]
     return [1.0 / min(len(contributions), limit)] * len(contributions)
-
-
-def _registered_sender(raw: bytes, ctx: FilterContext) -> bytes | None:
-    """The registered sender of a message that failed the filters, if it names one validly."""
-    try:
-        signed = open_envelope(raw, network_id=ctx.network.network_id,
-                               max_size=ctx.network.max_message_bytes, expect=Contribution)
-    except (MessageRejected, TypeError, ValueError):
-        return None
-    sender = signed.message.sender
-    return sender if sender in ctx.registered else None
 
 
 def _book_json(book: MinerBook) -> dict[str, Any]:

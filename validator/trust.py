@@ -17,7 +17,9 @@ Why the expected penalty exceeds the gain: a trusted miner that cheats in one ro
 most that round's reward ``s`` (less, in fact: the compute it saves is worth less than ``s`` to a
 miner that mines at a profit). It is audited with probability ``p`` and then loses at least the
 next ``ban_rounds`` rounds of reward, ``ban_rounds · s``, plus its epoch's accrued score. The
-expected loss per cheating round is ``p · ban_rounds · s``; with ``p = 0.05`` and
+expected loss per cheating round is ``p · ban_rounds · s``; with ``p = FO_AUDIT_PROBABILITY =
+0.05`` (``validator.verification``; an audit costs about 100 % of the miner's compute, so
+about 5 % on average) and
 ``ban_rounds = 200`` (Templar's 200-window ban for copiers) that is ``10 s`` per round cheated,
 ten times the best case gain. ``deterrence_ratio`` computes it; the constructor refuses a policy
 under 1. ZO contributions are audited every round (a check costs ``n/K`` of the miner's work),
@@ -30,7 +32,7 @@ import math
 from dataclasses import dataclass, replace
 
 from protocol.errors import ConfigError
-from validator.verification import VerificationPolicy
+from validator.verification import FO_AUDIT_PROBABILITY, VerificationPolicy
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class TrustPolicy:
 
     probation_audits: int = 1
     ban_rounds: int = 200
-    fo_audit_probability: float = 0.05
+    fo_audit_probability: float = FO_AUDIT_PROBABILITY
     fo_sample_fraction: float = 0.25
 
     def __post_init__(self) -> None:

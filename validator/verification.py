@@ -5,7 +5,10 @@ Which indices it redoes comes from its own secret, the round and the miner
 (``protocol.randomness.validator_sample_key``): a miner cannot tell which scalars will be checked
 and has to compute all of them honestly. A sampled scalar passes iff its one-byte code is one an
 honest ``quantize`` could have produced for *some* value within the tolerance band around the
-recomputed value; any failing scalar rejects the whole contribution (a penalty signal).
+recomputed value, rounded with the coins an honest quantizer draws (they are keyed by the
+contribution's first seed, so a sender cannot always round up: where the whole band lies on one
+side of a scalar's coin threshold only one code is honest); any failing scalar rejects the
+whole contribution (a penalty signal).
 
 Tolerance, and the measurement behind it
 ----------------------------------------
@@ -62,8 +65,9 @@ Cost, as a fraction of the miner's compute
   the H local steps once (forward + backward, counted as 3 forward passes each) plus n of the K
   projections: about 100 % of the miner's compute per audited contribution (measured: 69 % of
   the miner's wall time at K = 256, the rest being the K - n projections not redone). Hence the
-  audit rate: each FO contribution is audited with probability ``fo_audit_probability`` (10 %
-  by default), decided by the same secret key, so the expected cost is 7-10 %. The deterrent
+  audit rate: each FO contribution is audited with probability ``FO_AUDIT_PROBABILITY`` (5 %,
+  once the miner is past probation: ``validator.trust``), decided by the same secret key, so
+  the expected cost is 3.5-5 %. The deterrent
   is then statistical: a cheater's expected penalty must exceed its gain over the audit rate.
 """
 
@@ -76,12 +80,19 @@ from typing import Protocol
 
 from protocol.errors import ConfigError
 from protocol.messages import Contribution
-from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes
-from protocol.randomness import keyed_hash, validator_sample_key, verification_sample
+from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes, expected_codes
+from protocol.randomness import (
+    derive_seed,
+    keyed_hash,
+    round_beacon,
+    validator_sample_key,
+    verification_sample,
+)
 
 FLOAT32_EPSILON = 2.0**-23
 _PERSON_AUDIT = b"ss:audit"
 BACKWARD_FORWARD_RATIO = 2  # a backward pass costs about two forward passes
+FO_AUDIT_PROBABILITY = 0.05  # trusted FO miners; the one rate (validator.trust uses it too)
 
 
 class ScalarOracle(Protocol):
@@ -126,7 +137,7 @@ class VerificationPolicy:
     sample_fraction: float = 1.0 / 16.0
     min_sample: int = 4
     zo_audit_probability: float = 1.0
-    fo_audit_probability: float = 0.1
+    fo_audit_probability: float = FO_AUDIT_PROBABILITY
     fo_local_steps: int = 4
     tolerance: Tolerance = Tolerance()
 
@@ -256,10 +267,29 @@ def admissible_range(low: float, high: float, scale: float) -> tuple[int, int]:
     return min(lows), max(highs)
 
 
+def quantize_key(contribution: Contribution) -> int:
+    """The key of the stochastic rounding coins an honest sender used: its first seed."""
+    c = contribution
+    beacon = round_beacon(c.network_id, c.round_index, c.base_model_hash)
+    return derive_seed(c.network_id, beacon, c.sender, c.round_index, 0)
+
+
+def expected_range(
+    low: float, high: float, scale: float, key: int, index: int
+) -> tuple[int, int]:
+    """Signed level indices of the codes an honest quantizer with ``key`` gives scalar ``index``
+    for a value in [low, high]: a single level unless the interval straddles the coin's
+    threshold (or crosses a level)."""
+    codes = [signed_level(c) for c in expected_codes(low, high, scale, key, index)]
+    return min(codes), max(codes)
+
+
 def check_scalar(
-    index: int, code: int, value: float, scale: float, band: float
+    index: int, code: int, value: float, scale: float, band: float, key: int | None = None
 ) -> Mismatch | None:
-    """None if ``code`` is admissible for some value in ``[value - band, value + band]``."""
+    """None if ``code`` is what an honest quantizer gives some value in
+    ``[value - band, value + band]``: with the coins of ``key`` when given (the rounding
+    direction is then checked too), else either neighbouring level."""
     def miss(why: str) -> Mismatch:
         return Mismatch(index, code, value, band, why)
 
@@ -271,7 +301,10 @@ def check_scalar(
         return miss("invalid code 0x80")
     if abs(value) - band > scale:
         return miss(f"|value| exceeds the declared scale {scale:.4g}")
-    low, high = admissible_range(value - band, value + band, scale)
+    if key is None:
+        low, high = admissible_range(value - band, value + band, scale)
+    else:
+        low, high = expected_range(value - band, value + band, scale, key, index)
     if not low <= signed_level(code) <= high:
         return miss(f"code level {signed_level(code)} outside [{low}, {high}]")
     return None
@@ -288,10 +321,12 @@ def check_scalars(
         raise ConfigError(f"{len(indices)} indices but {len(recomputed)} recomputed values")
     finite = [abs(v) for v in recomputed if math.isfinite(v)]
     reference = max(finite, default=0.0)
+    key = quantize_key(contribution)
     mismatches = []
     for index, value in zip(indices, recomputed, strict=True):
         band = tolerance.band(value, reference) if math.isfinite(value) else 0.0
-        found = check_scalar(index, contribution.codes[index], value, contribution.scale, band)
+        found = check_scalar(index, contribution.codes[index], value, contribution.scale, band,
+                             key)
         if found is not None:
             mismatches.append(found)
     return mismatches

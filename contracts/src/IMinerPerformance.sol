@@ -6,4 +6,7 @@ interface IMinerPerformance {
     /// @notice Per miner slot, the stake-weighted mean of the clipped weights it received in the
     /// most recent directly settled epoch (0..65535; slots never settled read as 0).
     function minerPerformances() external view returns (uint16[] memory);
+
+    /// @notice The epoch those performances were measured in (0 before any settlement).
+    function performanceEpoch() external view returns (uint256);
 }

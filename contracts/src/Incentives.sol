@@ -26,10 +26,17 @@ import {SeedswarmToken} from "./SeedswarmToken.sol";
 /// Settlement needs a quorum: revealed stake must exceed half the registered validator stake,
 /// otherwise the epoch closes with no emission.
 ///
+/// Every stake figure of epoch `e` is taken as it stood at end(e) (the registry's history): a
+/// validator commits and votes with its stake at end(e), the quorum and the Merkle majority are
+/// measured against the total at end(e), and miner slot j is paid to whoever held it at end(e).
+/// Stake registered, added or moved after the epoch ended, and slot replacements after it ended,
+/// therefore cannot cancel, swing or redirect that epoch's emission.
+///
 /// Merkle settlement: validators may instead vote for a root over leaves (epoch, account, amount)
-/// computed off-chain; once one (root, total) has more than half the validator stake it is final,
-/// and accounts claim with proofs. Its on-chain cost per epoch does not depend on the miner count.
-/// An epoch is settled by exactly one of the two paths.
+/// computed off-chain, during [end(e), settlement opens); once one (root, total) has more than
+/// half the validator stake it is final, and accounts claim with proofs. Its on-chain cost per
+/// epoch does not depend on the miner count. An epoch is settled by exactly one of the two paths:
+/// voting closes when direct settlement opens.
 contract Incentives is IMinerPerformance {
     uint16 public constant WEIGHT_SCALE = type(uint16).max;
     uint16 private constant BPS = 10_000;
@@ -141,6 +148,7 @@ contract Incentives is IMinerPerformance {
     error ClaimExceedsRoot(uint256 claimed, uint256 total);
     error NothingToClaim(address account);
     error LengthMismatch();
+    error RootVotingClosed(uint256 epoch, uint256 closedAt);
 
     constructor(Registry registry_, SeedswarmToken token_, EconomicParams memory econ) {
         if (
@@ -154,15 +162,15 @@ contract Incentives is IMinerPerformance {
 
     // ---------------------------------------------------------------- commit / reveal
 
-    /// @notice Commits `digest` = commitDigest(epoch, msg.sender, weights, salt) for `epoch`.
+    /// @notice Commits `digest` = commitDigest(epoch, msg.sender, weights, salt) for `epoch`,
+    /// with the caller's validator stake at the epoch's end (it must have been a validator then).
     function commitWeights(uint256 epoch, bytes32 digest) external {
-        if (_registry.roleOf(msg.sender) != Registry.Role.Validator) revert NotValidator(msg.sender);
         (uint256 opens, uint256 closes,) = _windows(epoch);
         if (block.timestamp < opens) revert CommitWindowNotOpen(epoch, opens);
         if (block.timestamp >= closes) revert CommitWindowClosed(epoch, closes);
+        uint256 stake = _epochStake(msg.sender, opens);
         Commitment storage c = _commitments[epoch][msg.sender];
         if (c.digest != bytes32(0)) revert AlreadyCommitted(epoch, msg.sender);
-        uint256 stake = _registry.stakeOf(msg.sender);
         c.digest = digest;
         c.stake = stake;
         emit WeightsCommitted(epoch, msg.sender, digest, stake);
@@ -249,7 +257,7 @@ contract Incentives is IMinerPerformance {
             d.stakes.push(c.stake);
             revealed += c.stake;
         }
-        uint256 total = _registry.totalValidatorStake();
+        uint256 total = _registry.totalValidatorStakeAt(_registry.epochEnd(epoch));
         if (revealed * 2 <= total) {
             _status[epoch] = EpochStatus.NoQuorum;
             emit QuorumNotReached(epoch, revealed, total);
@@ -282,7 +290,7 @@ contract Incentives is IMinerPerformance {
             clipped: d.clippedSums,
             column: new uint16[](d.voters.length)
         });
-        address[] memory owners = _registry.minersInRange(start, end);
+        address[] memory owners = _registry.minersInRangeAt(start, end, _registry.epochEnd(epoch));
         uint256 paid;
         for (uint256 j = start; j < end; ++j) {
             paid += _settleMiner(ck, j, owners[j - start]);
@@ -337,22 +345,26 @@ contract Incentives is IMinerPerformance {
 
     // ---------------------------------------------------------------- Merkle settlement
 
-    /// @notice Votes, with the caller's current validator stake, for paying `epoch` by the
-    /// Merkle `root` whose leaves sum to `total`. Final once one proposal has a stake majority.
+    /// @notice Votes, with the caller's validator stake at the end of `epoch`, for paying `epoch`
+    /// by the Merkle `root` whose leaves sum to `total`. Final once one proposal has more than half
+    /// the validator stake at the epoch's end. Open until direct settlement opens.
+    /// @dev Snapshot stakes make each unit of stake vote once: stake moved to another account
+    /// after the epoch ended counts as zero there, and an account votes at most once.
     function proposeRoot(uint256 epoch, bytes32 root, uint256 total) external {
-        if (_registry.roleOf(msg.sender) != Registry.Role.Validator) revert NotValidator(msg.sender);
-        uint256 endsAt = _registry.epochEnd(epoch);
+        (uint256 endsAt,, uint256 closesAt) = _windows(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
+        if (block.timestamp >= closesAt) revert RootVotingClosed(epoch, closesAt);
+        uint256 stake = _epochStake(msg.sender, endsAt);
         EpochStatus status = _status[epoch];
         if (status != EpochStatus.Open) revert EpochAlreadySettled(epoch, status);
         if (total > _econ.emissionPerEpoch) revert TotalExceedsEmission(total, _econ.emissionPerEpoch);
         if (_rootVoted[epoch][msg.sender]) revert AlreadyVoted(epoch, msg.sender);
         _rootVoted[epoch][msg.sender] = true;
         bytes32 proposal = keccak256(abi.encode(root, total));
-        uint256 support = _rootSupport[epoch][proposal] + _registry.stakeOf(msg.sender);
+        uint256 support = _rootSupport[epoch][proposal] + stake;
         _rootSupport[epoch][proposal] = support;
         emit RootProposed(epoch, msg.sender, root, total, support);
-        if (support * 2 > _registry.totalValidatorStake()) {
+        if (support * 2 > _registry.totalValidatorStakeAt(endsAt)) {
             _status[epoch] = EpochStatus.MerkleSettled;
             _merkle[epoch] = MerkleSettlement({root: root, total: total, claimed: 0});
             emit RootFinalized(epoch, root, total);
@@ -462,6 +474,14 @@ contract Incentives is IMinerPerformance {
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev Stake of a current validator as of `epochEnd`; reverts for anyone who is not a
+    /// validator now or was not one when the epoch ended.
+    function _epochStake(address account, uint256 epochEnd) private view returns (uint256 stake) {
+        if (_registry.roleOf(account) != Registry.Role.Validator) revert NotValidator(account);
+        stake = _registry.validatorStakeAt(account, epochEnd);
+        if (stake == 0) revert NotValidator(account);
+    }
 
     function _minerPool() private view returns (uint256) {
         return _econ.emissionPerEpoch * _econ.minerShareBps / BPS;

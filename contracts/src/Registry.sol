@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 import {IMinerPerformance} from "./IMinerPerformance.sol";
 
 /// @title Registry
@@ -16,7 +17,14 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// skipping occupants still inside their immunity period. The validator set is bounded too; when
 /// full, a newcomer must stake strictly more than the smallest validator, who is replaced.
 /// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds.
+///
+/// Settlement of an epoch happens after the epoch has ended, while the sets keep changing. So
+/// that late changes cannot rewrite a finished epoch, the registry keeps a timestamped history of
+/// every validator's stake, of the total validator stake and of every miner slot's occupant; the
+/// incentives contract reads them "as of" the epoch's end (the `...At` views).
 contract Registry is Ownable {
+    using Checkpoints for Checkpoints.Trace256;
+
     enum Role {
         None,
         Miner,
@@ -62,6 +70,9 @@ contract Registry is Ownable {
     uint16[] private _freeSlots;
     address[] private _validators;
     uint256 private _totalValidatorStake;
+    Checkpoints.Trace256 private _totalStakeHistory;
+    mapping(address account => Checkpoints.Trace256) private _validatorStakeHistory;
+    mapping(uint256 slot => Checkpoints.Trace256) private _slotHistory;
 
     event MinerRegistered(address indexed account, uint16 indexed slot, bytes32 nodeKey, uint256 stake);
     event ValidatorRegistered(address indexed account, bytes32 nodeKey, uint256 stake);
@@ -85,6 +96,7 @@ contract Registry is Ownable {
     error StillUnbonding(uint64 releaseTime);
     error TransferFailed();
     error ZeroAddress();
+    error ZeroImmunity();
 
     constructor(NetworkParams memory params_, address initialOwner) Ownable(initialOwner) {
         if (
@@ -92,6 +104,9 @@ contract Registry is Ownable {
                 || params_.maxMiners > MAX_MINER_SLOTS || params_.maxValidators == 0
                 || params_.maxValidators > MAX_VALIDATORS
         ) revert InvalidNetworkParams();
+        // With no immunity a newcomer could be evicted in the very transaction after it joined,
+        // before any validator has had a chance to score it.
+        if (params_.immunityEpochs == 0) revert ZeroImmunity();
         _params = params_;
     }
 
@@ -113,7 +128,7 @@ contract Registry is Ownable {
         _checkNewcomer(nodeKey, _params.minMinerStake);
         uint16 slot = _takeMinerSlot();
         _admit(Role.Miner, slot, nodeKey);
-        _minerSlots[slot] = msg.sender;
+        _setMinerSlot(slot, msg.sender);
         emit MinerRegistered(msg.sender, slot, nodeKey, msg.value);
     }
 
@@ -123,7 +138,8 @@ contract Registry is Ownable {
         if (_validators.length >= _params.maxValidators) _replaceSmallestValidator();
         _admit(Role.Validator, uint16(_validators.length), nodeKey);
         _validators.push(msg.sender);
-        _totalValidatorStake += msg.value;
+        _recordValidatorStake(msg.sender, msg.value);
+        _setTotalValidatorStake(_totalValidatorStake + msg.value);
         emit ValidatorRegistered(msg.sender, nodeKey, msg.value);
     }
 
@@ -133,7 +149,10 @@ contract Registry is Ownable {
         if (p.role == Role.None) revert NotRegistered(msg.sender);
         if (msg.value == 0) revert ZeroAmount();
         p.stake += msg.value;
-        if (p.role == Role.Validator) _totalValidatorStake += msg.value;
+        if (p.role == Role.Validator) {
+            _recordValidatorStake(msg.sender, p.stake);
+            _setTotalValidatorStake(_totalValidatorStake + msg.value);
+        }
         emit StakeAdded(msg.sender, msg.value, p.stake);
     }
 
@@ -141,7 +160,7 @@ contract Registry is Ownable {
     function deregister() external {
         Participant storage p = _participants[msg.sender];
         if (p.role == Role.Miner) {
-            _minerSlots[p.index] = address(0);
+            _setMinerSlot(p.index, address(0));
             _freeSlots.push(p.index);
         } else if (p.role == Role.Validator) {
             _removeValidator(msg.sender);
@@ -248,6 +267,30 @@ contract Registry is Ownable {
         return _totalValidatorStake;
     }
 
+    /// @notice Total validator stake as it stood before timestamp `ts` (after every block
+    /// timestamped earlier than `ts`).
+    function totalValidatorStakeAt(uint256 ts) external view returns (uint256) {
+        return _totalStakeHistory.upperLookupRecent(ts - 1);
+    }
+
+    /// @notice `account`'s validator stake before timestamp `ts`; 0 if it was no validator then.
+    function validatorStakeAt(address account, uint256 ts) external view returns (uint256) {
+        return _validatorStakeHistory[account].upperLookupRecent(ts - 1);
+    }
+
+    /// @notice Occupants of slots `from` (inclusive) to `to` (exclusive) before timestamp `ts`;
+    /// zero for slots that were free or not yet opened then.
+    function minersInRangeAt(uint256 from, uint256 to, uint256 ts)
+        external
+        view
+        returns (address[] memory out)
+    {
+        out = new address[](to - from);
+        for (uint256 i = from; i < to; ++i) {
+            out[i - from] = address(uint160(_slotHistory[i].upperLookupRecent(ts - 1)));
+        }
+    }
+
     // ---------------------------------------------------------------- internals
 
     function _checkNewcomer(bytes32 nodeKey, uint256 minStake) private view {
@@ -289,15 +332,22 @@ contract Registry is Ownable {
     /// @dev Ties go to the lowest slot index so every node predicts the same victim.
     function _lowestPerformingSlot() private view returns (uint16) {
         uint16[] memory perf;
-        if (address(_incentives) != address(0)) perf = _incentives.minerPerformances();
+        uint256 perfEpoch;
+        if (address(_incentives) != address(0)) {
+            perf = _incentives.minerPerformances();
+            perfEpoch = _incentives.performanceEpoch();
+        }
         uint256 epoch = currentEpoch();
         uint256 immunity = _params.immunityEpochs;
         uint256 best = type(uint256).max;
         uint256 bestSlot;
         uint256 slots = _minerSlots.length;
         for (uint256 slot = 0; slot < slots; ++slot) {
-            if (_participants[_minerSlots[slot]].registeredEpoch + immunity > epoch) continue;
-            uint256 score = slot < perf.length ? perf[slot] : 0;
+            uint256 since = _participants[_minerSlots[slot]].registeredEpoch;
+            if (since + immunity > epoch) continue;
+            // A score measured before the occupant arrived belongs to its predecessor: the slot
+            // counts as never scored (0) until an epoch of the current occupant is settled.
+            uint256 score = slot < perf.length && perfEpoch >= since ? perf[slot] : 0;
             if (score < best) {
                 best = score;
                 bestSlot = slot;
@@ -305,6 +355,20 @@ contract Registry is Ownable {
         }
         if (best == type(uint256).max) revert NoReplaceableMiner();
         return uint16(bestSlot);
+    }
+
+    function _setMinerSlot(uint16 slot, address account) private {
+        _minerSlots[slot] = account;
+        _slotHistory[slot].push(block.timestamp, uint256(uint160(account)));
+    }
+
+    function _recordValidatorStake(address account, uint256 stake) private {
+        _validatorStakeHistory[account].push(block.timestamp, stake);
+    }
+
+    function _setTotalValidatorStake(uint256 total) private {
+        _totalValidatorStake = total;
+        _totalStakeHistory.push(block.timestamp, total);
     }
 
     function _replaceSmallestValidator() private {
@@ -333,7 +397,8 @@ contract Registry is Ownable {
             _participants[moved].index = p.index;
         }
         _validators.pop();
-        _totalValidatorStake -= p.stake;
+        _recordValidatorStake(account, 0);
+        _setTotalValidatorStake(_totalValidatorStake - p.stake);
     }
 
     /// @dev Moves the whole stake into unbonding and forgets the participant. A second

@@ -112,6 +112,15 @@ class RegistryClient:
         """Sum of the validators' stakes in wei."""
         return int(self._view(self._contract.functions.totalValidatorStake()))
 
+    def total_validator_stake_at(self, timestamp: int) -> int:
+        """Total validator stake as it stood before `timestamp` (e.g. an epoch's end)."""
+        return int(self._view(self._contract.functions.totalValidatorStakeAt(timestamp)))
+
+    def validator_stake_at(self, timestamp: int, account: str | None = None) -> int:
+        """`account`'s validator stake before `timestamp`; 0 if it was no validator then."""
+        fn = self._contract.functions.validatorStakeAt(self._who(account), timestamp)
+        return int(self._view(fn))
+
     def _who(self, account: str | None) -> str:
         return to_checksum_address(account or self._sender.address)
 

@@ -79,7 +79,9 @@ def deploy(
         float, typer.Option(help="Minimum stake in ETH, miners and validators")
     ] = 1.0,
     unbonding: Annotated[int, typer.Option(help="Unbonding delay in seconds")] = 86_400,
-    immunity_epochs: Annotated[int, typer.Option(help="Epochs a new miner cannot be replaced")] = 2,
+    immunity_epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs a new miner cannot be replaced (at least 1)")
+    ] = 2,
     emission: Annotated[float, typer.Option(help="SEED minted per epoch")] = 1_000.0,
     miner_share: Annotated[float, typer.Option(help="Fraction of emission for miners")] = 0.5,
     commit_window: Annotated[int, typer.Option(help="Seconds to commit after an epoch")] = 120,

@@ -35,11 +35,14 @@ def node_table(snapshot: Snapshot, title: str = "devnet") -> Table:
 def summary_table(result: dict[str, Any]) -> Table:
     """Rewards on-chain and final hashes per miner."""
     table = Table(title=f"settled on {result['chain']} over {result['transport']}")
+    attackers = result.get("attackers", {})
     table.add_column("miner")
+    table.add_column("kind")
     table.add_column("final model hash")
     table.add_column("reward (SEED)", justify="right")
     for name, reward in sorted(result["rewards"].items()):
-        table.add_row(name, str(result["final_model_hashes"][name])[:16], f"{reward / ETH:.4f}")
+        table.add_row(name, attackers.get(name, "honest"),
+                      str(result["final_model_hashes"][name])[:16], f"{reward / ETH:.4f}")
     return table
 
 
@@ -57,7 +60,9 @@ def devnet(
         int | None, typer.Option(help="Rounds per reward epoch (default: all rounds)")
     ] = None,
     attackers: Annotated[
-        str | None, typer.Option(help="KIND=COUNT,... misbehaving miners (not available yet)")
+        str | None,
+        typer.Option(help="KIND=COUNT,... extra miners running the simulator's attacks "
+                     "(e.g. noise=1,free-rider=2); they should earn ~0"),
     ] = None,
     workdir: Annotated[
         Path | None, typer.Option(help="Keep keys, state and logs here (default: a temp dir)")
@@ -73,15 +78,23 @@ def devnet(
     """
     import asyncio
 
+    from protocol.errors import ConfigError
+    from seedswarm.devnet.compose import LIVE_ATTACKS
     from seedswarm.devnet.network import DevnetError, run_devnet
     from seedswarm.devnet.spec import DevnetSpec
+    from seedswarm.sim.attackers import parse_attackers
 
-    if attackers:
-        raise typer.BadParameter("attackers are not wired into the devnet yet",
-                                 param_hint="--attackers")
+    try:
+        attack_spec = parse_attackers(attackers or "")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--attackers") from exc
+    for kind, _ in attack_spec:
+        if kind not in LIVE_ATTACKS:
+            raise typer.BadParameter(f"{kind} cannot run as its own process; live attacks: "
+                                     f"{', '.join(LIVE_ATTACKS)}", param_hint="--attackers")
     spec = DevnetSpec(miners=miners, validators=validators, rounds=rounds, transport=transport,
                       chain=chain, broker=broker, round_length=round_length,
-                      epoch_length=epoch_length, workdir=workdir)
+                      epoch_length=epoch_length, workdir=workdir, attackers=attack_spec)
     console = Console()
     result = _run_live(console, lambda update: asyncio.run(run_devnet(spec, update)), DevnetError)
     result_nodes = result.pop("nodes", {})

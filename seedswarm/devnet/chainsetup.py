@@ -112,6 +112,8 @@ class Participant:
     role: str
     keys: KeyBundle
     stake: int = STAKE
+    attack: str = ""
+    """Miners only: the simulator attacker this miner runs ("" for honest)."""
 
 
 def deploy(handle: ChainHandle, spec: DevnetSpec, base_hash: bytes, genesis: int) -> Deployment:
@@ -124,7 +126,7 @@ def deploy(handle: ChainHandle, spec: DevnetSpec, base_hash: bytes, genesis: int
         min_miner_stake=STAKE,
         min_validator_stake=STAKE,
         unbonding_delay=3600,
-        max_miners=max(8, spec.miners),
+        max_miners=max(8, spec.total_miners),
         max_validators=max(4, spec.validators),
         immunity_epochs=1,
     )

@@ -42,7 +42,7 @@ def network_config(spec: DevnetSpec, base_hash: bytes) -> NetworkConfig:
         scalars_per_contribution=spec.scalars,
         outer_lr=spec.outer_lr,
         samples_per_miner=spec.samples_per_miner,
-        max_contributions_per_round=max(32, spec.miners),
+        max_contributions_per_round=max(32, spec.total_miners),
         data_seed=spec.seed,
         round_length_s=float(spec.round_length),
         epoch_length_rounds=spec.epoch_rounds,

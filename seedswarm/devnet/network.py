@@ -114,6 +114,8 @@ class Devnet:
                            stake=(i + 1) * 10**18) for i in range(spec.validators)]
         out += [Participant(f"miner-{i}", "miner", KeyBundle.generate())
                 for i in range(spec.miners)]
+        out += [Participant(f"attacker-{kind}-{i}", "miner", KeyBundle.generate(), attack=kind)
+                for kind, count in spec.attackers for i in range(count)]
         for p in out:
             text = encrypt_keystore(p.keys, self.password, scrypt=DEVNET_SCRYPT)
             write_atomic(self.workdir / "keys" / p.name / "keystore.json", text.encode())
@@ -163,7 +165,7 @@ class Devnet:
             validators=validators, peers=tuple(peer_id_from_public_bytes(bytes.fromhex(k))
                                                for k, _ in validators),
             last_round=self.spec.rounds, status_file=root / "status" / f"{p.name}.json",
-            log_file=root / "logs" / f"{p.name}.log",
+            log_file=root / "logs" / f"{p.name}.log", attack=p.attack,
         )
 
     # -- observation ----------------------------------------------------------------------
@@ -238,7 +240,7 @@ async def run_devnet(
     devnet = Devnet(spec)
     await devnet.start()
     try:
-        slack = 60.0 + 10 * (spec.miners + spec.validators)
+        slack = 60.0 + 10 * (spec.total_miners + spec.validators)
         limit = devnet.end_time() - time.time() + slack
         await devnet.wait_until(all_at_round(spec.rounds), limit_s=limit,
                                 what=f"every node at round {spec.rounds}", on_update=on_update)
@@ -267,6 +269,7 @@ def devnet_result(devnet: Devnet) -> dict[str, Any]:
         "chain_url": devnet.chain.url,
         "network_id": devnet.network.network_id,
         "miners": devnet.spec.miners,
+        "attackers": {p.name: p.attack for p in devnet.participants if p.attack},
         "validators": devnet.spec.validators,
         "rounds": devnet.spec.rounds,
         "workdir": str(devnet.workdir),

@@ -17,9 +17,12 @@ from protocol.logstore import write_atomic
 from protocol.netconfig import NetworkConfig
 from seedswarm.sim.scoring import ScoringCertifier
 from validator.ratings import RatingStore
+from validator.service.receipts import REMEMBERED_ROUNDS
 
 PIPELINE_STATE = "scoring-state.json"
 PIPELINE_RATINGS = "scoring-ratings.json"
+KEPT_ROUNDS = REMEMBERED_ROUNDS
+"""Rounds whose pipeline receipts a live validator keeps in memory (as its receipt service)."""
 
 
 def scoring_certifier(
@@ -27,9 +30,9 @@ def scoring_certifier(
 ) -> ScoringCertifier:
     """The validator pipeline under ``key``, restored from ``state_dir`` when it holds a state."""
     if state_dir is None:
-        return ScoringCertifier(network, key)
+        return ScoringCertifier(network, key, keep_rounds=KEPT_ROUNDS)
     ratings = RatingStore.load(state_dir / PIPELINE_RATINGS)
-    certifier = ScoringCertifier(network, key, ratings=ratings)
+    certifier = ScoringCertifier(network, key, ratings=ratings, keep_rounds=KEPT_ROUNDS)
     load_scoring(certifier, state_dir)
     return certifier
 

@@ -36,6 +36,8 @@ class DevnetSpec:
     heads: int = 2
     context: int = 32
     samples_per_miner: int = 16
+    attackers: tuple[tuple[str, int], ...] = ()
+    """(attack kind, count): extra miners running the simulator's attacker classes."""
 
     def __post_init__(self) -> None:
         if self.miners < 1 or self.validators < 1 or self.rounds < 1:
@@ -48,6 +50,11 @@ class DevnetSpec:
             raise ConfigError(f"chain must be embedded, anvil or an http(s) URL: {self.chain!r}")
         if self.round_length < 1:
             raise ConfigError("round_length must be >= 1 second (the chain counts whole seconds)")
+
+    @property
+    def total_miners(self) -> int:
+        """Registered miners: honest ones plus every attacker."""
+        return self.miners + sum(n for _, n in self.attackers)
 
     @property
     def epoch_rounds(self) -> int:

@@ -59,6 +59,9 @@ class ScoringCertifier:
     policy: ScoringPolicy = field(default_factory=ScoringPolicy)
     influence_samples: int = 64
     ratings: RatingStore = field(default_factory=RatingStore)
+    keep_rounds: int | None = None
+    """Forget round records beyond this many (a long-lived validator); None keeps all, which
+    ``reward_totals`` needs."""
 
     def __post_init__(self) -> None:
         self.pipeline = ScoringPipeline(
@@ -84,8 +87,11 @@ class ScoringCertifier:
         scoring = self.pipeline.score_round(arrivals, filter_ctx, oracle)
         self.pipeline.observe_certified(r, scoring.certified)
         self.rounds.append(scoring)
-        for receipt in scoring.receipts:
-            self.sealed.setdefault(receipt.miner, []).append(seal(receipt, self.key))
+        if self.keep_rounds is not None:
+            del self.rounds[: max(0, len(self.rounds) - self.keep_rounds)]
+        else:
+            for receipt in scoring.receipts:
+                self.sealed.setdefault(receipt.miner, []).append(seal(receipt, self.key))
         self.totals.verify_passes += scoring.verify_passes
         self.totals.miner_passes += scoring.miner_passes
         self.totals.value_passes += oracle.forward_passes

@@ -156,6 +156,7 @@ _NCODES = _SCALE + 8
         (_SCALE, struct.pack(">d", float("nan")), RejectReason.MALFORMED),
         (_SCALE, struct.pack(">d", float("inf")), RejectReason.MALFORMED),
         (_SCALE, struct.pack(">d", -1.0), RejectReason.OUT_OF_BOUNDS),
+        (_SCALE, struct.pack(">d", -0.0), RejectReason.OUT_OF_BOUNDS),  # second 0.0 digest
         (_NCODES, (MAX_SCALARS + 1).to_bytes(2, "big"), RejectReason.OUT_OF_BOUNDS),
         (_NCODES, b"\x00\x00", RejectReason.OUT_OF_BOUNDS),  # no scalars at all
         (2, b"\x00", RejectReason.MALFORMED),  # empty network id
@@ -254,3 +255,12 @@ def test_ints_are_accepted_as_floats() -> None:
 def test_decode_rejects_non_bytes() -> None:
     with pytest.raises(MessageRejected):
         decode("not bytes")  # type: ignore[arg-type]
+
+
+def test_negative_zero_scale_is_refused_so_a_contribution_has_one_encoding() -> None:
+    sample = sample_contribution()
+    zero = dataclasses.replace(sample, scale=0.0, codes=bytes(len(sample.codes)))
+    with pytest.raises(MessageRejected) as info:
+        dataclasses.replace(zero, scale=-0.0)
+    assert info.value.reason is RejectReason.OUT_OF_BOUNDS
+    assert decode(encode(zero)) == zero

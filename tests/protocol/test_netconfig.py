@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from protocol.codecs import Codec
+from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConfigError
 from protocol.netconfig import NetworkConfig
 from protocol.perturb import DirectionKind, DirectionSpec
@@ -149,3 +150,11 @@ def test_fo_work_fields_round_trip_and_leave_default_digests_alone() -> None:
     for field, value in (("fo_local_steps", 0), ("fo_local_lr", 0.0), ("fo_weight_decay", -1.0)):
         with pytest.raises(ConfigError, match=field):
             _config(**{field: value})
+
+
+def test_max_message_bytes_is_capped_at_the_envelope_limit() -> None:
+    assert _config(max_message_bytes=MAX_MESSAGE_BYTES).max_message_bytes == MAX_MESSAGE_BYTES
+    with pytest.raises(ConfigError):
+        _config(max_message_bytes=MAX_MESSAGE_BYTES + 1)
+    with pytest.raises(ConfigError):
+        _config(max_message_bytes=16 * 1024 * 1024)

@@ -18,6 +18,7 @@ from protocol.quantize import (
     QuantizeError,
     admissible_codes,
     dequantize,
+    expected_codes,
     levels,
     quantize,
 )
@@ -153,3 +154,22 @@ def test_known_answer() -> None:
     q = quantize([0.5, -0.25, 1e-7, 0.3, -1.0, 0.0, 0.77, 2e-3], 1234567)
     assert q == QuantizedScalars(1.0, bytes.fromhex("77ef0071ff007c37"))
     assert dequantize(q)[:2] == [0.5, -0.25]  # powers of two of the scale are exact levels
+
+
+def test_expected_codes_reproduce_the_coins_of_the_key() -> None:
+    rng = random.Random(7)
+    values = [rng.gauss(0.0, 1.0) for _ in range(200)]
+    key = 12345
+    q = quantize(values, key)
+    for i, v in enumerate(values):
+        assert expected_codes(v, v, q.scale, key, i) == (q.codes[i],)
+        wide = expected_codes(v * 0.97 if v > 0 else v * 1.03, v * 1.03 if v > 0 else v * 0.97,
+                              q.scale, key, i)
+        assert q.codes[i] in wide
+    # An interval across zero covers both signs; a reversed or non-finite one is refused.
+    around = expected_codes(-1e-9, 1e-9, 1.0, key, 0)
+    assert 0 in around and all(c != SIGN_BIT for c in around)
+    with pytest.raises(QuantizeError):
+        expected_codes(1.0, 0.5, 1.0, key, 0)
+    with pytest.raises(QuantizeError):
+        expected_codes(0.0, math.inf, 1.0, key, 0)

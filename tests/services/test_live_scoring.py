@@ -10,8 +10,11 @@ import hashlib
 import time
 from pathlib import Path
 
+import pytest
+
 from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
+from protocol.errors import ConfigError
 from protocol.identity import NodeKey
 from protocol.netconfig import NetworkConfig
 from protocol.transport.base import Limits
@@ -111,3 +114,12 @@ def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Pat
     assert restored.pipeline.state_to_json() == before
     assert attacker in restored.pipeline.books
     assert set(restored.ratings.ratings) >= {k.public.raw.hex() for k in HONEST}
+
+
+def test_live_miner_runs_the_simulators_attackers_and_refuses_copycats() -> None:
+    spec = DevnetSpec(miners=1, validators=1, rounds=1)
+    work = work_config(network_config(spec, bytes(32)))
+    assert type(live_miner("noise", ATTACKER, work)).__name__ == "NoiseMiner"
+    assert type(live_miner("", ATTACKER, work)).__name__ == "HonestMiner"
+    with pytest.raises(ConfigError, match="copycat"):
+        live_miner("copycat", ATTACKER, work)

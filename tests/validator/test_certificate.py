@@ -34,6 +34,7 @@ from validator.certificate import (
     WeightMode,
     allocate_ppb,
     build_certificate,
+    check_entries,
     endorse,
     is_final,
     review_certificate,
@@ -161,7 +162,7 @@ def test_certificate_sign_verify_endorse_final(mode: WeightMode) -> None:
     assert cert.new_model_hash != PREV
     endorsements = []
     for i, validator in enumerate(OTHERS):
-        review = review_certificate(raw, review_ctx(), applier())
+        review = review_certificate(raw, review_ctx(weight_mode=mode), applier())
         assert review.check.approved, review.check.reason
         assert review.signed is not None and review.signed.message == cert
         sealed = seal(endorse(cert, review.check, validator, sequence=i + 1), validator)
@@ -249,7 +250,47 @@ def test_wrong_new_hash_is_disputed() -> None:
     a, b, *rest = cert.entries
     moved = (dataclasses.replace(a, weight_ppb=a.weight_ppb + 1000),
              dataclasses.replace(b, weight_ppb=b.weight_ppb - 1000), *rest)
-    assert _dispute(_resealed(dataclasses.replace(cert, entries=moved))) is Dispute.NEW_HASH
+    # (Under a mode the reviewer can recompute this is a weight dispute; under PROPORTIONAL,
+    # whose scores only the leader knows, the model hash catches it.)
+    reweighted = _resealed(dataclasses.replace(cert, entries=moved))
+    assert _dispute(reweighted) is Dispute.WEIGHT_MODE
+    assert _dispute(reweighted, review_ctx(weight_mode=WeightMode.PROPORTIONAL)) is \
+        Dispute.NEW_HASH
+
+
+def _forged(entries: Sequence[CertEntry]) -> bytes:
+    """A leader's certificate over ``entries`` with the hash its own apply gives (honest hash)."""
+    cert, _ = make_cert()
+    applied = [(SEEN[e.contribution_digest], e.weight_ppb / WEIGHT_ONE_PPB) for e in entries]
+    forged = dataclasses.replace(cert, entries=tuple(entries), new_model_hash=applier()(applied))
+    return seal(forged, LEADER)
+
+
+@pytest.mark.parametrize("mode", [WeightMode.EQUAL, WeightMode.SCALARS])
+def test_leader_giving_all_weight_to_one_entry_is_disputed(mode: WeightMode) -> None:
+    cert, _ = make_cert(mode)
+    favourite, *others = cert.entries
+    skewed = [dataclasses.replace(favourite, weight_ppb=WEIGHT_ONE_PPB - len(others)),
+              *(dataclasses.replace(e, weight_ppb=1) for e in others)]
+    ctx = review_ctx(weight_mode=mode)
+    assert _dispute(_forged(skewed), ctx) is Dispute.WEIGHT_MODE
+    alone = [dataclasses.replace(favourite, weight_ppb=WEIGHT_ONE_PPB)]
+    assert review_certificate(_forged(alone), ctx, applier()).check.approved  # a fair subset
+
+
+def test_scalars_mode_weights_follow_scalar_counts() -> None:
+    small = dataclasses.replace(CANDIDATES[0].contribution, codes=bytes([5, 6]))
+    big = CANDIDATES[1].contribution  # 8 scalars
+    seen = {message_digest(small): small, message_digest(big): big}
+    entries = sorted(
+        [CertEntry(small.sender, message_digest(small), 200_000_000),
+         CertEntry(big.sender, message_digest(big), 800_000_000)], key=lambda e: e.sender)
+    cert = RoundCertificate(NET, ROUND, LEADER.public.raw, 9, PREV, tuple(entries), PREV)
+    ctx = review_ctx(seen=seen, weight_mode=WeightMode.SCALARS)
+    assert check_entries(cert, ctx).approved
+    equal = tuple(dataclasses.replace(e, weight_ppb=500_000_000) for e in entries)
+    assert check_entries(dataclasses.replace(cert, entries=equal), ctx).dispute is \
+        Dispute.WEIGHT_MODE
 
 
 def test_other_structural_disputes() -> None:

@@ -5,25 +5,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from protocol.codecs import Codec, contribution_updates
 from protocol.errors import ConfigError
-from protocol.messages import WEIGHT_ONE_PPB
+from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.signing import seal
 from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.roles import HonestMiner
 from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
 from tests.sim.helpers import tiny_config
+from validator import filters as filters_module
+from validator.certificate import Dispute, ReviewContext, check_entries
+from validator.filters import FilterContext, RoundWindow
 from validator.gates import slash
 from validator.liveness import decayed_score
-from validator.loss_delta import LossDelta
+from validator.loss_delta import LossDelta, LossMeasurement
 from validator.outcome import RoundOutcome, passes_gates
 from validator.pipeline import ScoringPipeline
 from validator.ratings import Rating
-from validator.reward import rating_factor, reward_score
+from validator.reward import indicator_factor, rating_factor, reward_score
 from validator.trust import (
     AuditRecord,
     TrustPolicy,
@@ -213,3 +218,108 @@ def test_gates_need_verification_or_trust() -> None:
     assert passes_gates(dataclasses.replace(unaudited, trusted=True))
     assert not passes_gates(dataclasses.replace(unaudited, verified=False, trusted=True))
     assert not passes_gates(dataclasses.replace(unaudited, synced=False, trusted=True))
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_contributions_the_validator_would_not_pay_are_rejected_for_review() -> None:
+    swarm = scored_swarm(2, attackers=(("lazy", 1), ("free-rider", 1)))
+    for scoring in certifier_of(swarm).rounds:
+        certified = {e.contribution_digest for e in scoring.entries}
+        assert certified and not certified & scoring.rejected
+        for mr in scoring.miners.values():
+            if mr.digest is not None and mr.weight_ppb == 0 and mr.reward <= 0.0:
+                assert mr.digest in scoring.rejected, mr.receipt.reason
+        # A leader including any of them is disputed by this validator.
+        seen = {mr.digest: mr.contribution for mr in scoring.miners.values()
+                if mr.digest is not None and mr.contribution is not None}
+        for digest in scoring.rejected & seen.keys():
+            c = seen[digest]
+            entry = CertEntry(c.sender, digest, WEIGHT_ONE_PPB)
+            cert = RoundCertificate("n", scoring.round_index, bytes(32), 1, bytes(32),
+                                    (entry,), bytes(32))
+            ctx = ReviewContext("n", scoring.round_index, bytes(32), [(bytes(32), 1)], 4, seen,
+                                rejected=scoring.rejected)
+            assert check_entries(cert, ctx).dispute is Dispute.REJECTED_CONTRIBUTION
+    lazy = swarm.miners[-2].key.public.raw
+    first = certifier_of(swarm).rounds[0].miners[lazy]
+    assert first.digest in certifier_of(swarm).rounds[0].rejected  # failed its audit
+
+
+class _CascadeOnlyOracle:
+    """The round's model as the cascade sees it: a fixed, helpful influence for earlier work
+    (the tiny simulated model is too noisy to guarantee a helpful one)."""
+
+    def __init__(self, influence: float, loss: float) -> None:
+        self.influence_value, self.loss = influence, loss
+
+    def influence(self, contribution: Contribution, weight: float) -> float:
+        return self.influence_value * weight
+
+    def validation_loss(self) -> float:
+        return self.loss
+
+    def num_train_samples(self) -> int:
+        raise AssertionError("nothing arrived: nothing is measured")
+
+    def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
+        raise AssertionError("nothing arrived: nothing is verified")
+
+    def assigned_loss(self, contribution: Contribution) -> float:
+        raise AssertionError("nothing arrived: nothing is verified")
+
+    def measure(self, contribution: Contribution, weight: float,
+                random_indices: Sequence[int]) -> LossMeasurement:
+        raise AssertionError("nothing arrived: nothing is measured")
+
+
+def test_cascade_credit_accrues_when_the_miner_sends_nothing() -> None:
+    config = tiny_config(miners=3, rounds=1, scalars=64)
+    swarm = build_swarm(config, build_genesis(config))
+    swarm.run_round()
+    pipeline = certifier_of(swarm).pipeline
+    (contribution, weight), *_ = swarm.log[0]
+    book = pipeline.book(contribution.sender)
+    before = book.epoch_score
+    filter_ctx = FilterContext(pipeline.network, RoundWindow(1, 0.0, 10.0), bytes(32),
+                               {contribution.sender}, num_blocks=1)
+    scoring = pipeline.score_round([], filter_ctx, _CascadeOnlyOracle(-0.1, 2.0))
+    assert contribution.sender not in scoring.miners  # nothing received from it this round
+    value = pipeline.policy.match.influence_weight * 0.1 * weight * 0.5 / 2.0  # decay 1/2
+    rating = pipeline.ratings.get(contribution.sender.hex())
+    expected = value * rating_factor(rating) * indicator_factor(book.indicator)
+    assert expected > 0.0
+    assert book.epoch_score == pytest.approx(before + expected)
+    # A banned miner earns nothing from the cascade either.
+    pipeline.observe_certified(1, [(contribution, weight)])
+    book.audits = AuditRecord(passed=0, failed_round=1)
+    banned_before = book.epoch_score
+    pipeline.score_round([], dataclasses.replace(filter_ctx, window=RoundWindow(2, 0.0, 10.0)),
+                         _CascadeOnlyOracle(-0.1, 2.0))
+    assert book.epoch_score == banned_before
+
+
+def test_failed_arrivals_are_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tiny_config(miners=2, rounds=1, scalars=64)
+    swarm = build_swarm(config, build_genesis(config))
+    certifier = certifier_of(swarm)
+    ctx = swarm.context()
+    honest = swarm.miners[0]
+    assert isinstance(honest, HonestMiner)
+    honest.work(ctx)
+    assert honest.last is not None
+    stale = dataclasses.replace(honest.last.contribution, base_model_hash=b"\x07" * 32)
+    opened: list[bytes] = []
+    real = filters_module.open_envelope
+
+    def counting(raw: bytes, **kwargs: Any) -> Any:
+        opened.append(bytes(raw))
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(filters_module, "open_envelope", counting)
+    certifier.certify_envelopes(ctx, [seal(stale, honest.key)])
+    assert len(opened) == 1
+    miner = certifier.rounds[-1].miners[honest.key.public.raw]
+    assert miner.filter.value == "out_of_sync"  # the failure still names its sender
+    assert certifier.rounds[-1].rejected  # and its digest is on the rejected list

@@ -25,7 +25,7 @@ from protocol.layout import ParamLayout
 from protocol.messages import Contribution
 from protocol.model_hash import model_hash
 from protocol.perturb import DirectionSpec, direction
-from protocol.quantize import SIGN_BIT, quantize
+from protocol.quantize import SIGN_BIT, admissible_codes, quantize
 from protocol.randomness import round_beacon
 from seedswarm.sim.oracle import SimScalarOracle
 from seedswarm.sim.roles import HonestMiner, RoundContext
@@ -33,6 +33,7 @@ from validator.verification import (
     Tolerance,
     VerificationPolicy,
     VerificationResult,
+    check_scalar,
     check_scalars,
     choose_sample,
     contribution_cost,
@@ -359,3 +360,35 @@ def test_contributions_from_other_thread_counts_verify() -> None:
             diffs = [abs(a - b) for a, b in zip(run[codec.value]["raw"], last.raw_scalars,
                                                 strict=True)]
             assert math.isfinite(max(diffs))
+
+
+def _misses(codes: bytes, sample: Sequence[int], recomputed: Sequence[float], scale: float,
+            key: int, tol: Tolerance) -> int:
+    reference = max(abs(v) for v in recomputed)
+    return sum(check_scalar(i, codes[i], recomputed[i], scale,
+                            tol.band(recomputed[i], reference), key) is not None for i in sample)
+
+
+def test_a_miner_that_always_rounds_up_is_caught() -> None:
+    """The coins are reproducible from the key, so the rounding direction is checked too: with
+    a band like the measured FO noise, 16 sampled scalars catch a round-up miner every time."""
+    rng = random.Random(3)
+    tol = Tolerance(relative=0.003, of_reference=0.002)
+    honest_failed = caught = 0
+    trials = 50
+    for _ in range(trials):
+        values = [rng.gauss(0.0, 1.0) for _ in range(256)]
+        key = rng.randrange(2**63)
+        q = quantize(values, key)
+        up = bytes(max(admissible_codes(v, q.scale), key=lambda c: c & 0x7F) for v in values)
+        recomputed = [v * (1.0 + rng.uniform(-1e-4, 1e-4)) for v in values]
+        reference = max(abs(v) for v in recomputed)
+        sample = rng.sample(range(256), 16)
+
+        honest_failed += _misses(q.codes, sample, recomputed, q.scale, key, tol) > 0
+        caught += _misses(up, sample, recomputed, q.scale, key, tol) > 0
+        # Without the key (either neighbour accepted) rounding up always passes.
+        assert all(check_scalar(i, up[i], recomputed[i], q.scale,
+                                tol.band(recomputed[i], reference)) is None for i in sample)
+    assert honest_failed == 0
+    assert caught >= 0.9 * trials
