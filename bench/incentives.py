@@ -59,6 +59,7 @@ from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.roles import HonestMiner, RoundContext
 from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
+from validator.dice_testbed.stats import spearman as rank_correlation
 
 GOALS = {
     "attacker_reward_share": 0.01,
@@ -166,26 +167,9 @@ def replay_loss(config: SimConfig, swarm: Swarm, drop: bytes | None) -> float:
 
 
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(values: Sequence[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2.0
-            i = j + 1
-        return out
-
-    rx, ry = ranks(xs), ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    vx = math.sqrt(sum((a - mx) ** 2 for a in rx))
-    vy = math.sqrt(sum((b - my) ** 2 for b in ry))
-    return cov / (vx * vy) if vx and vy else 0.0
+    """Spearman's rank correlation, 0 when either side is constant (JSON has no NaN)."""
+    rho = rank_correlation(xs, ys)
+    return 0.0 if math.isnan(rho) else rho
 
 
 def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[bytes, float]]:

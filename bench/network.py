@@ -179,7 +179,8 @@ async def _build(nodes: int, round_length: int, rounds: int, workdir: Path) -> d
         CertifyingEngine(vstate, EqualWeightCertifier(64), miner_keys, work))}
     times: dict[str, MinerTimes] = {}
     for name in names[1:]:
-        config = MinerConfig(state_dir=workdir / name, validators=(leader.public.raw,), **common)
+        config = MinerConfig(state_dir=workdir / name, validators=((leader.public.raw, 1),),
+                             **common)
         service = MinerService(config, transports[name], ModelState.from_base(network, base),
                                miner_produce(HonestMiner(keys[name]), miner_keys, work))
         times[name] = MinerTimes()

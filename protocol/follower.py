@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -59,7 +59,7 @@ class Follower:
         state_dir: Path,
         *,
         network_id: str,
-        validators: Collection[bytes],
+        validators: Sequence[tuple[bytes, int]],
         max_envelope_bytes: int,
         on_applied: AppliedCallback | None = None,
     ) -> None:
@@ -67,7 +67,7 @@ class Follower:
         self.state_dir = state_dir
         self.store = RoundLogStore(state_dir / "log")
         self.network_id = network_id
-        self.validators = frozenset(validators)
+        self.validators = tuple(validators)  # the stake table: who may lead which round
         self.max_envelope_bytes = max_envelope_bytes
         self.on_applied = on_applied
         self.pending: dict[int, RoundBundle] = {}

@@ -16,12 +16,14 @@ is replayable from any checkpoint.
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol.encoding import MAX_MESSAGE_BYTES
-from protocol.errors import MessageRejected, RejectReason
+from protocol.errors import ConsensusError, MessageRejected, RejectReason
+from protocol.leader import elected_leaders
 from protocol.messages import WEIGHT_ONE_PPB, Contribution, RoundCertificate
+from protocol.randomness import round_beacon
 from protocol.signing import Signed, open_envelope
 
 TOPIC_CONTRIBUTIONS = "contributions"
@@ -105,12 +107,14 @@ def open_bundle(
     raw: bytes,
     *,
     network_id: str,
-    validators: Collection[bytes],
+    validators: Sequence[tuple[bytes, int]],
     max_envelope_bytes: int = MAX_MESSAGE_BYTES,
 ) -> RoundBundle:
     """Parse and verify a bundle; raises only MessageRejected.
 
-    The certificate must be signed by one of `validators` (Ed25519 public keys); there must be
+    `validators` is the stake table ((Ed25519 public key, stake) pairs). The certificate must be
+    signed by a leader the round's beacon elects (protocol.leader, any accepted attempt), its
+    weights must sum to exactly WEIGHT_ONE_PPB unless it has no entries, and there must be
     exactly one contribution per entry, in entry order, whose envelope digest and sender are the
     entry's.
     """
@@ -120,9 +124,13 @@ def open_bundle(
     cert = open_envelope(
         frames[0], network_id=network_id, max_size=max_envelope_bytes, expect=RoundCertificate
     )
-    if cert.message.leader not in validators:
+    if cert.message.leader not in {key for key, _ in validators}:
         raise MessageRejected(RejectReason.UNKNOWN_SENDER, "certificate from a non-validator")
+    _check_leader(network_id, cert.message, validators)
     entries = cert.message.entries
+    total = sum(entry.weight_ppb for entry in entries)
+    if entries and total != WEIGHT_ONE_PPB:
+        raise MessageRejected(RejectReason.OUT_OF_BOUNDS, f"weights sum to {total} ppb")
     if len(frames) - 1 != len(entries):
         raise MessageRejected(RejectReason.MALFORMED, "bundle does not match its certificate")
     contributions = []
@@ -136,6 +144,22 @@ def open_bundle(
             raise MessageRejected(RejectReason.WRONG_ROUND, "contribution of another round")
         contributions.append(signed)
     return RoundBundle(cert, tuple(contributions))
+
+
+def _check_leader(
+    network_id: str, cert: RoundCertificate, validators: Sequence[tuple[bytes, int]]
+) -> None:
+    """MessageRejected(UNKNOWN_SENDER) unless the signer is one of the round's leaders."""
+    # A wrong prev_model_hash only moves the beacon; applying such a bundle fails anyway.
+    beacon = round_beacon(network_id, cert.round_index, cert.prev_model_hash)
+    try:
+        leaders = elected_leaders(beacon, validators)
+    except ConsensusError as exc:
+        raise MessageRejected(RejectReason.UNKNOWN_SENDER, f"no leader: {exc}") from exc
+    if cert.leader not in leaders:
+        raise MessageRejected(
+            RejectReason.UNKNOWN_SENDER, "certificate not signed by the round's elected leader"
+        )
 
 
 def encode_log_request(from_round: int, max_rounds: int) -> bytes:

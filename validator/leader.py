@@ -1,56 +1,24 @@
-"""Who certifies a round: a stake-weighted draw from the round beacon.
+"""Who certifies a round: the rule lives in protocol.leader (followers check it too).
 
-``select_leader`` is a pure function of (beacon, validator stakes, attempt): every validator
-computes the same leader, nobody can steer it (the beacon derives from the previous certified
-model hash), and over many rounds each validator leads in proportion to its stake. ``attempt``
-names the fallback leaders to use, in turn, when the first does not certify in time.
-
-The draw: validators sorted by public key (so the input order does not matter), a 256-bit keyed
-hash of the beacon reduced modulo the total stake, and the validator whose cumulative stake
-interval contains it. The modulo bias is at most total / 2**256: nil for any real stake.
+Re-exported here so validator code and tests keep one import path.
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterable
+from protocol.leader import (
+    KEY_BYTES,
+    LEADER_ATTEMPTS,
+    StakeTable,
+    canonical_stakes,
+    elected_leaders,
+    select_leader,
+)
 
-from protocol.errors import ConsensusError
-from protocol.randomness import keyed_hash
-
-_PERSON_LEADER = b"ss:leader"
-KEY_BYTES = 32
-
-StakeTable = Iterable[tuple[bytes, int]]
-"""(validator public key, stake in integer units) pairs."""
-
-
-def canonical_stakes(stakes: StakeTable) -> list[tuple[bytes, int]]:
-    """Stakes sorted by key, zero stakes dropped; ConsensusError on a malformed table."""
-    table = list(stakes)
-    keys = [key for key, _ in table]
-    if len(set(keys)) != len(keys):
-        raise ConsensusError("a validator appears twice in the stake table")
-    for key, stake in table:
-        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
-            raise ConsensusError("validator keys must be 32-byte public keys")
-        if isinstance(stake, bool) or not isinstance(stake, int) or stake < 0:
-            raise ConsensusError(f"stake must be a non-negative integer, got {stake!r}")
-    return sorted((key, stake) for key, stake in table if stake > 0)
-
-
-def select_leader(beacon: bytes, stakes: StakeTable, attempt: int = 0) -> bytes:
-    """The public key of the round's leader (``attempt`` > 0: the fallbacks, in order)."""
-    table = canonical_stakes(stakes)
-    total = sum(stake for _, stake in table)
-    if total == 0:
-        raise ConsensusError("no validator holds stake")
-    if len(beacon) != 32 or attempt < 0:
-        raise ConsensusError("need a 32-byte beacon and a non-negative attempt")
-    draw = keyed_hash(beacon, _PERSON_LEADER, struct.pack("<Q", attempt), size=32)
-    point = int.from_bytes(draw, "little") % total
-    for key, stake in table:
-        if point < stake:
-            return key
-        point -= stake
-    raise AssertionError("unreachable: the point lies below the total stake")
+__all__ = [
+    "KEY_BYTES",
+    "LEADER_ATTEMPTS",
+    "StakeTable",
+    "canonical_stakes",
+    "elected_leaders",
+    "select_leader",
+]

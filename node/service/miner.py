@@ -43,7 +43,8 @@ class MinerConfig:
     network: NetworkConfig
     state_dir: Path
     genesis_time: float
-    validators: tuple[bytes, ...]
+    validators: tuple[tuple[bytes, int], ...]
+    """(public key, stake) of every validator: the stake table that elects each round's leader."""
     peers: tuple[str, ...] = ()
     """Transport peer ids to fetch the certified log from (validators first is wise)."""
     work_fraction: float = 0.6

@@ -233,7 +233,7 @@ async def _service(
     if settings.role == "miner":
         config = MinerConfig(
             network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
-            validators=tuple(bytes.fromhex(k) for k, _ in settings.validators),
+            validators=tuple((bytes.fromhex(k), s) for k, s in settings.validators),
             peers=_peers(settings), work_fraction=settings.work_fraction,
             status_file=settings.status_file, last_round=last,
         )

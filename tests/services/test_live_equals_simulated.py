@@ -57,7 +57,7 @@ def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwo
         ValidatorService(vconfig, LEADER, transport(LEADER), engine)
     ]
     for i, (key, state) in enumerate(zip(MINER_KEYS, states[1:], strict=True)):
-        config = MinerConfig(state_dir=tmp / f"m{i}", validators=(LEADER.public.raw,),
+        config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
         produce = miner_produce(HonestMiner(key), miners, work)
         services.append(MinerService(config, transport(key), state, produce))

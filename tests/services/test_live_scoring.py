@@ -65,7 +65,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorServic
     states = [vstate]
     for i, (key, attack) in enumerate(MINERS):
         state = ModelState.from_base(network, base)
-        config = MinerConfig(state_dir=tmp / f"m{i}", validators=(LEADER.public.raw,),
+        config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
         produce = miner_produce(live_miner(attack, key, work), keys, work)
         services.append(MinerService(config, transport(key), state, produce))

@@ -8,10 +8,14 @@ import pytest
 
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import NodeKey
+from protocol.leader import LEADER_ATTEMPTS, elected_leaders, select_leader
 from protocol.logstore import RoundLogStore, write_atomic
+from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.peergate import BANNED, OVERSIZED, RATE_LIMITED, GatePolicy, PeerGate
+from protocol.randomness import round_beacon
 from protocol.roundlog import decode_frames, encode_frames, open_bundle
-from validator.service.certify import build_bundle
+from protocol.signing import Signed, open_envelope, seal
+from validator.service.certify import build_bundle, chosen_entries
 from validator.service.leader import leader_for
 
 NET = "services-test"
@@ -46,13 +50,99 @@ def test_bundle_must_come_from_a_validator() -> None:
     bundle = build_bundle(leader, network_id=NET, round_index=3, prev_model_hash=bytes(32),
                           new_model_hash=b"\x01" * 32, chosen=[])
     raw = bundle.encode()
-    opened = open_bundle(raw, network_id=NET, validators=[leader.public.raw])
+    opened = open_bundle(raw, network_id=NET, validators=[(leader.public.raw, 1)])
     assert opened.round_index == 3 and opened.new_model_hash == b"\x01" * 32
     with pytest.raises(MessageRejected) as info:
-        open_bundle(raw, network_id=NET, validators=[NodeKey.generate().public.raw])
+        open_bundle(raw, network_id=NET, validators=[(NodeKey.generate().public.raw, 1)])
     assert info.value.reason is RejectReason.UNKNOWN_SENDER
     with pytest.raises(MessageRejected):
-        open_bundle(raw, network_id="another-net", validators=[leader.public.raw])
+        open_bundle(raw, network_id="another-net", validators=[(leader.public.raw, 1)])
+
+
+VALIDATOR_KEYS = [NodeKey.from_bytes(bytes([i + 1]) * 32) for i in range(6)]
+STAKES = [(k.public.raw, 1) for k in VALIDATOR_KEYS]
+PREV = b"\x07" * 32
+
+
+def _round_with_one_outsider() -> tuple[int, NodeKey, NodeKey]:
+    """A round, its attempt-0 leader, and a registered validator no attempt elects."""
+    for r in range(100):
+        leaders = elected_leaders(round_beacon(NET, r, PREV), STAKES)
+        outsiders = [k for k in VALIDATOR_KEYS if k.public.raw not in leaders]
+        if outsiders:
+            first = select_leader(round_beacon(NET, r, PREV), STAKES, 0)
+            leader = next(k for k in VALIDATOR_KEYS if k.public.raw == first)
+            return r, leader, outsiders[0]
+    raise AssertionError("every round elects every validator")
+
+
+def _contributions(round_index: int, count: int) -> list[Signed[Contribution]]:
+    out = []
+    for i in range(count):
+        miner = NodeKey.from_bytes(bytes([100 + i]) * 32)
+        message = Contribution(
+            network_id=NET, round_index=round_index, sender=miner.public.raw, sequence=1,
+            base_model_hash=PREV, codec="zo", direction="gaussian", rank=1, block_counts=(),
+            scale=1.0, codes=b"\x01\x02", compute_ms=1,
+        )
+        out.append(open_envelope(seal(message, miner), network_id=NET, expect=Contribution))
+    return out
+
+
+def test_only_the_elected_leader_may_certify_a_round() -> None:
+    r, leader, outsider = _round_with_one_outsider()
+    chosen = [(c, w) for c, w in zip(_contributions(r, 2), (400_000_000, 600_000_000),
+                                      strict=True)]
+    honest = build_bundle(leader, network_id=NET, round_index=r, prev_model_hash=PREV,
+                          new_model_hash=b"\x01" * 32, chosen=chosen)
+    opened = open_bundle(honest.encode(), network_id=NET, validators=STAKES)
+    assert opened.certificate.message.leader == leader.public.raw
+    assert [w for _, w in opened.entries()] == [0.4, 0.6]
+    forged = build_bundle(outsider, network_id=NET, round_index=r, prev_model_hash=PREV,
+                          new_model_hash=b"\x01" * 32, chosen=chosen)
+    with pytest.raises(MessageRejected) as info:
+        open_bundle(forged.encode(), network_id=NET, validators=STAKES)
+    assert info.value.reason is RejectReason.UNKNOWN_SENDER
+    assert "elected leader" in info.value.detail
+
+
+def test_fallback_leaders_are_accepted_up_to_the_attempt_limit() -> None:
+    r = 5
+    beacon = round_beacon(NET, r, PREV)
+    for attempt in range(LEADER_ATTEMPTS):
+        key = next(k for k in VALIDATOR_KEYS
+                   if k.public.raw == select_leader(beacon, STAKES, attempt))
+        bundle = build_bundle(key, network_id=NET, round_index=r, prev_model_hash=PREV,
+                              new_model_hash=b"\x01" * 32, chosen=[])
+        assert open_bundle(bundle.encode(), network_id=NET, validators=STAKES).round_index == r
+        clock_round = r + attempt
+        assert leader_for(NET, r, PREV, clock_round, STAKES) == key.public.raw
+
+
+@pytest.mark.parametrize("weights", [(400_000_000, 599_999_999), (500_000_000, 500_000_001)])
+def test_certificate_weights_must_sum_to_one(weights: tuple[int, int]) -> None:
+    r, leader, _ = _round_with_one_outsider()
+    chosen = list(zip(_contributions(r, 2), weights, strict=True))
+    certificate = RoundCertificate(
+        network_id=NET, round_index=r, leader=leader.public.raw, sequence=1,
+        prev_model_hash=PREV,
+        entries=tuple(CertEntry(c.message.sender, c.digest, w) for c, w in chosen),
+        new_model_hash=b"\x01" * 32,
+    )
+    raw = encode_frames([seal(certificate, leader), *(c.envelope for c, _ in chosen)])
+    assert sum(weights) != WEIGHT_ONE_PPB
+    with pytest.raises(MessageRejected) as info:
+        open_bundle(raw, network_id=NET, validators=STAKES)
+    assert info.value.reason is RejectReason.OUT_OF_BOUNDS
+    assert "weights sum" in info.value.detail
+
+
+def test_the_leader_rescales_its_weights_to_exactly_one() -> None:
+    received = _contributions(4, 3)
+    decision = [(c.message, 1 / 3) for c in received]
+    chosen = chosen_entries(decision, received)
+    assert sum(ppb for _, ppb in chosen) == WEIGHT_ONE_PPB
+    assert sorted(ppb for _, ppb in chosen) == [333_333_333, 333_333_333, 333_333_334]
 
 
 def test_log_store_writes_atomically_and_serves_consecutive_rounds(tmp_path: Path) -> None:
@@ -71,7 +161,7 @@ def test_log_store_writes_atomically_and_serves_consecutive_rounds(tmp_path: Pat
 
 def test_leaders_rotate_in_proportion_to_stake() -> None:
     validators = [(b"a" * 32, 1), (b"b" * 32, 3)]
-    picks = [leader_for(r, validators) for r in range(4000)]
+    picks = [leader_for(NET, r, PREV, r, validators) for r in range(4000)]
     share = picks.count(b"b" * 32) / len(picks)
     assert 0.7 < share < 0.8
-    assert picks == [leader_for(r, list(reversed(validators))) for r in range(4000)]
+    assert picks == [leader_for(NET, r, PREV, r, list(reversed(validators))) for r in range(4000)]

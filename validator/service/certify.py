@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 
 from protocol.identity import NodeKey
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.roundlog import CertifiedEntry, RoundBundle
 from protocol.signing import Signed, message_digest, open_envelope, seal
+from validator.certificate import allocate_ppb
 
 
 def time_sequence() -> int:
@@ -24,14 +26,20 @@ def to_ppb(weight: float) -> int:
 def chosen_entries(
     decision: Sequence[CertifiedEntry], received: Sequence[Signed[Contribution]]
 ) -> list[tuple[Signed[Contribution], int]]:
-    """The certifier's picks as (envelope, weight ppb), sorted by sender (the apply order)."""
+    """The certifier's picks as (envelope, weight ppb), sorted by sender (the apply order).
+
+    The weights are rescaled to sum to exactly WEIGHT_ONE_PPB (followers refuse any other
+    sum); weights that already do are kept as they are.
+    """
     by_digest = {s.digest: s for s in received}
     picked: dict[bytes, tuple[Signed[Contribution], int]] = {}
     for contribution, weight in decision:
         signed = by_digest.get(message_digest(contribution))
         if signed is not None and to_ppb(weight) > 0:
             picked.setdefault(contribution.sender, (signed, to_ppb(weight)))
-    return [picked[sender] for sender in sorted(picked)]
+    ordered = [picked[sender] for sender in sorted(picked)]
+    exact = allocate_ppb([Fraction(ppb) for _, ppb in ordered])
+    return [(signed, ppb) for (signed, _), ppb in zip(ordered, exact, strict=True) if ppb > 0]
 
 
 def applied_entries(chosen: Sequence[tuple[Signed[Contribution], int]]) -> list[CertifiedEntry]:

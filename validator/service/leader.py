@@ -1,32 +1,33 @@
-"""Who certifies a clock round: validators take turns in proportion to their stake.
+"""Who certifies the round a validator's replica is at, in the current clock round.
 
-The choice is a pure function of the round index and the validator set, so every node
-computes the same leader without talking to anyone.
+The choice is protocol.leader's stake-weighted draw from the round's beacon, so followers can
+check it. Each clock round the round stays uncertified (its leader is silent) moves to the next
+fallback attempt, cycling through the LEADER_ATTEMPTS leaders followers accept.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
-from protocol.errors import ConfigError
+from protocol.leader import LEADER_ATTEMPTS, select_leader
+from protocol.randomness import round_beacon
 
 Stakes = Sequence[tuple[bytes, int]]
 """(Ed25519 public key, stake) of every validator."""
 
 
-def leader_for(clock_round: int, validators: Stakes) -> bytes:
-    """The public key of the validator that certifies `clock_round` (stake-weighted draw)."""
-    ranked = sorted((key, stake) for key, stake in validators if stake > 0)
-    if not ranked:
-        raise ConfigError("no validator with positive stake")
-    total = sum(stake for _, stake in ranked)
-    draw = hashlib.blake2b(
-        clock_round.to_bytes(8, "big"), digest_size=16, person=b"ss:leader"
-    ).digest()
-    point = int.from_bytes(draw, "big") % total
-    for key, stake in ranked:
-        if point < stake:
-            return key
-        point -= stake
-    raise AssertionError("unreachable: the draw lies below the total stake")
+def leader_attempt(clock_round: int, round_index: int) -> int:
+    """The fallback attempt in force for `round_index` during `clock_round`."""
+    return max(0, clock_round - round_index) % LEADER_ATTEMPTS
+
+
+def leader_for(
+    network_id: str,
+    round_index: int,
+    prev_model_hash: bytes,
+    clock_round: int,
+    validators: Stakes,
+) -> bytes:
+    """The public key of the validator that certifies `round_index` during `clock_round`."""
+    beacon = round_beacon(network_id, round_index, prev_model_hash)
+    return select_leader(beacon, validators, leader_attempt(clock_round, round_index))

@@ -94,7 +94,7 @@ class ValidatorService:
         )
         self.follower = Follower(
             engine, config.state_dir, network_id=net.network_id,
-            validators=[k for k, _ in config.validators], max_envelope_bytes=net.max_message_bytes,
+            validators=config.validators, max_envelope_bytes=net.max_message_bytes,
             on_applied=self._record,
         )
         self.ledger = Ledger.load(config.state_dir / "ledger.json")
@@ -155,8 +155,7 @@ class ValidatorService:
                 certified_in=self._certified_in,
                 next_bundle_ready=self.engine.round_index in self.follower.pending,
                 last_catch_up=self._last_catch_up,
-                leads_current_round=leader_for(current, self.config.validators)
-                == self.key.public.raw,
+                leads_current_round=self._leads(current),
                 finished=self._finished(),
             )
             action = next_action(view, self.clock, now, self.config.patience)
@@ -168,6 +167,12 @@ class ValidatorService:
                 await self._certify(current)
             else:
                 await self._sleep_until(wake_time(self.clock, now, self.config.patience))
+
+    def _leads(self, clock_round: int) -> bool:
+        """This validator certifies the replica's round during `clock_round` (see leader.py)."""
+        leader = leader_for(self.config.network.network_id, self.engine.round_index,
+                            self.engine.model_hash, clock_round, self.config.validators)
+        return leader == self.key.public.raw
 
     def _finished(self) -> bool:
         last = self.config.last_round
