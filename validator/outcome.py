@@ -93,8 +93,8 @@ def outcome_score(outcome: RoundOutcome, rating: Rating) -> float:
     )
 
 
-def explain(outcome: RoundOutcome, rating: Rating) -> str:
-    """The first reason the score is zero, or "scored" when it is positive."""
+def gate_failure(outcome: RoundOutcome) -> str | None:
+    """The first filter, verification or sync gate the outcome fails, or None."""
     if not outcome.filters_passed:
         return "failed fast filters"
     if outcome.verified is False:
@@ -103,6 +103,14 @@ def explain(outcome: RoundOutcome, rating: Rating) -> str:
         return "not audited this round and not yet trusted (probation)"
     if not outcome.synced:
         return "not synced to the certified model"
+    return None
+
+
+def explain(outcome: RoundOutcome, rating: Rating) -> str:
+    """The first reason the score is zero, or "scored" when it is positive."""
+    failed = gate_failure(outcome)
+    if failed is not None:
+        return failed
     if outcome.delta is not None and not outcome.delta.valid:
         return "loss measurement invalid (non-finite or non-positive loss)"
     if not outcome.indicator_average > 0.0:

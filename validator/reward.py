@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from protocol.errors import ConfigError
 from validator.gates import nonnegative
-from validator.outcome import RoundOutcome, passes_gates
+from validator.outcome import RoundOutcome, gate_failure, passes_gates
 from validator.ratings import Rating
 
 
@@ -80,14 +80,9 @@ def explain_reward(
     outcome: RoundOutcome, value: float, rating: Rating, policy: RewardPolicy = RewardPolicy()
 ) -> str:
     """Why the reward is what it is: the first factor that zeroes it, or the numbers."""
-    if not outcome.filters_passed:
-        return "failed fast filters"
-    if outcome.verified is False:
-        return "failed verification: recomputed scalars differ"
-    if outcome.verified is None and not outcome.trusted:
-        return "not audited this round and not yet trusted (probation)"
-    if not outcome.synced:
-        return "not synced to the certified model"
+    failed = gate_failure(outcome)
+    if failed is not None:
+        return failed
     if outcome.delta is None or not outcome.delta.valid:
         return "loss measurement invalid (non-finite or non-positive loss)"
     if not value > 0.0:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import torch
 
+from node.model import GPT
 from node.replica import contribution_scalars
 from node.tasks.base import Batch
 from node.work import concat_batches, local_adamw_delta, split_batches, zo_scalars
@@ -64,15 +65,7 @@ class SimScalarOracle:
 
     def assigned_loss(self, contribution: Contribution) -> float:
         """The round model's loss on the sender's assigned data (sets the ZO noise floor)."""
-        batch = concat_batches(self._batches(contribution.sender, parts=1))
-        model = self.ctx.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return float(model.loss(batch))
-        finally:
-            model.train(was_training)
+        return eval_loss(self.ctx.model, concat_batches(self._batches(contribution.sender, 1)))
 
     def _batches(self, sender: bytes, parts: int) -> list[Batch]:
         samples = self.ctx.assigned_samples(sender)
@@ -197,14 +190,7 @@ class SimRoundOracle(SimScalarOracle):
         return self._eval_loss(batch)
 
     def _eval_loss(self, batch: Batch) -> float:
-        model = self.ctx.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return float(model.loss(batch))
-        finally:
-            model.train(was_training)
+        return eval_loss(self.ctx.model, batch)
 
     @contextmanager
     def _shifted(self, displacement: Sequence[torch.Tensor]) -> Iterator[None]:
@@ -220,3 +206,14 @@ class SimRoundOracle(SimScalarOracle):
             with torch.no_grad():
                 for p, b in zip(params, backup, strict=True):
                     p.copy_(b)
+
+
+def eval_loss(model: GPT, batch: Batch) -> float:
+    """``model``'s loss on ``batch`` in eval mode, without gradients; the mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float(model.loss(batch))
+    finally:
+        model.train(was_training)
