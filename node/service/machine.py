@@ -38,9 +38,9 @@ class MinerView:
     next_bundle_ready: bool
     """The bundle of `at_round` has arrived and waits to be applied."""
     last_catch_up: float
+    """When the last catch-up attempt ended (-inf: never)."""
     finished: bool = False
     """The replica reached the configured last round: follow nothing more, do nothing more."""
-    """When the last catch-up attempt ended (-inf: never)."""
 
 
 def next_action(
