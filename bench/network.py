@@ -148,8 +148,9 @@ async def _build(nodes: int, round_length: int, rounds: int, workdir: Path) -> d
     from node.service.engine import ModelState
     from node.service.miner import MinerConfig, MinerService
     from protocol.identity import NodeKey
-    from seedswarm.devnet.compose import CertifyingEngine, miner_produce, work_config
+    from seedswarm.devnet.engine import CertifyingEngine, work_config
     from seedswarm.devnet.genesis import network_config, write_base
+    from seedswarm.devnet.miners import miner_produce
     from seedswarm.devnet.spec import DevnetSpec
     from seedswarm.sim.roles import EqualWeightCertifier, HonestMiner
     from validator.service.validator import ValidatorConfig, ValidatorService

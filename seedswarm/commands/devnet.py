@@ -79,7 +79,7 @@ def devnet(
     import asyncio
 
     from protocol.errors import ConfigError
-    from seedswarm.devnet.compose import LIVE_ATTACKS
+    from seedswarm.devnet.miners import LIVE_ATTACKS
     from seedswarm.devnet.network import DevnetError, run_devnet
     from seedswarm.devnet.spec import DevnetSpec
     from seedswarm.sim.attackers import parse_attackers

@@ -1,161 +1,30 @@
 """The composition root of a live node: the simulator's code, wired to sockets and a chain.
 
-Miners run the simulator's `Miner.work` (honest or one of its attackers) on a `RoundContext`
-built from the live replica, and validators decide through the simulator's certifier seams
-(by default its scoring pipeline, fed the raw envelopes), so a live round computes exactly
-what a simulated one does. Only this module (and the CLI) knows every layer.
+Miners run the simulator's `Miner.work` (honest or one of its attackers, see `miners`) on the
+live replica, and validators decide through the simulator's certifier seams (see `engine`), so
+a live round computes exactly what a simulated one does. Only this package (and the CLI) knows
+every layer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 from node.service.engine import ModelState, load_state
-from node.service.miner import MinerConfig, MinerService, Produce
-from node.work import WorkConfig
-from protocol.errors import ConfigError
-from protocol.identity import NodeKey, peer_id_from_public_bytes
+from node.service.miner import MinerConfig, MinerService
+from protocol.identity import peer_id_from_public_bytes
 from protocol.keystore import KeyBundle, decrypt_keystore
-from protocol.messages import Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
-from protocol.randomness import round_beacon
-from protocol.roundlog import CertifiedEntry, RoundBundle
-from protocol.signing import Signed
-from protocol.transport.base import Limits, Transport
-from protocol.transport.core import TransportCore
-from seedswarm.devnet.scoring import save_scoring, scoring_certifier
+from protocol.transport.base import Transport
+from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
+from seedswarm.devnet.miners import live_miner, miner_produce
 from seedswarm.devnet.settings import NodeSettings
-from seedswarm.sim.attackers import ATTACKS, Attacker, AttackSetup
-from seedswarm.sim.roles import (
-    EnvelopeCertifier,
-    HonestMiner,
-    Miner,
-    RoundCertifier,
-    RoundContext,
-)
-from seedswarm.sim.scoring import ScoringCertifier
+from seedswarm.devnet.transport import build_transport, keep_connected
 from validator.service.chain import EpochChain
 from validator.service.validator import ValidatorConfig, ValidatorService
-
-_log = logging.getLogger("seedswarm.devnet.compose")
-
-TRANSPORT_MESSAGE_LIMIT = 1 << 20
-"""Bundles and log answers carry many envelopes; single envelopes keep the network's limit."""
-
-
-def work_config(network: NetworkConfig) -> WorkConfig:
-    """How this network's miners compute: network rules, so a validator can recompute them."""
-    return WorkConfig(
-        codec=network.codec, scalars=network.scalars_per_contribution, spec=network.direction,
-        eps=network.spsa_eps, local_steps=network.fo_local_steps,
-        local_lr=network.fo_local_lr, weight_decay=network.fo_weight_decay,
-    )
-
-
-def round_context(state: ModelState, miners: Sequence[bytes], work: WorkConfig) -> RoundContext:
-    """The simulator's view of the round the live replica is at."""
-    net = state.network
-    return RoundContext(
-        network_id=net.network_id,
-        round_index=state.round_index,
-        beacon=round_beacon(net.network_id, state.round_index, state.model_hash),
-        base_model_hash=state.model_hash,
-        model=state.model,
-        named=state.named,
-        task=state.task,
-        miner_keys=tuple(miners),
-        samples_per_miner=net.samples_per_miner,
-        work=work,
-    )
-
-
-def miner_produce(miner: Miner, miners: Sequence[bytes], work: WorkConfig) -> Produce:
-    """`Produce` for the miner service: the simulator's `miner.work` on the live round."""
-
-    def produce(state: ModelState) -> bytes:
-        if isinstance(miner, HonestMiner | Attacker):
-            # sequences must grow across restarts (protocol.replay): start from the clock
-            miner.sequence = max(miner.sequence, time.time_ns() // 1000)
-        return miner.work(round_context(state, miners, work))
-
-    return produce
-
-
-LIVE_ATTACKS = tuple(sorted(k for k in ATTACKS if k != "copycat"))
-"""Attacks one process can run alone (a copycat needs its victim's miner in-process)."""
-
-
-def live_miner(attack: str, key: NodeKey, work: WorkConfig) -> Miner:
-    """The miner a process runs: honest, or the simulator's attacker class ``attack``."""
-    if not attack:
-        return HonestMiner(key)
-    if attack not in LIVE_ATTACKS:
-        raise ConfigError(f"attack {attack!r} cannot run live; known: {', '.join(LIVE_ATTACKS)}")
-    return ATTACKS[attack]([key], AttackSetup(honest=(), work=work))[0]
-
-
-def default_certifier(
-    network: NetworkConfig, key: NodeKey, state_dir: Path | None = None
-) -> ScoringCertifier:
-    """The certifier live validators use: the simulator's scoring pipeline, persisted."""
-    return scoring_certifier(network, key, state_dir)
-
-
-@dataclass
-class CertifyingEngine:
-    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seams."""
-
-    state: ModelState
-    certifier: RoundCertifier | EnvelopeCertifier
-    miners: tuple[bytes, ...]
-    work: WorkConfig
-
-    @property
-    def round_index(self) -> int:
-        return self.state.round_index
-
-    @property
-    def model_hash(self) -> bytes:
-        return self.state.model_hash
-
-    def apply_bundle(self, bundle: RoundBundle) -> bytes:
-        return self.state.apply_bundle(bundle)
-
-    def save(self, directory: Path) -> Path:
-        path = self.state.save(directory)
-        if isinstance(self.certifier, ScoringCertifier):
-            save_scoring(self.certifier, directory)
-        return path
-
-    def reload(self, directory: Path) -> None:
-        self.state.reload(directory)
-
-    def certify(self, received: Sequence[Signed[Contribution]]) -> list[CertifiedEntry]:
-        ctx = round_context(self.state, self.miners, self.work)
-        # arrival order is each validator's own; the pipeline sees one canonical order
-        ordered = sorted(received, key=lambda s: s.message.sender)
-        if isinstance(self.certifier, EnvelopeCertifier):
-            return self.certifier.certify_envelopes(ctx, [s.envelope for s in ordered])
-        return self.certifier.certify(ctx, [s.message for s in ordered])
-
-    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
-        """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
-        if isinstance(self.certifier, ScoringCertifier):
-            return self.certifier.receipt(miner, round_index)
-        return None
-
-    def apply_entries(self, entries: Sequence[CertifiedEntry]) -> bytes:
-        return self.state.replica.apply_round(entries)
-
-    def validation_loss(self) -> float:
-        return self.state.validation_loss()
 
 
 def load_bundle(settings: NodeSettings, password: str) -> KeyBundle:
@@ -164,37 +33,6 @@ def load_bundle(settings: NodeSettings, password: str) -> KeyBundle:
     if path.is_dir():
         path = path / "keystore.json"
     return decrypt_keystore(path.read_text(encoding="utf-8"), password)
-
-
-def build_transport(settings: NodeSettings, key: NodeKey, network_id: str) -> TransportCore:
-    """The node's transport as its settings describe it."""
-    limits = Limits(max_message_bytes=TRANSPORT_MESSAGE_LIMIT)
-    if settings.transport == "mqtt":
-        from protocol.transport.mqtt import MqttConfig, MqttTransport
-
-        config = MqttConfig(host=settings.mqtt_host, port=settings.mqtt_port)
-        return MqttTransport(config, peer_id=key.peer_id, network_id=network_id, limits=limits)
-    from protocol.transport.libp2p_host import Libp2pConfig
-    from protocol.transport.libp2p_transport import Libp2pTransport
-
-    p2p = Libp2pConfig(key_seed=key.to_bytes(), listen_port=settings.listen_port,
-                       bootstrap=settings.bootstrap)
-    return Libp2pTransport(p2p, network_id=network_id, limits=limits)
-
-
-async def keep_connected(transport: Transport, bootstrap: Sequence[str]) -> None:
-    """libp2p only: re-dial bootstrap peers that dropped (a restarted peer, a lost link)."""
-    from protocol.transport.libp2p_transport import Libp2pTransport
-
-    if not isinstance(transport, Libp2pTransport) or not bootstrap:
-        return
-    while True:
-        connected = set(transport.connected_peers())
-        for addr in bootstrap:
-            if addr.rsplit("/p2p/", 1)[-1] not in connected:
-                with contextlib.suppress(Exception):
-                    await transport.connect(addr)
-        await asyncio.sleep(1.0)  # connectivity has no event to wait on; re-check each second
 
 
 def _keys(hexes: Sequence[str]) -> tuple[bytes, ...]:

@@ -16,8 +16,9 @@ from protocol.identity import NodeKey
 from protocol.netconfig import NetworkConfig
 from protocol.transport.base import Limits
 from protocol.transport.memory import MemoryNetwork, MemoryTransport
-from seedswarm.devnet.compose import CertifyingEngine, miner_produce, work_config
+from seedswarm.devnet.engine import CertifyingEngine, work_config
 from seedswarm.devnet.genesis import network_config, write_base
+from seedswarm.devnet.miners import miner_produce
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.genesis import Genesis
 from seedswarm.sim.roles import HonestMiner

@@ -19,14 +19,9 @@ from protocol.identity import NodeKey
 from protocol.netconfig import NetworkConfig
 from protocol.transport.base import Limits
 from protocol.transport.memory import MemoryNetwork, MemoryTransport
-from seedswarm.devnet.compose import (
-    CertifyingEngine,
-    default_certifier,
-    live_miner,
-    miner_produce,
-    work_config,
-)
+from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
 from seedswarm.devnet.genesis import network_config, write_base
+from seedswarm.devnet.miners import live_miner, miner_produce
 from seedswarm.devnet.scoring import scoring_certifier
 from seedswarm.devnet.spec import DevnetSpec
 from validator.service.validator import ValidatorConfig, ValidatorService

@@ -1,0 +1,109 @@
+"""A live validator's engine: node's model state driven by the simulator's certifier seams.
+
+`CertifyingEngine` satisfies validator/'s `ValidatorEngine` protocol with exactly the code the
+simulator runs (its scoring pipeline fed the raw envelopes), so a live round computes what a
+simulated one does. `round_context` builds the simulator's view of the live replica's round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.service.engine import ModelState
+from node.work import WorkConfig
+from protocol.identity import NodeKey
+from protocol.messages import Contribution, ScoreReceipt
+from protocol.netconfig import NetworkConfig
+from protocol.randomness import round_beacon
+from protocol.roundlog import CertifiedEntry, RoundBundle
+from protocol.signing import Signed
+from seedswarm.devnet.scoring import save_scoring, scoring_certifier
+from seedswarm.sim.roles import EnvelopeCertifier, RoundCertifier, RoundContext
+from seedswarm.sim.scoring import ScoringCertifier
+
+
+def work_config(network: NetworkConfig) -> WorkConfig:
+    """How this network's miners compute: network rules, so a validator can recompute them."""
+    return WorkConfig(
+        codec=network.codec, scalars=network.scalars_per_contribution, spec=network.direction,
+        eps=network.spsa_eps, local_steps=network.fo_local_steps,
+        local_lr=network.fo_local_lr, weight_decay=network.fo_weight_decay,
+    )
+
+
+def round_context(state: ModelState, miners: Sequence[bytes], work: WorkConfig) -> RoundContext:
+    """The simulator's view of the round the live replica is at."""
+    net = state.network
+    return RoundContext(
+        network_id=net.network_id,
+        round_index=state.round_index,
+        beacon=round_beacon(net.network_id, state.round_index, state.model_hash),
+        base_model_hash=state.model_hash,
+        model=state.model,
+        named=state.named,
+        task=state.task,
+        miner_keys=tuple(miners),
+        samples_per_miner=net.samples_per_miner,
+        work=work,
+    )
+
+
+def default_certifier(
+    network: NetworkConfig, key: NodeKey, state_dir: Path | None = None
+) -> ScoringCertifier:
+    """The certifier live validators use: the simulator's scoring pipeline, persisted."""
+    return scoring_certifier(network, key, state_dir)
+
+
+@dataclass
+class CertifyingEngine:
+    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seams."""
+
+    state: ModelState
+    certifier: RoundCertifier | EnvelopeCertifier
+    miners: tuple[bytes, ...]
+    work: WorkConfig
+
+    @property
+    def round_index(self) -> int:
+        return self.state.round_index
+
+    @property
+    def model_hash(self) -> bytes:
+        return self.state.model_hash
+
+    def apply_bundle(self, bundle: RoundBundle) -> bytes:
+        return self.state.apply_bundle(bundle)
+
+    def save(self, directory: Path) -> Path:
+        path = self.state.save(directory)
+        if isinstance(self.certifier, ScoringCertifier):
+            save_scoring(self.certifier, directory)
+        return path
+
+    def reload(self, directory: Path) -> None:
+        self.state.reload(directory)
+
+    def certify(self, received: Sequence[Signed[Contribution]]) -> list[CertifiedEntry]:
+        ctx = round_context(self.state, self.miners, self.work)
+        # arrival order is each validator's own; the pipeline sees one canonical order
+        ordered = sorted(received, key=lambda s: s.message.sender)
+        if isinstance(self.certifier, EnvelopeCertifier):
+            return self.certifier.certify_envelopes(ctx, [s.envelope for s in ordered])
+        return self.certifier.certify(ctx, [s.message for s in ordered])
+
+    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+        """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
+        if isinstance(self.certifier, ScoringCertifier):
+            return self.certifier.receipt(miner, round_index)
+        return None
+
+    def apply_entries(self, entries: Sequence[CertifiedEntry]) -> bytes:
+        return self.state.replica.apply_round(entries)
+
+    def validation_loss(self) -> float:
+        return self.state.validation_loss()
+
+
