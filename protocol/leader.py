@@ -1,13 +1,17 @@
-"""Who certifies a round: a stake-weighted draw from the round beacon.
+"""Who certifies a round: a stake-weighted draw from the round beacon, without replacement.
 
 ``select_leader`` is a pure function of (beacon, validator stakes, attempt): every validator
 computes the same leader, nobody can steer it (the beacon derives from the previous certified
 model hash), and over many rounds each validator leads in proportion to its stake. ``attempt``
 names the fallback leaders to use, in turn, when the first does not certify in time.
 
-The draw: validators sorted by public key (so the input order does not matter), a 256-bit keyed
-hash of the beacon reduced modulo the total stake, and the validator whose cumulative stake
-interval contains it. The modulo bias is at most total / 2**256: nil for any real stake.
+The draw: validators sorted by public key (so the input order does not matter). Attempt k takes
+a 256-bit keyed hash of (beacon, k) reduced modulo the stake of the validators that attempts
+0 .. k - 1 did not pick, and picks the one whose cumulative stake interval (among those) holds
+it. Drawing without replacement means the first min(LEADER_ATTEMPTS, n) attempts name distinct
+validators, so one silent validator, however large its stake, stalls a round for one attempt
+at most; once all n validators are used, attempt k repeats attempt k mod n. Attempt 0 is the
+plain stake-weighted draw. The modulo bias is at most total / 2**256: nil for any real stake.
 
 Validators and followers share this one rule: a leader certifies only under an attempt below
 ``LEADER_ATTEMPTS``, and a follower accepts a round's certificate only from one of those leaders.
@@ -44,26 +48,40 @@ def canonical_stakes(stakes: StakeTable) -> list[tuple[bytes, int]]:
     return sorted((key, stake) for key, stake in table if stake > 0)
 
 
+def leader_sequence(beacon: bytes, stakes: StakeTable, count: int) -> list[bytes]:
+    """The leaders of attempts 0 .. count - 1 for n validators (count <= n: all distinct)."""
+    table = canonical_stakes(stakes)
+    if not table:
+        raise ConsensusError("no validator holds stake")
+    if len(beacon) != 32 or count < 0:
+        raise ConsensusError("need a 32-byte beacon and a non-negative count")
+    remaining = list(table)
+    picks: list[bytes] = []
+    for attempt in range(min(count, len(table))):
+        total = sum(stake for _, stake in remaining)
+        draw = keyed_hash(beacon, _PERSON_LEADER, struct.pack("<Q", attempt), size=32)
+        point = int.from_bytes(draw, "little") % total
+        for index, (key, stake) in enumerate(remaining):
+            if point < stake:
+                picks.append(key)
+                del remaining[index]
+                break
+            point -= stake
+    return [picks[k % len(picks)] for k in range(count)]
+
+
 def select_leader(beacon: bytes, stakes: StakeTable, attempt: int = 0) -> bytes:
     """The public key of the round's leader (``attempt`` > 0: the fallbacks, in order)."""
-    table = canonical_stakes(stakes)
-    total = sum(stake for _, stake in table)
-    if total == 0:
-        raise ConsensusError("no validator holds stake")
-    if len(beacon) != 32 or attempt < 0:
+    if attempt < 0:
         raise ConsensusError("need a 32-byte beacon and a non-negative attempt")
-    draw = keyed_hash(beacon, _PERSON_LEADER, struct.pack("<Q", attempt), size=32)
-    point = int.from_bytes(draw, "little") % total
-    for key, stake in table:
-        if point < stake:
-            return key
-        point -= stake
-    raise AssertionError("unreachable: the point lies below the total stake")
+    table = canonical_stakes(stakes)
+    if not table:
+        raise ConsensusError("no validator holds stake")
+    return leader_sequence(beacon, table, attempt % len(table) + 1)[-1]
 
 
 def elected_leaders(
     beacon: bytes, stakes: StakeTable, attempts: int = LEADER_ATTEMPTS
 ) -> frozenset[bytes]:
     """The keys allowed to certify the round of ``beacon``: attempts 0 .. attempts - 1."""
-    table = canonical_stakes(stakes)
-    return frozenset(select_leader(beacon, table, attempt) for attempt in range(attempts))
+    return frozenset(leader_sequence(beacon, stakes, attempts))

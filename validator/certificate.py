@@ -13,8 +13,10 @@
   weights come from the leader's scores, which a reviewer cannot reproduce: only their sum is
   checked.) The verdict
   becomes a ``CertificateEndorsement`` (approve, or dispute with the reason).
-* Finality (``is_final``): approvals (the leader's signature counts as one) from validators
-  holding more than ``threshold`` of the stake (1/2 by default; 2/3 for BFT-style safety).
+* Finality (``is_final``, ``approving_stake``): approvals (the leader's signature counts as
+  one) from validators holding more than ``threshold`` of the stake (1/2 by default; 2/3 for
+  BFT-style safety). They live in protocol.finality (followers apply final rounds only) and are
+  re-exported here.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fractions import Fraction
 from itertools import pairwise
 
 from protocol.errors import ConsensusError, MessageRejected, SeedswarmError
+from protocol.finality import approving_stake, is_final
 from protocol.identity import NodeKey
 from protocol.messages import (
     WEIGHT_ONE_PPB,
@@ -37,7 +40,7 @@ from protocol.messages import (
 )
 from protocol.randomness import round_beacon
 from protocol.signing import Signed, message_digest, open_envelope, seal
-from validator.leader import StakeTable, canonical_stakes, select_leader
+from validator.leader import select_leader
 
 WeightedContribution = tuple[Contribution, float]
 ApplyFn = Callable[[Sequence[WeightedContribution]], bytes]
@@ -208,8 +211,8 @@ class ReviewContext:
     stakes: Sequence[tuple[bytes, int]]
     max_entries: int
     seen: Mapping[bytes, Contribution]  # envelope digest -> contribution it received
-    # Digests it refused: filters, verification, and contributions without a positive reward
-    # (the value gate; ``RoundScoring.rejected`` lists them all).
+    # Digests it found invalid: filters, failed verification, banned sender
+    # (``RoundScoring.invalid``; a stricter reviewer may pass ``RoundScoring.rejected``).
     rejected: Collection[bytes] = ()
     leader_attempt: int = 0
     weight_mode: WeightMode = WeightMode.SCALARS  # the network's certificate mode
@@ -302,37 +305,9 @@ def endorse(
     )
 
 
-def approving_stake(
-    cert: RoundCertificate,
-    endorsements: Iterable[CertificateEndorsement],
-    stakes: StakeTable,
-) -> tuple[int, int]:
-    """(stake approving ``cert``, total stake). The leader counts as approving; a validator
-    that both approved and disputed the same certificate does not count."""
-    table = dict(canonical_stakes(stakes))
-    digest = message_digest(cert)
-    approvals: set[bytes] = {cert.leader}
-    disputes: set[bytes] = set()
-    for e in endorsements:
-        same = (e.certificate_digest == digest and e.round_index == cert.round_index
-                and e.network_id == cert.network_id)
-        if same:
-            (approvals if e.approve else disputes).add(e.validator)
-    counted = (approvals - disputes) & table.keys()
-    return sum(table[v] for v in counted), sum(table.values())
-
-
-def is_final(
-    cert: RoundCertificate,
-    endorsements: Iterable[CertificateEndorsement],
-    stakes: StakeTable,
-    threshold: Fraction = Fraction(1, 2),
-) -> bool:
-    """True when validators holding more than ``threshold`` of all stake approve ``cert``.
-
-    ``endorsements`` must come out of ``open_envelope`` (signatures checked by the caller).
-    """
-    if not 0 <= threshold < 1:
-        raise ConsensusError(f"threshold must lie in [0, 1), got {threshold}")
-    approving, total = approving_stake(cert, endorsements, stakes)
-    return total > 0 and approving > threshold * total
+__all__ = [  # approving_stake / is_final are re-exported from protocol.finality
+    "APPROVED", "ApplyFn", "Candidate", "CertificateCheck", "CertificateReview", "Dispute",
+    "ReviewContext", "WeightMode", "WeightedContribution", "allocate_ppb", "approving_stake",
+    "build_certificate", "certificate_entries", "check_certificate", "check_entries", "endorse",
+    "entry_weight", "is_final", "mode_shares", "review_certificate", "select_top",
+]

@@ -226,8 +226,12 @@ class RoundScoring:
     counters: FilterCounters
     rejected: frozenset[bytes] = frozenset()
     """Digests of every contribution this validator would not certify (failed filters,
-    verification, ban, or no positive reward): a reviewer passes them as
-    ``ReviewContext.rejected`` so a leader cannot include them."""
+    verification, ban, or no positive reward)."""
+    invalid: frozenset[bytes] = frozenset()
+    """The objective part of ``rejected``: failed filters, failed verification, banned
+    sender. A reviewer passes these as ``ReviewContext.rejected``: "no positive reward" rests
+    on this validator's own random evaluation data, so honest validators can differ on it,
+    while a failed check is a fact any leader could have found."""
 
     @property
     def receipts(self) -> list[ScoreReceipt]:
@@ -315,8 +319,11 @@ class ScoringPipeline:
                     if p.verification is not None)
         eligible = {p.digest for m, p in pending.items() if _eligible(p, rewards.get(m, 0.0))}
         rejected = frozenset({p.digest for p in pending.values()} - eligible) | rejected_digests
+        caught = {p.digest for p in pending.values()
+                  if p.banned or (p.verification is not None and p.verification.penalize)}
+        invalid = frozenset(caught) | rejected_digests
         return RoundScoring(t, miners, refused, tuple(entries), certified,
-                            self._close_epoch(t), verify, mined, counters, rejected)
+                            self._close_epoch(t), verify, mined, counters, rejected, invalid)
 
     def observe_certified(self, round_index: int, entries: Sequence[WeightedContribution]) -> None:
         """Remember what round ``round_index`` certified, for the cascade of later rounds."""

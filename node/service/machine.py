@@ -36,7 +36,8 @@ class MinerView:
     published_in: int
     """The clock round in which this miner last worked (-1: never)."""
     next_bundle_ready: bool
-    """The bundle of `at_round` has arrived and waits to be applied."""
+    """A final bundle of `at_round` on the replica's model has arrived and waits to be applied
+    (protocol.follower.Follower.ready)."""
     last_catch_up: float
     """When the last catch-up attempt ended (-inf: never)."""
     finished: bool = False

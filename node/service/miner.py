@@ -1,10 +1,11 @@
 """`seedswarm miner`'s service: a thin asyncio shell around node.service.machine.
 
-One TaskGroup runs two tasks: `_receive` screens gossiped bundles into the follower and wakes
-the driver; `_drive` asks the pure `next_action` what to do and does it (apply certified
-rounds, work on the current round in a thread and publish before the deadline, or catch up
-from peers). Work itself is injected (`produce`): the composition root passes the simulator's
-`Miner.work`, so live miners and simulated ones run the same code.
+One TaskGroup runs three tasks: `_receive` screens gossiped bundles and `_receive_endorsements`
+validators' endorsements into the follower (it applies a round only once a stake majority
+approves it), each waking the driver; `_drive` asks the pure `next_action` what to do and
+does it (apply final rounds, work on the current round in a thread and publish before the
+deadline, or catch up from peers). Work itself is injected (`produce`): the composition root
+passes the simulator's `Miner.work`, so live miners and simulated ones run the same code.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from protocol.follower import Follower
 from protocol.logstore import write_atomic
 from protocol.netconfig import NetworkConfig
 from protocol.peergate import GatePolicy, PeerGate
-from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS
+from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS
 from protocol.rounds import Patience, RoundClock, wake_time
 from protocol.transport.base import Subscription, Transport, TransportError
 
@@ -108,17 +109,25 @@ class MinerService:
         if replayed:
             _log.info("replayed rounds %d..%d from the local log", replayed[0], replayed[-1])
         subscription = await self.transport.subscribe(TOPIC_BUNDLES)
+        endorsements = await self.transport.subscribe(TOPIC_ENDORSEMENTS)
         if self.now() < self.clock.round_start(0):
             # the first run of the work is slow (allocations, kernels): pay for it before genesis
             await asyncio.to_thread(self.produce, self.state)
         self._write_status()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._receive(subscription))
+            group.create_task(self._receive_endorsements(endorsements))
             group.create_task(self._drive())
 
     async def _receive(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
+                self._wake.set()
+
+    async def _receive_endorsements(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
+                                                 self.now()):
                 self._wake.set()
 
     async def _drive(self) -> None:
@@ -140,7 +149,7 @@ class MinerService:
         return MinerView(
             at_round=at,
             published_in=self.counters.published_in,
-            next_bundle_ready=at in self.follower.pending,
+            next_bundle_ready=self.follower.ready(),
             last_catch_up=self._last_catch_up,
             finished=self.config.last_round is not None and at >= self.config.last_round,
         )

@@ -17,6 +17,14 @@ from protocol.chain.errors import (
     TransientRpcError,
 )
 from protocol.chain.median import consensus_weight, settle_reference
+from protocol.chain.membership import (
+    EpochMembership,
+    Membership,
+    MembershipSchedule,
+    is_settled,
+    read_membership,
+    watch_membership,
+)
 from protocol.chain.merkle import RewardTree, build_reward_tree, reward_leaf
 from protocol.chain.params import (
     WEIGHT_SCALE,
@@ -27,6 +35,7 @@ from protocol.chain.params import (
     Role,
     TxResult,
 )
+from protocol.chain.registry import Registration, RegistryClient
 from protocol.chain.weights import commit_digest, normalize_weights
 
 __all__ = [
@@ -38,10 +47,15 @@ __all__ = [
     "ChainRevert",
     "Deployment",
     "EconomicParams",
+    "EpochMembership",
     "EpochStatus",
     "InvalidWeights",
     "JournalConflict",
+    "Membership",
+    "MembershipSchedule",
     "NetworkParams",
+    "Registration",
+    "RegistryClient",
     "RewardTree",
     "Role",
     "TransientRpcError",
@@ -54,7 +68,10 @@ __all__ = [
     "consensus_weight",
     "deploy_suite",
     "funded_account",
+    "is_settled",
     "normalize_weights",
+    "read_membership",
     "reward_leaf",
     "settle_reference",
+    "watch_membership",
 ]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from protocol.chain.artifacts import load_artifact
+from protocol.chain.artifacts import all_abis, load_artifact
 from protocol.chain.errors import ChainError
 from protocol.chain.params import NetworkParams, Role, TxResult
+from protocol.chain.retry import RetryPolicy, call_with_retries
+from protocol.chain.revert import RevertDecoder
 from protocol.chain.sender import TransactionSender
+
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 def _node_key_word(node_key: bytes) -> bytes:
@@ -20,14 +27,39 @@ def _node_key_word(node_key: bytes) -> bytes:
     return node_key
 
 
-class RegistryClient:
-    """Registry calls on behalf of the sender's account."""
+@dataclass(frozen=True)
+class Registration:
+    """One MinerRegistered / ValidatorRegistered event: which key an account bound, and when.
 
-    def __init__(self, w3: Web3, address: str, sender: TransactionSender) -> None:
+    The contract forgets a participant's node key when it leaves, and an account may register
+    again under another key, so a past key binding is only recoverable from these events.
+    """
+
+    account: str
+    node_key: bytes
+    role: Role
+    block_number: int
+    log_index: int
+    timestamp: int
+
+
+class RegistryClient:
+    """Registry calls on behalf of the sender's account (views only when built `read_only`)."""
+
+    def __init__(self, w3: Web3, address: str, sender: TransactionSender | None) -> None:
+        self._w3 = w3
         self._contract: Contract = w3.eth.contract(
             address=to_checksum_address(address), abi=list(load_artifact("Registry").abi)
         )
         self._sender = sender
+        self._decoder: RevertDecoder | None = None
+        self._registrations: list[Registration] = []
+        self._scanned_to = -1
+
+    @classmethod
+    def read_only(cls, w3: Web3, address: str) -> RegistryClient:
+        """A client that needs no account: views and events only (transactions raise)."""
+        return cls(w3, address, None)
 
     @property
     def contract(self) -> Contract:
@@ -39,24 +71,24 @@ class RegistryClient:
     def register_miner(self, node_key: bytes, stake: int) -> TxResult:
         """Registers as a miner bound to the Ed25519 `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerMiner(_node_key_word(node_key))
-        return self._sender.send(fn, value=stake)
+        return self._tx().send(fn, value=stake)
 
     def register_validator(self, node_key: bytes, stake: int) -> TxResult:
         """Registers as a validator bound to `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerValidator(_node_key_word(node_key))
-        return self._sender.send(fn, value=stake)
+        return self._tx().send(fn, value=stake)
 
     def add_stake(self, amount: int) -> TxResult:
         """Adds `amount` wei to the account's stake."""
-        return self._sender.send(self._contract.functions.addStake(), value=amount)
+        return self._tx().send(self._contract.functions.addStake(), value=amount)
 
     def deregister(self) -> TxResult:
         """Leaves; the stake unbonds for the network's unbonding delay."""
-        return self._sender.send(self._contract.functions.deregister())
+        return self._tx().send(self._contract.functions.deregister())
 
     def withdraw(self) -> TxResult:
         """Withdraws unbonded stake (reverts StillUnbonding before the release time)."""
-        return self._sender.send(self._contract.functions.withdraw())
+        return self._tx().send(self._contract.functions.withdraw())
 
     # -- views
 
@@ -121,8 +153,105 @@ class RegistryClient:
         fn = self._contract.functions.validatorStakeAt(self._who(account), timestamp)
         return int(self._view(fn))
 
-    def _who(self, account: str | None) -> str:
-        return to_checksum_address(account or self._sender.address)
+    def epoch_start(self, epoch: int) -> int:
+        """Timestamp at which `epoch` starts (`epoch_start(0)` is the genesis time)."""
+        return int(self._view(self._contract.functions.epochStart(epoch)))
 
-    def _view(self, fn: object) -> Any:
-        return self._sender.call_decoded(fn)
+    def miner_slot_count(self) -> int:
+        """Miner slots ever opened (slots are never closed, so this only grows)."""
+        return int(self._view(self._contract.functions.minerSlotCount()))
+
+    def miners_in_range_at(self, start: int, stop: int, timestamp: int) -> list[str]:
+        """Occupants of slots [start, stop) before `timestamp` (zero address where free)."""
+        fn = self._contract.functions.minersInRangeAt(start, stop, _snapshot_time(timestamp))
+        return [str(a) for a in self._view(fn)]
+
+    def validator_stakes_at(self, accounts: list[str], timestamp: int) -> dict[str, int]:
+        """Validator stake of each of `accounts` before `timestamp` (0: no validator then)."""
+        ts = _snapshot_time(timestamp)
+        return {a: self.validator_stake_at(ts, a) for a in accounts}
+
+    def registrations(self) -> list[Registration]:
+        """Every registration event of the contract's history, oldest first.
+
+        Events are fetched once, from the deployment block on, and later calls only scan the
+        blocks mined since (the cache assumes a chain without reorganisations).
+        """
+        head = int(self._rpc(lambda: self._w3.eth.block_number))
+        start = self._scanned_to + 1 if self._scanned_to >= 0 else self._deployment_block(head)
+        if start > head:
+            return list(self._registrations)
+        found: list[tuple[Any, Role]] = []
+        events = self._contract.events
+        for event, role in ((events.MinerRegistered, Role.MINER),
+                            (events.ValidatorRegistered, Role.VALIDATOR)):
+            logs = self._rpc(partial(event().get_logs, from_block=start, to_block=head))
+            found += [(log, role) for log in logs]
+        found.sort(key=lambda item: (int(item[0]["blockNumber"]), int(item[0]["logIndex"])))
+        times: dict[int, int] = {}
+        for log, role in found:
+            block = int(log["blockNumber"])
+            if block not in times:
+                times[block] = int(self._rpc(partial(self._w3.eth.get_block, block))["timestamp"])
+            self._registrations.append(Registration(
+                account=to_checksum_address(log["args"]["account"]),
+                node_key=bytes(log["args"]["nodeKey"]), role=role, block_number=block,
+                log_index=int(log["logIndex"]), timestamp=times[block],
+            ))
+        self._scanned_to = head
+        return list(self._registrations)
+
+    def _deployment_block(self, head: int) -> int:
+        """The first block holding the contract's code (binary search), 0 if history is gone."""
+        address = self._contract.address
+        low, high = 0, head
+        try:
+            while low < high:
+                mid = (low + high) // 2
+                code = self._rpc(partial(self._w3.eth.get_code, address, block_identifier=mid))
+                if len(code) > 0:
+                    high = mid
+                else:
+                    low = mid + 1
+        except ChainError:
+            raise
+        except Exception:  # a pruned node cannot answer for old blocks: scan everything
+            return 0
+        return low
+
+    def _rpc(self, action: Callable[[], Any]) -> Any:
+        return call_with_retries(action, RetryPolicy())
+
+    def latest_timestamp(self) -> int:
+        """Timestamp of the chain's latest block: snapshots before it can no longer change."""
+        return int(self._rpc(lambda: self._w3.eth.get_block("latest"))["timestamp"])
+
+    def _who(self, account: str | None) -> str:
+        if account is None:
+            account = self._tx().address
+        return to_checksum_address(account)
+
+    def _tx(self) -> TransactionSender:
+        if self._sender is None:
+            raise ChainError("this registry client is read-only: it has no account to send from")
+        return self._sender
+
+    def _view(self, fn: Any) -> Any:
+        if self._sender is not None:
+            return self._sender.call_decoded(fn)
+        try:
+            return call_with_retries(lambda: fn.call(), RetryPolicy())
+        except ChainError:
+            raise
+        except Exception as exc:
+            if self._decoder is None:
+                self._decoder = RevertDecoder(all_abis())
+            decoded = self._decoder.from_exception(exc)
+            raise decoded or ChainError(f"view call failed: {exc}") from exc
+
+
+def _snapshot_time(timestamp: int) -> int:
+    # The `...At` views look up `timestamp - 1`; 0 would underflow inside the contract.
+    if timestamp < 1:
+        raise ChainError(f"snapshot timestamps start at 1, got {timestamp}")
+    return timestamp

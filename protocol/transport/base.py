@@ -70,8 +70,10 @@ class Traits:
 class Delivery:
     """One message received on a subscribed topic.
 
-    `from_peer` is the publisher as the transport saw it: authenticated by libp2p's message
-    signature, but only self-declared over MQTT. Verify the signed envelope in `data`.
+    `from_peer` is the publisher as the transport authenticated it: by libp2p's message
+    signature, or over MQTT by the frame's Ed25519 signature (the peer id is derived from the
+    signing key). It says who relayed the bytes; verify the signed envelope in `data` for who
+    wrote them.
     """
 
     topic: str

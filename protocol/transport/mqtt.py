@@ -4,6 +4,11 @@ Topics map to `seedswarm/<network id>/t/<topic>`. Direct requests travel as enve
 target's inbox `seedswarm/<network id>/rpc/<peer id>` and responses come back to the
 requester's inbox, paired by request id. A request to a peer that is not connected cannot be
 refused by a broker, so it ends in RequestTimeout.
+
+The broker authenticates nobody, so every frame is signed with the node's key
+(protocol.transport.mqtt_wire) and verified before anything else: the sender's peer id is the
+one derived from the signing key, never the one a frame declares. A responder learns who asks
+that way, and a requester accepts a response only if it is signed by the peer it asked.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import contextlib
 import itertools
 import secrets
 import socket
-from collections import OrderedDict
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiomqtt
 
+from protocol.identity import NodeKey
 from protocol.transport.base import (
     Limits,
     Request,
@@ -29,12 +34,17 @@ from protocol.transport.base import (
 )
 from protocol.transport.core import TransportCore, raise_for_status
 from protocol.transport.mqtt_wire import (
-    MalformedEnvelope,
+    Auth,
+    Envelope,
+    FrameVerifier,
     PublishEnvelope,
+    Refused,
     RequestEnvelope,
     ResponseEnvelope,
+    SequenceCounter,
+    VerifierLimits,
     decode,
-    encode,
+    seal,
 )
 from protocol.transport.names import check_segment
 from protocol.transport.stats import DropReason
@@ -42,7 +52,6 @@ from protocol.transport.stats import DropReason
 _TRAITS = Traits(ordered_per_publisher=True, may_replay_recent=False)
 _QOS = 1
 _ENVELOPE_HEADROOM = 1024
-_SEEN_CAPACITY = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,17 @@ class MqttConfig:
     operation_timeout_s: float = 30.0
     """Bound on connect, subscribe and each publish acknowledgement."""
     root: str = "seedswarm"
+    verifier: VerifierLimits = field(default_factory=VerifierLimits)
+    """Freshness window and replay-state bounds for inbound frames."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An outstanding request: only `peer` may answer it."""
+
+    peer: str
+    protocol: str
+    response: asyncio.Future[ResponseEnvelope]
 
 
 class MqttTransport(TransportCore):
@@ -64,23 +84,23 @@ class MqttTransport(TransportCore):
         self,
         config: MqttConfig,
         *,
-        peer_id: str,
+        key: NodeKey,
         network_id: str,
         limits: Limits | None = None,
     ) -> None:
         super().__init__(network_id, limits or Limits(), "mqtt")
         check_segment(config.root, "MQTT root")
         self._config = config
-        self._peer_id = check_segment(peer_id, "peer id")
+        self._key = key
+        self._peer_id = check_segment(key.peer_id, "peer id")
         self._prefix = f"{config.root}/{self._network_id}"
         self._client: aiomqtt.Client | None = None
         self._reader: asyncio.Task[None] | None = None
         self._handlers_running: set[asyncio.Task[None]] = set()
-        self._pending: dict[int, asyncio.Future[ResponseEnvelope]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._request_ids = itertools.count(secrets.randbits(48))
-        self._session = secrets.randbits(64)
-        self._seq = itertools.count()
-        self._seen: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self._seq = SequenceCounter()
+        self._verifier = FrameVerifier(self._network_id, config.verifier)
 
     @property
     def peer_id(self) -> str:
@@ -103,7 +123,9 @@ class MqttTransport(TransportCore):
         client = aiomqtt.Client(
             self._config.host,
             self._config.port,
-            identifier=self._peer_id,
+            # not the peer id: anyone may connect under a known client id and so evict its
+            # owner from the broker
+            identifier=f"sw-{secrets.token_hex(10)}",
             clean_session=True,
             keepalive=self._config.keepalive_s,
             timeout=self._config.operation_timeout_s,
@@ -125,9 +147,9 @@ class MqttTransport(TransportCore):
         await asyncio.gather(*tasks, return_exceptions=True)
         self._reader = None
         self._handlers_running.clear()
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(TransportClosed("transport stopped"))
+        for pending in self._pending.values():
+            if not pending.response.done():
+                pending.response.set_exception(TransportClosed("transport stopped"))
         self._pending.clear()
         client, self._client = self._client, None
         if client is not None:
@@ -143,11 +165,10 @@ class MqttTransport(TransportCore):
         await self._call(self._require_client().unsubscribe(self._topic(topic)))
 
     async def _send_publish(self, topic: str, data: bytes) -> None:
-        envelope = PublishEnvelope(self._session, next(self._seq), self._peer_id, data)
+        mqtt_topic = self._topic(topic)
+        frame = self._seal(PublishEnvelope(self._auth(), data), mqtt_topic)
         # QoS 1: returns once the broker acknowledged, which paces a fast publisher
-        await self._call(
-            self._require_client().publish(self._topic(topic), encode(envelope), qos=_QOS)
-        )
+        await self._call(self._require_client().publish(mqtt_topic, frame, qos=_QOS))
 
     # -- direct requests ------------------------------------------------------------------
 
@@ -155,12 +176,11 @@ class MqttTransport(TransportCore):
         check_segment(peer, "peer id")
         request_id = next(self._request_ids)
         response: asyncio.Future[ResponseEnvelope] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = response
+        self._pending[request_id] = _Pending(peer, protocol, response)
         try:
-            envelope = RequestEnvelope(request_id, self._peer_id, protocol, data)
-            await self._call(
-                self._require_client().publish(self._inbox(peer), encode(envelope), qos=_QOS)
-            )
+            inbox = self._inbox(peer)
+            frame = self._seal(RequestEnvelope(self._auth(), request_id, protocol, data), inbox)
+            await self._call(self._require_client().publish(inbox, frame, qos=_QOS))
             answer = await response
         finally:
             self._pending.pop(request_id, None)
@@ -170,17 +190,16 @@ class MqttTransport(TransportCore):
             raise RequestFailed(f"response from {peer} too large")
         return answer.data
 
-    async def _serve_request(self, client: aiomqtt.Client, request: RequestEnvelope) -> None:
-        status, payload = await self._answer(
-            Request(request.sender, request.protocol, request.data)
-        )
-        reply = ResponseEnvelope(request.request_id, status, payload)
+    async def _serve_request(
+        self, client: aiomqtt.Client, request: RequestEnvelope, asker: str
+    ) -> None:
+        status, payload = await self._answer(Request(asker, request.protocol, request.data))
+        inbox = self._inbox(asker)
+        reply = ResponseEnvelope(self._auth(), request.request_id, status, payload)
         try:
-            await client.publish(self._inbox(request.sender), encode(reply), qos=_QOS)
+            await client.publish(inbox, self._seal(reply, inbox), qos=_QOS)
         except aiomqtt.MqttError as exc:
-            self._log.warning(
-                "could not answer %s from %s: %s", request.protocol, request.sender, exc
-            )
+            self._log.warning("could not answer %s from %s: %s", request.protocol, asker, exc)
 
     # -- inbound --------------------------------------------------------------------------
 
@@ -189,13 +208,21 @@ class MqttTransport(TransportCore):
             async for message in client.messages:
                 payload = message.payload
                 if isinstance(payload, bytes | bytearray):
-                    self._dispatch(client, str(message.topic), bytes(payload))
+                    self._dispatch_safely(client, str(message.topic), bytes(payload))
                 else:
                     self._stats.record_drop(
                         DropReason.MALFORMED, f"non-bytes payload on {message.topic}"
                     )
         except aiomqtt.MqttError as exc:
             self._log.error("lost the MQTT broker connection: %s", exc)
+
+    def _dispatch_safely(self, client: aiomqtt.Client, topic: str, raw: bytes) -> None:
+        # one hostile frame must never end the read loop, whatever it trips over
+        try:
+            self._dispatch(client, topic, raw)
+        except Exception as exc:
+            self._log.exception("unexpected failure on a frame from %s", topic)
+            self._stats.record_drop(DropReason.MALFORMED, f"{topic}: {exc!r}")
 
     def _dispatch(self, client: aiomqtt.Client, topic: str, raw: bytes) -> None:
         # Moderately oversized envelopes are decoded so that a request can still be answered
@@ -205,45 +232,47 @@ class MqttTransport(TransportCore):
             return
         try:
             envelope = decode(raw)
-        except MalformedEnvelope as exc:
+            sender = self._verifier.verify(envelope, topic)
+        except ValueError as exc:  # MalformedEnvelope, or a topic that cannot be signed
             self._stats.record_drop(DropReason.MALFORMED, f"{topic}: {exc}")
             return
-        if isinstance(envelope, PublishEnvelope):
-            self._accept_publish(topic, envelope)
-        elif topic != self._inbox(self._peer_id):
-            self._stats.record_drop(DropReason.MALFORMED, f"request envelope on {topic}")
+        except Refused as refusal:
+            self._stats.record_drop(refusal.reason, refusal.detail)
+            return
+        publish_prefix = f"{self._prefix}/t/"
+        if isinstance(envelope, PublishEnvelope) and topic.startswith(publish_prefix):
+            self._deliver(topic[len(publish_prefix) :], envelope.data, sender)
+        elif isinstance(envelope, PublishEnvelope) or topic != self._inbox(self._peer_id):
+            self._stats.record_drop(DropReason.MALFORMED, f"{type(envelope).__name__} on {topic}")
         elif isinstance(envelope, RequestEnvelope):
-            self._start_serving(client, envelope)
+            self._start_serving(client, envelope, sender)
         else:
-            future = self._pending.get(envelope.request_id)
-            if future is not None and not future.done():
-                future.set_result(envelope)
+            self._accept_response(envelope, sender)
 
-    def _accept_publish(self, topic: str, envelope: PublishEnvelope) -> None:
-        prefix = f"{self._prefix}/t/"
-        if not topic.startswith(prefix):
-            self._stats.record_drop(DropReason.MALFORMED, f"publish envelope on {topic}")
+    def _accept_response(self, response: ResponseEnvelope, sender: str) -> None:
+        pending = self._pending.get(response.request_id)
+        if pending is None or pending.response.done():
+            return  # late (timed out) or already answered
+        if sender != pending.peer:
+            self._stats.record_drop(
+                DropReason.WRONG_RESPONDER,
+                f"{pending.protocol} request to {pending.peer} answered by {sender}",
+            )
             return
-        key = (envelope.sender, envelope.session, envelope.seq)
-        if key in self._seen:
-            self._stats.record_drop(DropReason.DUPLICATE, f"redelivery {key} on {topic}")
-            return
-        self._seen[key] = None
-        if len(self._seen) > _SEEN_CAPACITY:
-            self._seen.popitem(last=False)
-        self._deliver(topic[len(prefix) :], envelope.data, envelope.sender)
+        pending.response.set_result(response)
 
-    def _start_serving(self, client: aiomqtt.Client, request: RequestEnvelope) -> None:
-        try:
-            check_segment(request.sender, "peer id")
-        except ValueError:
-            self._stats.record_drop(DropReason.MALFORMED, f"request from {request.sender!r}")
-            return
-        task = asyncio.create_task(self._serve_request(client, request))
+    def _start_serving(self, client: aiomqtt.Client, request: RequestEnvelope, asker: str) -> None:
+        task = asyncio.create_task(self._serve_request(client, request, asker))
         self._handlers_running.add(task)
         task.add_done_callback(self._handlers_running.discard)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _auth(self) -> Auth:
+        return Auth(self._key.public.raw, self._seq.next(), self._peer_id)
+
+    def _seal(self, envelope: Envelope, mqtt_topic: str) -> bytes:
+        return seal(envelope, self._key, network_id=self._network_id, topic=mqtt_topic)
 
     def _topic(self, topic: str) -> str:
         return f"{self._prefix}/t/{topic}"

@@ -21,6 +21,18 @@ class DropReason(enum.Enum):
     UNKNOWN_PROTOCOL = "unknown_protocol"
     HANDLER_ERROR = "handler_error"
     OVERSIZED_RESPONSE = "oversized_response"
+    BAD_SIGNATURE = "bad_signature"
+    """The frame's signature (or sender key) does not verify: forged or tampered."""
+    SENDER_MISMATCH = "sender_mismatch"
+    """A validly signed frame declares a peer id other than its key's."""
+    REPLAYED = "replayed"
+    """A validly signed frame at or below its sender's replay floor: an old frame sent again."""
+    STALE_FRAME = "stale_frame"
+    """A frame whose sequence (a microsecond clock) lies outside the freshness window."""
+    WRONG_RESPONDER = "wrong_responder"
+    """A response signed by a peer other than the one the request went to."""
+    SENDER_TABLE_FULL = "sender_table_full"
+    """Too many distinct senders active at once to track a new one's sequences."""
 
 
 class TransportStats:

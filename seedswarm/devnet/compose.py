@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
 
 from node.service.engine import ModelState, load_state
 from node.service.miner import MinerConfig, MinerService
+from protocol.chain.membership import Membership
 from protocol.identity import peer_id_from_public_bytes
 from protocol.keystore import KeyBundle, decrypt_keystore
 from protocol.netconfig import NetworkConfig
 from protocol.transport.base import Transport
 from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
-from seedswarm.devnet.miners import live_miner, miner_produce
+from seedswarm.devnet.membership import resolve_membership
+from seedswarm.devnet.miners import copycat_tap, live_miner, miner_produce
 from seedswarm.devnet.settings import NodeSettings
 from seedswarm.devnet.transport import build_transport, keep_connected
 from validator.service.chain import EpochChain
@@ -35,14 +36,10 @@ def load_bundle(settings: NodeSettings, password: str) -> KeyBundle:
     return decrypt_keystore(path.read_text(encoding="utf-8"), password)
 
 
-def _keys(hexes: Sequence[str]) -> tuple[bytes, ...]:
-    return tuple(bytes.fromhex(h) for h in hexes)
-
-
-def _peers(settings: NodeSettings) -> tuple[str, ...]:
+def _peers(settings: NodeSettings, membership: Membership) -> tuple[str, ...]:
     if settings.peers:
         return settings.peers
-    keys = [bytes.fromhex(k) for k, _ in settings.validators] + list(_keys(settings.miners))
+    keys = [k for k, _ in membership.validators] + list(membership.miners)
     return tuple(peer_id_from_public_bytes(k) for k in keys)
 
 
@@ -56,9 +53,12 @@ async def run_node(settings: NodeSettings, password: str) -> None:
     _cancel_on_signals()
     async with transport:
         service = await _service(settings, bundle, network, state, transport)
+        tap = copycat_tap(service)
         async with asyncio.TaskGroup() as group:
             group.create_task(service.run())
             group.create_task(keep_connected(transport, settings.bootstrap))
+            if tap is not None:  # a copycat miner copies what it hears on the gossip
+                group.create_task(tap.listen(transport))
 
 
 async def _service(
@@ -66,21 +66,23 @@ async def _service(
     transport: Transport,
 ) -> MinerService | ValidatorService:
     work = work_config(network)
-    miners = _keys(settings.miners)
+    # The Registry when the node has a chain, the settings lists otherwise (chainless runs).
+    membership = await asyncio.to_thread(resolve_membership, settings)
+    miners = membership.miners
     last = None if settings.last_round < 0 else settings.last_round
     if settings.role == "miner":
         config = MinerConfig(
             network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
-            validators=tuple((bytes.fromhex(k), s) for k, s in settings.validators),
-            peers=_peers(settings), work_fraction=settings.work_fraction,
+            validators=membership.validators,
+            peers=_peers(settings, membership), work_fraction=settings.work_fraction,
             status_file=settings.status_file, last_round=last,
         )
         produce = miner_produce(live_miner(settings.attack, bundle.node_key, work), miners, work)
         return MinerService(config, transport, state, produce)
     vconfig = ValidatorConfig(
         network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
-        validators=tuple((bytes.fromhex(k), s) for k, s in settings.validators), miners=miners,
-        peers=_peers(settings), work_fraction=settings.work_fraction,
+        validators=membership.validators, miners=miners,
+        peers=_peers(settings, membership), work_fraction=settings.work_fraction,
         status_file=settings.status_file, last_round=last,
     )
     certifier = await asyncio.to_thread(default_certifier, network, bundle.node_key,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.replica import Replica
 from node.service.engine import ModelState
 from node.work import WorkConfig
 from protocol.identity import NodeKey
@@ -22,6 +23,7 @@ from protocol.signing import Signed
 from seedswarm.devnet.scoring import save_scoring, scoring_certifier
 from seedswarm.sim.roles import EnvelopeCertifier, RoundCertifier, RoundContext
 from seedswarm.sim.scoring import ScoringCertifier
+from validator.service.ports import RoundDecision
 
 
 def work_config(network: NetworkConfig) -> WorkConfig:
@@ -59,7 +61,13 @@ def default_certifier(
 
 @dataclass
 class CertifyingEngine:
-    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seams."""
+    """`ValidatorEngine` over node's `ModelState` and the simulator's certifier seams.
+
+    With a `ScoringCertifier` the round is scored by the validator pipeline without being
+    recorded as certified; the pipeline's cascade history is fed only the bundles that became
+    final, as `apply_bundle` applies them (`observe_final`), so every validator's cascade
+    credits what the network really certified, whatever its own decision was.
+    """
 
     state: ModelState
     certifier: RoundCertifier | EnvelopeCertifier
@@ -75,7 +83,14 @@ class CertifyingEngine:
         return self.state.model_hash
 
     def apply_bundle(self, bundle: RoundBundle) -> bytes:
-        return self.state.apply_bundle(bundle)
+        new_hash = self.state.apply_bundle(bundle)
+        self.observe_final(bundle)
+        return new_hash
+
+    def observe_final(self, bundle: RoundBundle) -> None:
+        """Tell the scoring pipeline what round `bundle.round_index` finally certified."""
+        if isinstance(self.certifier, ScoringCertifier):
+            self.certifier.pipeline.observe_certified(bundle.round_index, bundle.entries())
 
     def save(self, directory: Path) -> Path:
         path = self.state.save(directory)
@@ -86,13 +101,33 @@ class CertifyingEngine:
     def reload(self, directory: Path) -> None:
         self.state.reload(directory)
 
-    def certify(self, received: Sequence[Signed[Contribution]]) -> list[CertifiedEntry]:
+    def score(self, received: Sequence[Signed[Contribution]]) -> RoundDecision:
+        """This validator's own decision for the replica's round (see `RoundDecision`)."""
         ctx = round_context(self.state, self.miners, self.work)
         # arrival order is each validator's own; the pipeline sees one canonical order
-        ordered = sorted(received, key=lambda s: s.message.sender)
+        ordered = tuple(sorted(received, key=lambda s: s.message.sender))
+        if isinstance(self.certifier, ScoringCertifier):
+            scoring = self.certifier.score_envelopes(ctx, [s.envelope for s in ordered])
+            return RoundDecision(
+                round_index=ctx.round_index, prev_model_hash=ctx.base_model_hash,
+                received=ordered, entries=scoring.certified, rejected=scoring.invalid,
+                rewards={m: r.reward for m, r in scoring.miners.items()},
+            )
         if isinstance(self.certifier, EnvelopeCertifier):
-            return self.certifier.certify_envelopes(ctx, [s.envelope for s in ordered])
-        return self.certifier.certify(ctx, [s.message for s in ordered])
+            entries = self.certifier.certify_envelopes(ctx, [s.envelope for s in ordered])
+        else:
+            entries = self.certifier.certify(ctx, [s.message for s in ordered])
+        # a bare certifier explains nothing: it rejects nobody and its weights are its scores
+        return RoundDecision(
+            round_index=ctx.round_index, prev_model_hash=ctx.base_model_hash, received=ordered,
+            entries=tuple(entries), rewards={c.sender: w for c, w in entries},
+        )
+
+    def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:
+        """The hash of the model `entries` would give, computed on a detached copy."""
+        replica = self.state.replica
+        copy = Replica.detached_copy(replica.named, replica.rule, replica.round_index)
+        return copy.apply_round(entries)
 
     def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
         """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
@@ -100,10 +135,5 @@ class CertifyingEngine:
             return self.certifier.receipt(miner, round_index)
         return None
 
-    def apply_entries(self, entries: Sequence[CertifiedEntry]) -> bytes:
-        return self.state.replica.apply_round(entries)
-
     def validation_loss(self) -> float:
         return self.state.validation_loss()
-
-

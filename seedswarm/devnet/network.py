@@ -150,10 +150,8 @@ class Devnet:
 
     def _settings(self, p: Participant, port: int, bootstrap: tuple[str, ...]) -> NodeSettings:
         assert self.chain is not None
-        validators = tuple((v.keys.node_key.public.raw.hex(), v.stake)
-                           for v in self.participants if v.role == "validator")
-        miners = tuple(m.keys.node_key.public.raw.hex()
-                       for m in self.participants if m.role == "miner")
+        validators = [v.keys.node_key.public.raw for v in self.participants
+                      if v.role == "validator"]
         root = self.workdir
         return NodeSettings(
             role=p.role, network=root / "network.toml", base_checkpoint=root / "base.safetensors",
@@ -161,9 +159,9 @@ class Devnet:
             genesis_time=self.genesis_time, transport=self.spec.transport,
             mqtt_port=self.broker.port if self.broker is not None else 1883,
             listen_port=port, bootstrap=bootstrap if self.spec.transport == "libp2p" else (),
-            chain=self.chain.url, deployment=root / "deployment.json", miners=miners,
-            validators=validators, peers=tuple(peer_id_from_public_bytes(bytes.fromhex(k))
-                                               for k, _ in validators),
+            # Membership is not written: every node reads it from the Registry it points to.
+            chain=self.chain.url, deployment=root / "deployment.json",
+            peers=tuple(peer_id_from_public_bytes(k) for k in validators),
             last_round=self.spec.rounds, status_file=root / "status" / f"{p.name}.json",
             log_file=root / "logs" / f"{p.name}.log", attack=p.attack,
         )

@@ -4,6 +4,10 @@ One flat TOML table per node (the devnet writes one for every node it starts; op
 their own). Values are resolved with the precedence command-line flag > environment variable
 (SEEDSWARM_<KEY>) > file; only the CLI reads the environment and passes it in as a mapping.
 Relative paths are relative to the settings file.
+
+Membership (registered miners, validators and their stakes) comes from the Registry contract
+when `chain` and `deployment` are set (seedswarm.devnet.membership); the `miners` and
+`validators` lists are only the fallback for chainless runs and are ignored otherwise.
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ class NodeSettings:
     chain: str = ""
     deployment: Path | None = None
     miners: tuple[str, ...] = ()
-    """Hex Ed25519 public keys of the registered miners."""
+    """Chainless runs only: hex Ed25519 public keys of the miners (else read from the chain)."""
     validators: tuple[tuple[str, int], ...] = ()
-    """(hex public key, stake in wei) of the validators."""
+    """Chainless runs only: (hex public key, stake in wei) of the validators."""
     peers: tuple[str, ...] = ()
     """Peer ids to fetch the certified log from."""
     work_fraction: float = 0.6
@@ -61,8 +65,8 @@ class NodeSettings:
             raise ConfigError(f"role must be one of {ROLES}, got {self.role!r}")
         if self.transport not in TRANSPORTS:
             raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
-        if not self.validators:
-            raise ConfigError("validators: at least one validator is needed")
+        if not self.validators and not (self.chain and self.deployment is not None):
+            raise ConfigError("validators: a node without chain + deployment needs at least one")
 
     def to_toml(self) -> str:
         """The settings as a TOML document `load_settings` reads back."""

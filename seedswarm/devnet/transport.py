@@ -22,7 +22,7 @@ def build_transport(settings: NodeSettings, key: NodeKey, network_id: str) -> Tr
         from protocol.transport.mqtt import MqttConfig, MqttTransport
 
         config = MqttConfig(host=settings.mqtt_host, port=settings.mqtt_port)
-        return MqttTransport(config, peer_id=key.peer_id, network_id=network_id, limits=limits)
+        return MqttTransport(config, key=key, network_id=network_id, limits=limits)
     from protocol.transport.libp2p_host import Libp2pConfig
     from protocol.transport.libp2p_transport import Libp2pTransport
 

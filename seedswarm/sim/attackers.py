@@ -133,8 +133,16 @@ class Copycat(Attacker):
         if last is None or last.contribution.round_index != ctx.round_index:
             return FreeRider.work(self, ctx)  # type: ignore[arg-type]
         self.sequence += 1
-        copied: Contribution = replace(last.contribution, sender=self.me, sequence=self.sequence)
-        return seal(copied, self.key)
+        return resign(last.contribution, self.key, self.sequence)
+
+
+def resign(contribution: Contribution, key: NodeKey, sequence: int) -> bytes:
+    """``contribution``'s content (codes, scale, blocks) sealed as ``key``'s own message.
+
+    What a copycat publishes: a well-formed, correctly signed contribution of the right round
+    and model; only recomputing its scalars on the copier's own seeds can expose it.
+    """
+    return seal(replace(contribution, sender=key.public.raw, sequence=sequence), key)
 
 
 class FreeRider(Attacker):

@@ -75,7 +75,15 @@ class ScoringCertifier:
     def certify_envelopes(
         self, ctx: RoundContext, envelopes: Sequence[bytes]
     ) -> list[CertifiedEntry]:
-        """Score the round's messages and return the certified entries."""
+        """Score the round's messages and return the certified entries (this validator's
+        decision is what the round certifies: the simulator's single certifier)."""
+        scoring = self.score_envelopes(ctx, envelopes)
+        self.pipeline.observe_certified(ctx.round_index, scoring.certified)
+        return list(scoring.certified)
+
+    def score_envelopes(self, ctx: RoundContext, envelopes: Sequence[bytes]) -> RoundScoring:
+        """Score the round's messages without recording what the round certified: a live
+        validator learns that only when a certificate becomes final (``observe_certified``)."""
         r = ctx.round_index
         window = RoundWindow(r, opens_at=float(r), deadline=float(r + 1))
         filter_ctx = FilterContext(
@@ -85,7 +93,6 @@ class ScoringCertifier:
         oracle = SimRoundOracle(ctx, self.network.outer_lr, self.influence_samples)
         arrivals = [Arrival(raw, received_at=r + 0.5) for raw in envelopes]
         scoring = self.pipeline.score_round(arrivals, filter_ctx, oracle)
-        self.pipeline.observe_certified(r, scoring.certified)
         self.rounds.append(scoring)
         if self.keep_rounds is not None:
             del self.rounds[: max(0, len(self.rounds) - self.keep_rounds)]
@@ -95,7 +102,7 @@ class ScoringCertifier:
         self.totals.verify_passes += scoring.verify_passes
         self.totals.miner_passes += scoring.miner_passes
         self.totals.value_passes += oracle.forward_passes
-        return list(scoring.certified)
+        return scoring
 
     def receipts(self, miner: bytes) -> list[ScoreReceipt]:
         """Every receipt this validator issued to ``miner``, oldest first."""

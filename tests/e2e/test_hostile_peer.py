@@ -41,7 +41,7 @@ def _bans(snapshot: Snapshot) -> int:
 async def _attack(devnet: Devnet) -> None:
     assert devnet.network is not None and devnet.broker is not None
     attacker = MqttTransport(
-        MqttConfig(port=devnet.broker.port), peer_id=NodeKey.generate().peer_id,
+        MqttConfig(port=devnet.broker.port), key=NodeKey.generate(),
         network_id=devnet.network.network_id, limits=Limits(max_message_bytes=1 << 20),
     )
     async with attacker:

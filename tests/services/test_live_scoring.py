@@ -111,10 +111,11 @@ def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Pat
     assert set(restored.ratings.ratings) >= {k.public.raw.hex() for k in HONEST}
 
 
-def test_live_miner_runs_the_simulators_attackers_and_refuses_copycats() -> None:
+def test_live_miner_runs_the_simulators_attackers() -> None:
     spec = DevnetSpec(miners=1, validators=1, rounds=1)
     work = work_config(network_config(spec, bytes(32)))
     assert type(live_miner("noise", ATTACKER, work)).__name__ == "NoiseMiner"
     assert type(live_miner("", ATTACKER, work)).__name__ == "HonestMiner"
-    with pytest.raises(ConfigError, match="copycat"):
-        live_miner("copycat", ATTACKER, work)
+    assert type(live_miner("copycat", ATTACKER, work)).__name__ == "LiveCopycat"
+    with pytest.raises(ConfigError):
+        live_miner("no-such-attack", ATTACKER, work)

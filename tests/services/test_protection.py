@@ -59,7 +59,8 @@ def test_bundle_must_come_from_a_validator() -> None:
         open_bundle(raw, network_id="another-net", validators=[(leader.public.raw, 1)])
 
 
-VALIDATOR_KEYS = [NodeKey.from_bytes(bytes([i + 1]) * 32) for i in range(6)]
+# more validators than leader attempts, so some round has a validator no attempt elects
+VALIDATOR_KEYS = [NodeKey.from_bytes(bytes([i + 1]) * 32) for i in range(10)]
 STAKES = [(k.public.raw, 1) for k in VALIDATOR_KEYS]
 PREV = b"\x07" * 32
 

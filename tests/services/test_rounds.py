@@ -54,12 +54,30 @@ def test_miner_behind_asks_peers_after_the_grace_then_works_on_its_round() -> No
     assert next_action(_miner(0, last_catch_up=1005.0), CLOCK, 1005.1, grace) is MinerAction.WORK
 
 
-def test_only_the_leader_certifies_in_the_certify_phase() -> None:
-    view = ValidatorView(at_round=0, certified_in=-1, next_bundle_ready=False,
-                         last_catch_up=-math.inf, leads_current_round=True)
-    assert validator_action(view, CLOCK, 1000.5) is ValidatorAction.WAIT
-    assert validator_action(view, CLOCK, 1002.5) is ValidatorAction.CERTIFY
-    other = ValidatorView(0, -1, False, -math.inf, leads_current_round=False)
-    assert validator_action(other, CLOCK, 1002.5) is ValidatorAction.WAIT
-    done = ValidatorView(0, 0, False, -math.inf, leads_current_round=True)
-    assert validator_action(done, CLOCK, 1002.5) is ValidatorAction.WAIT
+def _validator(leads: bool = True, certified_in: int = -1, ready: bool = False,
+               scored: bool = True, review_waiting: bool = False) -> ValidatorView:
+    return ValidatorView(at_round=0, certified_in=certified_in, next_bundle_ready=ready,
+                         last_catch_up=-math.inf, leads_current_round=leads, scored=scored,
+                         review_waiting=review_waiting)
+
+
+def test_every_validator_scores_then_only_the_leader_certifies() -> None:
+    assert validator_action(_validator(scored=False), CLOCK, 1000.5) is ValidatorAction.WAIT
+    assert validator_action(_validator(scored=False), CLOCK, 1002.5) is ValidatorAction.SCORE
+    assert validator_action(_validator(leads=False, scored=False), CLOCK,
+                            1002.5) is ValidatorAction.SCORE
+    assert validator_action(_validator(), CLOCK, 1000.5) is ValidatorAction.WAIT
+    assert validator_action(_validator(), CLOCK, 1002.5) is ValidatorAction.CERTIFY
+    assert validator_action(_validator(leads=False), CLOCK, 1002.5) is ValidatorAction.WAIT
+    assert validator_action(_validator(certified_in=0), CLOCK, 1002.5) is ValidatorAction.WAIT
+
+
+def test_validators_review_candidates_and_apply_only_final_rounds() -> None:
+    reviewer = _validator(leads=False, review_waiting=True)
+    assert validator_action(reviewer, CLOCK, 1002.5) is ValidatorAction.REVIEW
+    # nothing to judge before its own scoring exists
+    unscored = _validator(leads=False, scored=False, review_waiting=True)
+    assert validator_action(unscored, CLOCK, 1002.5) is ValidatorAction.SCORE
+    # `ready` is Follower.ready(): a FINAL candidate on the replica's model
+    assert validator_action(_validator(ready=True), CLOCK, 1002.5) is ValidatorAction.APPLY
+    assert next_action(_miner(0, ready=False), CLOCK, 1002.5) is MinerAction.WAIT

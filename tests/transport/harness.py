@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 
+from protocol.identity import NodeKey
 from protocol.transport.base import Limits
 from protocol.transport.core import TransportCore, poll_until
 from protocol.transport.libp2p_host import Libp2pConfig
@@ -148,8 +149,6 @@ class MqttHarness(Harness):
             await self._broker.stop()
 
     def _make(self, index: int, network_id: str, limits: Limits) -> TransportCore:
-        # a per-harness suffix keeps client ids unique on a broker shared between tests
-        peer_id = f"mqtt-{id(self):x}-{index}"
-        return MqttTransport(
-            MqttConfig(port=self.port), peer_id=peer_id, network_id=network_id, limits=limits
-        )
+        key = NodeKey.from_bytes(seed_for(f"mqtt-node-{index}"))
+        config = MqttConfig(port=self.port)
+        return MqttTransport(config, key=key, network_id=network_id, limits=limits)

@@ -9,20 +9,25 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from protocol.identity import NodeKey
 from protocol.transport.base import Limits, RequestTimeout
 from protocol.transport.mqtt import MqttConfig, MqttTransport
 from protocol.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
-from protocol.transport.mqtt_wire import PublishEnvelope, encode
+from protocol.transport.mqtt_wire import Auth, PublishEnvelope, SequenceCounter, seal
 from protocol.transport.stats import DropReason
-from tests.transport.harness import eventually
+from tests.transport.harness import eventually, seed_for
 
 pytestmark = pytest.mark.network
 NET = "mqtt-test"
 
 
-def node(broker_port: int, peer: str) -> MqttTransport:
+def key_of(label: str) -> NodeKey:
+    return NodeKey.from_bytes(seed_for(label))
+
+
+def node(broker_port: int, label: str) -> MqttTransport:
     config = MqttConfig(port=broker_port)
-    return MqttTransport(config, peer_id=peer, network_id=NET, limits=Limits())
+    return MqttTransport(config, key=key_of(label), network_id=NET, limits=Limits())
 
 
 def test_garbage_and_redelivered_envelopes_are_counted_and_survived() -> None:
@@ -30,18 +35,21 @@ def test_garbage_and_redelivered_envelopes_are_counted_and_survived() -> None:
         async with EmbeddedBroker() as broker, node(broker.port, "victim") as victim:
             subscription = await victim.subscribe("t")
             topic = f"seedswarm/{NET}/t/t"
-            genuine = encode(PublishEnvelope(7, 1, "attacker", b"once"))
+            sender = key_of("sender")
+            auth = Auth(sender.public.raw, SequenceCounter().next(), sender.peer_id)
+            genuine = seal(PublishEnvelope(auth, b"once"), sender, network_id=NET, topic=topic)
             async with aiomqtt.Client("127.0.0.1", broker.port) as raw:
                 await raw.publish(topic, b"\x00garbage", qos=1)
-                await raw.publish(topic, b"SW\x01\x01\x00", qos=1)  # truncated
-                await raw.publish(f"seedswarm/{NET}/rpc/victim", b"SW\x01\x03" + bytes(9), qos=1)
+                await raw.publish(topic, genuine[:40], qos=1)  # truncated
+                inbox = f"seedswarm/{NET}/rpc/{victim.peer_id}"
+                await raw.publish(inbox, b"SW\x02\x03" + bytes(9), qos=1)
                 await raw.publish(topic, genuine, qos=1)
                 await raw.publish(topic, genuine, qos=1)  # a QoS 1 redelivery looks like this
             async with asyncio.timeout(10):
                 first = await subscription.get()
-            assert (first.data, first.from_peer) == (b"once", "attacker")
+            assert (first.data, first.from_peer) == (b"once", sender.peer_id)
             await eventually(lambda: victim.stats.dropped(DropReason.DUPLICATE) == 1)
-            assert victim.stats.dropped(DropReason.MALFORMED) == 2
+            assert victim.stats.dropped(DropReason.MALFORMED) == 3
             assert subscription.pending() == 0
             await victim.publish("t", b"still alive")
             async with asyncio.timeout(10):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.identity import NodeKey
 from protocol.transport.framing import (
     FrameTooLarge,
     ResponseStatus,
@@ -18,13 +19,16 @@ from protocol.transport.framing import (
     read_response,
 )
 from protocol.transport.mqtt_wire import (
+    MIN_FRAME_BYTES,
+    Auth,
     Envelope,
     MalformedEnvelope,
     PublishEnvelope,
     RequestEnvelope,
     ResponseEnvelope,
     decode,
-    encode,
+    seal,
+    signed_bytes,
 )
 from protocol.transport.names import check_name, check_network_id, check_segment
 
@@ -65,25 +69,49 @@ def test_truncated_frame_is_an_error() -> None:
         asyncio.run(read_request(reader_of(encode_request(b"abcdef")[:-1]), 100))
 
 
+WIRE_KEY = NodeKey.from_bytes(bytes(range(32)))
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    session=st.integers(0, 2**64 - 1),
+    request_id=st.integers(0, 2**64 - 1),
     seq=st.integers(0, 2**64 - 1),
-    sender=ascii_names,
+    sender=st.one_of(st.just(""), ascii_names),
     protocol=ascii_names,
+    topic=ascii_names,
     data=st.binary(max_size=512),
     status=st.sampled_from(list(ResponseStatus)),
 )
-def test_envelopes_round_trip(
-    session: int, seq: int, sender: str, protocol: str, data: bytes, status: ResponseStatus
+def test_envelopes_round_trip_with_a_signature_over_network_topic_and_data(
+    request_id: int,
+    seq: int,
+    sender: str,
+    protocol: str,
+    topic: str,
+    data: bytes,
+    status: ResponseStatus,
 ) -> None:
+    auth = Auth(WIRE_KEY.public.raw, seq, sender)
     envelopes: list[Envelope] = [
-        PublishEnvelope(session, seq, sender, data),
-        RequestEnvelope(seq, sender, protocol, data),
-        ResponseEnvelope(seq, status, data),
+        PublishEnvelope(auth, data),
+        RequestEnvelope(auth, request_id, protocol, data),
+        ResponseEnvelope(auth, request_id, status, data),
     ]
     for envelope in envelopes:
-        assert decode(encode(envelope)) == envelope
+        parsed = decode(seal(envelope, WIRE_KEY, network_id="net", topic=topic))
+        assert parsed.auth.signature != b""
+        assert parsed == type(envelope)(**{**vars(envelope), "auth": parsed.auth})
+        assert parsed.auth == Auth(WIRE_KEY.public.raw, seq, sender, parsed.auth.signature)
+        key, signature = WIRE_KEY.public, parsed.auth.signature
+        assert key.verify(signature, signed_bytes(parsed, network_id="net", topic=topic))
+        assert not key.verify(signature, signed_bytes(parsed, network_id="net2", topic=topic))
+        assert not key.verify(signature, signed_bytes(parsed, network_id="net", topic=topic + "x"))
+        tampered = type(parsed)(**{**vars(parsed), "data": data + b"!"})
+        assert not key.verify(signature, signed_bytes(tampered, network_id="net", topic=topic))
+
+
+def _frame(kind: int, tail: bytes, version: int = 2) -> bytes:
+    return b"SW" + bytes([version, kind]) + bytes(64) + bytes(32) + bytes(8) + tail
 
 
 @pytest.mark.parametrize(
@@ -91,12 +119,14 @@ def test_envelopes_round_trip(
     [
         b"",
         b"SW",
-        b"XX\x01\x01" + b"\0" * 20,
-        b"SW\x02\x01" + b"\0" * 20,
-        b"SW\x01\x09" + b"\0" * 20,
-        b"SW\x01\x01" + b"\0" * 16 + b"\x05ab",
-        b"SW\x01\x03" + b"\0" * 8 + b"\x07",
-        b"SW\x01\x02" + b"\0" * 8 + b"\x02\xff\xfe\x00",
+        _frame(1, b"\0")[:-1],  # one byte short of the smallest frame
+        b"XX" + _frame(1, b"\0")[2:],
+        _frame(1, b"\0", version=1),  # version 1: unsigned, refused
+        _frame(1, b"\0", version=3),
+        _frame(9, b"\0"),
+        _frame(1, b"\x05ab"),  # truncated sender id
+        _frame(3, b"\0" + bytes(8) + b"\x07"),  # unknown status
+        _frame(2, b"\0" + bytes(8) + b"\x02\xff\xfe\x00"),  # non-ASCII protocol
     ],
 )
 def test_malformed_envelopes_are_rejected(raw: bytes) -> None:
@@ -104,10 +134,16 @@ def test_malformed_envelopes_are_rejected(raw: bytes) -> None:
         decode(raw)
 
 
-@given(raw=st.binary(max_size=64))
-def test_decoder_never_fails_other_than_malformed(raw: bytes) -> None:
+@given(raw=st.binary(max_size=64), prefix=st.sampled_from([b"", b"SW\x02\x01", b"SW\x02\x03"]))
+def test_decoder_never_fails_other_than_malformed(raw: bytes, prefix: bytes) -> None:
     with contextlib.suppress(MalformedEnvelope):
-        decode(raw)
+        decode(prefix + raw)
+
+
+def test_smallest_frame_constant_matches_the_encoder() -> None:
+    auth = Auth(WIRE_KEY.public.raw, 1, "")
+    frame = seal(PublishEnvelope(auth, b""), WIRE_KEY, network_id="n", topic="t")
+    assert len(frame) == MIN_FRAME_BYTES
 
 
 @pytest.mark.parametrize("name", ["contributions", "round/7/certs", "a.b-c_d", "x" * 128])

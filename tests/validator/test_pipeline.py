@@ -247,6 +247,24 @@ def test_contributions_the_validator_would_not_pay_are_rejected_for_review() -> 
     assert first.digest in certifier_of(swarm).rounds[0].rejected  # failed its audit
 
 
+def test_only_objective_failures_are_invalid_for_review() -> None:
+    swarm = scored_swarm(2, attackers=(("lazy", 1), ("free-rider", 1)))
+    lazy, rider = (m.key.public.raw for m in swarm.miners[-2:])
+    for scoring in certifier_of(swarm).rounds:
+        assert scoring.invalid <= scoring.rejected
+        for miner, mr in scoring.miners.items():
+            caught = mr.verification is not None and mr.verification.penalize
+            if mr.digest is not None and caught:
+                assert mr.digest in scoring.invalid, mr.receipt.reason
+            elif mr.digest is not None and mr.filter.value == "passed":
+                # unpaid (for this validator's random data) is not a fact other validators share
+                assert mr.digest not in scoring.invalid or miner == lazy, mr.receipt.reason
+    first = certifier_of(swarm).rounds[0]
+    assert first.miners[lazy].digest in first.invalid  # it failed its audit: a fact
+    rider_digest = first.miners[rider].digest
+    assert rider_digest in first.rejected and rider_digest not in first.invalid  # unpaid only
+
+
 class _CascadeOnlyOracle:
     """The round's model as the cascade sees it: a fixed, helpful influence for earlier work
     (the tiny simulated model is too noisy to guarantee a helpful one)."""

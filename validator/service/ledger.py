@@ -20,7 +20,8 @@ LEDGER_VERSION = 1
 
 @dataclass
 class EpochRecord:
-    """One epoch's accumulated miner scores (hex key -> sum of certified weights) and progress."""
+    """One epoch's accumulated miner scores (hex key -> sum of this validator's round reward
+    scores) and its progress on-chain."""
 
     scores: dict[str, float] = field(default_factory=dict)
     stage: str = "open"
@@ -38,7 +39,7 @@ class Ledger:
     """The last round whose weights were added (a replay after a restart adds nothing)."""
 
     def add_scores(self, epoch: int, round_index: int, weights: Mapping[str, float]) -> bool:
-        """Add round `round_index`'s certified weights to `epoch`'s scores, once."""
+        """Add round `round_index`'s reward scores to `epoch`'s scores, once."""
         if round_index <= self.last_round:
             return False
         self.last_round = round_index

@@ -1,17 +1,30 @@
 """The validator's decisions as a pure function of what it knows and the time.
 
-Like the miner, a validator applies certified bundles in order and catches up when it is behind
-the clock. In the CERTIFY phase of each clock round, the round's leader certifies the round its
-replica is at: normally the clock's round, or an older one when the network fell behind (a
-round nobody certified is certified later, so the history never stalls for good).
+Like the miner, a validator applies final bundles in order and catches up when it is behind the
+clock. In the CERTIFY phase of each clock round EVERY validator scores the round its replica is
+at (normally the clock's round, or an older one when the network fell behind), once — or
+earlier, in the round's WORK phase, as soon as every registered miner's contribution is in. The
+round's leader then certifies its own decision; every other validator reviews each candidate
+certificate of that round against its own scoring and endorses or disputes it. A round nobody
+made final passes to the next fallback leader in the next clock round, so history never stalls
+for good.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
-from protocol.rounds import DEFAULT_PATIENCE, Patience, Phase, RoundClock, may_act, should_catch_up
+from protocol.rounds import (
+    DEFAULT_PATIENCE,
+    Patience,
+    Phase,
+    RoundClock,
+    RoundPhase,
+    may_act,
+    should_catch_up,
+)
 
 
 class ValidatorAction(enum.Enum):
@@ -20,6 +33,8 @@ class ValidatorAction(enum.Enum):
     WAIT = "wait"
     APPLY = "apply"
     CATCH_UP = "catch_up"
+    SCORE = "score"
+    REVIEW = "review"
     CERTIFY = "certify"
 
 
@@ -31,11 +46,21 @@ class ValidatorView:
     certified_in: int
     """The clock round in which this validator last certified (-1: never)."""
     next_bundle_ready: bool
+    """A final bundle for `at_round` waits in the follower."""
     last_catch_up: float
     leads_current_round: bool
-    """This validator is the leader of the current clock round."""
+    """This validator is the leader of `at_round` during the current clock round."""
     finished: bool = False
     """The replica reached the configured last round: certify and follow nothing more."""
+    scored: bool = False
+    """This validator has scored `at_round` (its decision is kept)."""
+    review_waiting: bool = False
+    """A candidate certificate of `at_round` by another leader that it has not reviewed."""
+    entered_at: float = -math.inf
+    """When the replica reached `at_round` (-inf: at start-up)."""
+    all_in: bool = False
+    """Every registered miner's contribution to `at_round` is in the pool: nothing more can
+    arrive (one per miner and round), so the round may be scored before the work deadline."""
 
 
 def next_action(
@@ -49,12 +74,40 @@ def next_action(
         return ValidatorAction.WAIT
     if should_catch_up(view.at_round, view.last_catch_up, clock, now, patience):
         return ValidatorAction.CATCH_UP
+    if view.scored and view.review_waiting:
+        return ValidatorAction.REVIEW  # a late candidate of its round: judge it at once
+    if not may_act(view.at_round, view.last_catch_up, clock, now, patience):
+        return ValidatorAction.WAIT
+    if not view.scored:
+        ready = _work_is_in(view, clock, current) or _closed_early(view, current)
+        return ValidatorAction.SCORE if ready else ValidatorAction.WAIT
     if (
-        current.phase is Phase.CERTIFY
+        (current.phase is Phase.CERTIFY or _closed_early(view, current))
         and view.leads_current_round
         and view.certified_in < current.round_index
         and view.at_round <= current.round_index
-        and may_act(view.at_round, view.last_catch_up, clock, now, patience)
     ):
         return ValidatorAction.CERTIFY
     return ValidatorAction.WAIT
+
+
+def _work_is_in(view: ValidatorView, clock: RoundClock, current: RoundPhase) -> bool:
+    """The miners had a work phase on the replica's model and it is over: the CERTIFY phase
+    of a clock round whose work deadline came after the replica reached its round (a round
+    reached after the deadline is worked on, and scored, in the next clock round)."""
+    return (
+        current.phase is Phase.CERTIFY
+        and view.at_round <= current.round_index
+        and view.entered_at < clock.work_deadline(current.round_index)
+    )
+
+
+def _closed_early(view: ValidatorView, current: RoundPhase) -> bool:
+    """The WORK phase of the replica's own round with every registered miner already heard
+    from: waiting for the deadline could add nothing, so scoring (and, for the leader,
+    certifying) need not wait for it. Miners still start the next round at its clock start."""
+    return (
+        view.all_in
+        and current.phase is Phase.WORK
+        and view.at_round == current.round_index
+    )

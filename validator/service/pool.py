@@ -51,6 +51,12 @@ class ContributionPool:
         kept.setdefault(signed.message.sender, signed)
         return True
 
+    def complete(self, round_index: int) -> bool:
+        """Every registered miner has a contribution to `round_index` here (one is the most a
+        miner may send), so waiting longer could add nothing."""
+        kept = self.rounds.get(round_index, {})
+        return bool(self.miners) and self.miners <= kept.keys()
+
     def take(self, round_index: int, base_model_hash: bytes) -> list[Signed[Contribution]]:
         """The contributions of `round_index` computed on `base_model_hash`; older rounds go."""
         kept = self.rounds.pop(round_index, {})

@@ -7,7 +7,8 @@ satisfies `ValidatorEngine`, built from exactly the code the simulator runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from protocol.follower import ReplicaPort
@@ -16,16 +17,52 @@ from protocol.roundlog import CertifiedEntry
 from protocol.signing import Signed
 
 
-class ValidatorEngine(ReplicaPort, Protocol):
-    """A replica that can also score a round and apply the result before it is certified."""
+@dataclass(frozen=True)
+class RoundDecision:
+    """One validator's own scoring of one round: what it would certify and what it refused.
 
-    def certify(self, received: Sequence[Signed[Contribution]]) -> list[CertifiedEntry]:
-        """The (contribution, weight) entries the round at `round_index` should include,
-        from the screened messages as received (a scoring pipeline re-checks the raw bytes)."""
+    Every validator scores every round it can; the leader certifies its `entries`, the others
+    review the leader's certificate against `seen` and `rejected`, and each validator's books
+    (epoch scores, ratings, receipts) come from its own decision, never from the leader's.
+    """
+
+    round_index: int
+    prev_model_hash: bytes
+    received: tuple[Signed[Contribution], ...]
+    """The screened contributions it scored, in the canonical (sender) order."""
+    entries: tuple[CertifiedEntry, ...]
+    """(contribution, weight) it would certify; weights sum to 1 or the tuple is empty."""
+    rejected: frozenset[bytes] = frozenset()
+    """Envelope digests it found invalid (filters, failed verification, banned sender): a
+    leader including one is disputed. Contributions it merely would not pay (no positive
+    reward on its own evaluation data) are not listed: honest validators may differ there."""
+    rewards: Mapping[bytes, float] = field(default_factory=dict)
+    """Its per-miner reward scores for the round (miner public key -> score)."""
+
+    @property
+    def seen(self) -> dict[bytes, Contribution]:
+        """Envelope digest -> contribution, for `ReviewContext.seen`."""
+        return {signed.digest: signed.message for signed in self.received}
+
+    def weights(self) -> dict[bytes, float]:
+        """Miner -> the weight this validator would certify it with (0 when left out)."""
+        out = {signed.message.sender: 0.0 for signed in self.received}
+        for contribution, weight in self.entries:
+            out[contribution.sender] = weight
+        return out
+
+
+class ValidatorEngine(ReplicaPort, Protocol):
+    """A replica that can also score a round and preview a certificate's result."""
+
+    def score(self, received: Sequence[Signed[Contribution]]) -> RoundDecision:
+        """This validator's decision for the round at `round_index`, from the screened
+        messages as received (a scoring pipeline re-checks the raw bytes). Does not touch the
+        model and does not record anything as certified."""
         ...
 
-    def apply_entries(self, entries: Sequence[CertifiedEntry]) -> bytes:
-        """Apply a round this validator certifies itself; returns the new model hash."""
+    def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:
+        """The model hash applying `entries` to a copy of the current model gives."""
         ...
 
     def validation_loss(self) -> float:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import NodeKey
 from protocol.messages import ScoreReceipt
-from protocol.roundlog import RoundBundle
 from protocol.signing import seal
 from protocol.transport.base import Request
 from validator.ratings import RatingStore
@@ -30,7 +29,8 @@ def encode_receipt_request(miner: bytes, round_index: int) -> bytes:
 
 
 class ReceiptBook:
-    """The certified weight of every miner in the last `REMEMBERED_ROUNDS` rounds."""
+    """This validator's own weight for every miner in the last `REMEMBERED_ROUNDS` rounds it
+    scored (the weight it would certify, whoever led the round)."""
 
     def __init__(
         self,
@@ -43,15 +43,16 @@ class ReceiptBook:
         self.network_id = network_id
         self.ratings = ratings
         self.scored = scored
-        """The scoring pipeline's receipts, preferred where it scored the round (as leader)."""
+        """The scoring pipeline's receipts, preferred where it has them."""
         self.rounds: OrderedDict[int, dict[bytes, int]] = OrderedDict()
 
-    def remember(self, bundle: RoundBundle, miners: Collection[bytes]) -> None:
-        """Record a certified round (miners not included get weight 0)."""
+    def remember_round(
+        self, round_index: int, weights_ppb: Mapping[bytes, int], miners: Collection[bytes]
+    ) -> None:
+        """Record this validator's own weights for a round it scored (others get 0)."""
         weights = dict.fromkeys(miners, 0)
-        for entry in bundle.certificate.message.entries:
-            weights[entry.sender] = entry.weight_ppb
-        self.rounds[bundle.round_index] = weights
+        weights.update(weights_ppb)
+        self.rounds[round_index] = weights
         while len(self.rounds) > REMEMBERED_ROUNDS:
             self.rounds.popitem(last=False)
 
@@ -71,7 +72,7 @@ class ReceiptBook:
             sequence=time_sequence(), miner=miner, filters_passed=included, verified=None,
             loss_delta_own=0.0, loss_delta_random=0.0, influence=0.0,
             rating_mu=rating.mu, rating_sigma=rating.sigma, weight_ppb=weights[miner],
-            reason="included in the certificate" if included else "not included",
+            reason="included in its decision" if included else "not included",
         )
 
     async def handle(self, request: Request) -> bytes:

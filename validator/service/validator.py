@@ -1,9 +1,15 @@
 """`seedswarm validator`'s service: a thin asyncio shell around validator.service.machine.
 
-One TaskGroup runs the inbound screens (contributions into the pool, bundles into the
-follower), the driver (apply, catch up, certify as leader) and, with a chain, the epoch duties
-(commit, reveal, settle). Scoring and the model come in through `ValidatorEngine`; ratings and
-epoch scores are persisted after every round, so a restart loses nothing.
+One TaskGroup runs the inbound screens (contributions into the pool, bundles and endorsements
+into the follower), the driver (apply what is final, catch up, score every round, review other
+leaders' certificates, certify as leader) and, with a chain, the epoch duties (commit, reveal,
+settle). Scoring and the model come in through `ValidatorEngine`.
+
+Every validator keeps its own books: the epoch scores it submits on-chain, its ratings and its
+receipts come from its own scoring of each round, whoever leads it (the chain takes the
+stake-weighted median of independent weights). Bundles are applied only once final (approved by
+a stake majority, see protocol.follower), by every node alike, the leader included. Ratings and
+epoch scores are persisted as they change, so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,22 +30,30 @@ from protocol.errors import ConsensusError
 from protocol.follower import Follower
 from protocol.identity import NodeKey
 from protocol.logstore import write_atomic
-from protocol.messages import CertificateEndorsement
+from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.peergate import GatePolicy, PeerGate
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS, RoundBundle
 from protocol.rounds import Patience, RoundClock, epoch_of, wake_time
-from protocol.signing import seal
+from protocol.signing import Signed, open_envelope, seal
 from protocol.transport.base import Subscription, Transport, TransportError
+from validator.certificate import CertificateCheck, WeightMode, endorse
 from validator.ratings import RatingStore
-from validator.service.certify import applied_entries, build_bundle, chosen_entries, time_sequence
+from validator.service.certify import (
+    applied_entries,
+    build_bundle,
+    chosen_entries,
+    time_sequence,
+    to_ppb,
+)
 from validator.service.chain import EpochChain, due_step, is_final_failure
 from validator.service.leader import Stakes, leader_for
 from validator.service.ledger import Ledger
 from validator.service.machine import ValidatorAction, ValidatorView, next_action
 from validator.service.pool import ContributionPool
-from validator.service.ports import ReceiptSource, ValidatorEngine
+from validator.service.ports import ReceiptSource, RoundDecision, ValidatorEngine
 from validator.service.receipts import RECEIPT_PROTOCOL, ReceiptBook
+from validator.service.review import ReviewBook, Reviewer, conflict_check, review_order
 
 _log = logging.getLogger("validator.service")
 
@@ -61,6 +76,8 @@ class ValidatorConfig:
     status_file: Path | None = None
     last_round: int | None = None
     """Stop certifying once the replica holds this round's model (epoch duties go on)."""
+    weight_mode: WeightMode = WeightMode.SCALARS
+    """The network's certificate weight mode (what reviewers require of a leader's weights)."""
 
     @property
     def clock(self) -> RoundClock:
@@ -68,7 +85,8 @@ class ValidatorConfig:
 
 
 class ValidatorService:
-    """Collects, certifies (when leading), follows, scores and submits; see module docstring."""
+    """Collects, scores, reviews, certifies (when leading), follows and submits; see the
+    module docstring."""
 
     def __init__(
         self,
@@ -101,9 +119,23 @@ class ValidatorService:
         self.ratings = RatingStore.load(config.state_dir / "ratings.json")
         scored = engine.receipt if isinstance(engine, ReceiptSource) else None
         self.receipts = ReceiptBook(key, net.network_id, self.ratings, scored)
+        self.reviewer = Reviewer(net.network_id, config.validators,
+                                 net.max_contributions_per_round, config.weight_mode)
+        self.book = ReviewBook()
         self.certified = 0
+        self.scored = 0
         self.endorsements = 0
+        """Peers' endorsements the follower accepted."""
+        self.approvals = 0
+        self.disputes: deque[tuple[int, str]] = deque(maxlen=32)
+        """(round, reason) of this validator's latest disputes."""
+        self.disputed = 0
+        self.review_seconds = 0.0
+        self.score_seconds = 0.0
         self._certified_in = -1
+        self._at = -1
+        self._entered_at = -math.inf
+        self._unbooked: deque[RoundDecision] = deque()
         self._last_catch_up = -math.inf
         self._wake = asyncio.Event()
         self._chain_errors = 0
@@ -121,7 +153,7 @@ class ValidatorService:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._receive_contributions(contributions))
             group.create_task(self._receive_bundles(bundles))
-            group.create_task(self._count_endorsements(endorsements))
+            group.create_task(self._receive_endorsements(endorsements))
             group.create_task(self._drive())
             if self.chain is not None:
                 group.create_task(self._epochs(self.chain))
@@ -130,8 +162,10 @@ class ValidatorService:
 
     async def _receive_contributions(self, subscription: Subscription) -> None:
         async for delivery in subscription:
-            self.pool.receive(delivery.data, delivery.from_peer,
-                              current_round=self.engine.round_index, now=self.now())
+            at = self.engine.round_index
+            if (self.pool.receive(delivery.data, delivery.from_peer, current_round=at,
+                                  now=self.now()) and self.pool.complete(at)):
+                self._wake.set()  # the round may close early (see machine.next_action)
 
     async def _receive_bundles(self, subscription: Subscription) -> None:
         async for delivery in subscription:
@@ -140,9 +174,14 @@ class ValidatorService:
             if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
                 self._wake.set()
 
-    async def _count_endorsements(self, subscription: Subscription) -> None:
-        async for _ in subscription:
-            self.endorsements += 1
+    async def _receive_endorsements(self, subscription: Subscription) -> None:
+        async for delivery in subscription:
+            if delivery.from_peer == self.transport.peer_id:
+                continue
+            if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
+                                                 self.now()):
+                self.endorsements += 1
+                self._wake.set()
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -150,22 +189,35 @@ class ValidatorService:
         while True:
             now = self.now()
             current = self.clock.phase(now).round_index
+            at = self.engine.round_index
+            if at != self._at:  # at start-up the round counts as reached long ago
+                self._entered_at = now if self._at >= 0 else -math.inf
+                self._at = at
             view = ValidatorView(
-                at_round=self.engine.round_index,
+                at_round=at,
                 certified_in=self._certified_in,
-                next_bundle_ready=self.engine.round_index in self.follower.pending,
+                next_bundle_ready=self.follower.ready(),
                 last_catch_up=self._last_catch_up,
                 leads_current_round=self._leads(current),
                 finished=self._finished(),
+                scored=self.book.decision(at) is not None,
+                review_waiting=bool(self._to_review(at)),
+                entered_at=self._entered_at,
+                all_in=self.pool.complete(at),
             )
             action = next_action(view, self.clock, now, self.config.patience)
             if action is ValidatorAction.APPLY:
-                await self._apply_received()
+                await self._apply_final()
             elif action is ValidatorAction.CATCH_UP:
                 await self._catch_up(current)
+            elif action is ValidatorAction.SCORE:
+                await self._score()
+            elif action is ValidatorAction.REVIEW:
+                await self._review(current)
             elif action is ValidatorAction.CERTIFY:
                 await self._certify(current)
             else:
+                self._book_pending()  # idle: the round's critical path is done
                 await self._sleep_until(wake_time(self.clock, now, self.config.patience))
 
     def _leads(self, clock_round: int) -> bool:
@@ -178,9 +230,15 @@ class ValidatorService:
         last = self.config.last_round
         return last is not None and self.engine.round_index >= last
 
-    async def _apply_received(self) -> None:
-        for round_index in await self.follower.advance():
-            await self._endorse(round_index)
+    def _to_review(self, round_index: int) -> list[RoundBundle]:
+        if self.book.decision(round_index) is None:
+            return []
+        candidates = self.follower.candidates(round_index)
+        return self.book.unreviewed(round_index, candidates, self.key.public.raw)
+
+    async def _apply_final(self) -> None:
+        await self.follower.advance()
+        self.book.forget_before(self.engine.round_index)
         self._write_status()
 
     async def _catch_up(self, current: int) -> None:
@@ -190,56 +248,109 @@ class ValidatorService:
                                          request_timeout=self.config.request_timeout_s)
         finally:
             self._last_catch_up = self.now()
+            self.book.forget_before(self.engine.round_index)
 
-    async def _certify(self, clock_round: int) -> None:
-        self._certified_in = clock_round
+    async def _score(self) -> None:
+        """Score the replica's round from this validator's own pool, and book the result."""
         round_index, prev = self.engine.round_index, self.engine.model_hash
         received = self.pool.take(round_index, prev)
-        decision = await asyncio.to_thread(self.engine.certify, received)
-        chosen = chosen_entries(decision, received)
+        started = time.perf_counter()
+        decision = await asyncio.to_thread(self.engine.score, received)
+        self.score_seconds += time.perf_counter() - started
+        self.book.decide(decision)
+        self.scored += 1
+        # ratings, ledger and receipts are written once the driver is idle (after certifying
+        # when leading): hundreds of milliseconds the round's certificate should not wait for
+        self._unbooked.append(decision)
+
+    def _book_pending(self) -> None:
+        if not self._unbooked:
+            return
+        while self._unbooked:
+            self._book_scores(self._unbooked.popleft())
+        self._write_status()
+
+    def _book_scores(self, decision: RoundDecision) -> None:
+        """The validator's own books for the round: epoch scores, ratings, receipts."""
+        # money follows measured improvement: the pipeline's reward scores, not the weights
+        # a certificate averages updates with
+        rewards = {miner.hex(): r for miner, r in decision.rewards.items()}
+        epoch = epoch_of(self.clock.phase(self.now()).round_index,
+                         self.config.network.epoch_length_rounds)
+        self.ledger.add_scores(epoch, decision.round_index, rewards)
+        self.ratings.rate_round(decision.round_index, rewards)
+        ppb = {miner: to_ppb(w) for miner, w in decision.weights().items()}
+        self.receipts.remember_round(decision.round_index, ppb, self.config.miners)
+
+    async def _review(self, clock_round: int) -> None:
+        """Check every new candidate of the replica's round; publish approve or dispute."""
+        round_index = self.engine.round_index
+        decision = self.book.decision(round_index)
+        if decision is None:
+            return
+        for bundle in review_order(self._to_review(round_index)):
+            cert = bundle.certificate.message
+            self.book.mark_reviewed(round_index, bundle.certificate.digest)
+            started = time.perf_counter()
+            check = await asyncio.to_thread(self.reviewer.check, cert, decision, clock_round,
+                                            self.engine.preview)
+            self.review_seconds += time.perf_counter() - started
+            check = conflict_check(self.book, round_index, check, cert.new_model_hash)
+            await self._publish_endorsement(cert, check)
+        self._write_status()
+
+    async def _publish_endorsement(self, cert: RoundCertificate, check: CertificateCheck) -> None:
+        net = self.config.network
+        raw = seal(endorse(cert, check, self.key, time_sequence()), self.key)
+        signed: Signed[CertificateEndorsement] = open_envelope(
+            raw, network_id=net.network_id, max_size=net.max_message_bytes,
+            expect=CertificateEndorsement,
+        )
+        self.follower.endorse_locally(signed)
+        if check.approved:
+            self.approvals += 1
+        else:
+            self.disputed += 1
+            self.disputes.append((cert.round_index, check.reason))
+            _log.warning("round %d: disputing %s's certificate: %s", cert.round_index,
+                         cert.leader.hex()[:16], check.reason)
         try:
-            new_hash = await asyncio.to_thread(self.engine.apply_entries, applied_entries(chosen))
+            await self.transport.publish(TOPIC_ENDORSEMENTS, raw)
+        except TransportError as exc:
+            _log.info("could not publish an endorsement: %s", exc)
+        self._wake.set()
+
+    async def _certify(self, clock_round: int) -> None:
+        """Sign this validator's decision as the round's certificate and offer it."""
+        self._certified_in = clock_round
+        round_index, prev = self.engine.round_index, self.engine.model_hash
+        decision = self.book.decision(round_index)
+        if decision is None:
+            return
+        chosen = chosen_entries(list(decision.entries), decision.received)
+        try:
+            new_hash = await asyncio.to_thread(self.engine.preview, applied_entries(chosen))
         except ConsensusError as exc:
             _log.error("round %d: cannot apply own decision: %s", round_index, exc)
-            await asyncio.to_thread(self.engine.reload, self.config.state_dir)
+            return
+        if not self.book.approve(round_index, new_hash):
+            _log.warning("round %d: another model is already approved; not certifying",
+                         round_index)
             return
         bundle = build_bundle(self.key, network_id=self.config.network.network_id,
                               round_index=round_index, prev_model_hash=prev,
                               new_model_hash=new_hash, chosen=chosen)
-        raw = bundle.encode()
-        self.follower.store.put(round_index, raw)  # durable before anyone can depend on it
+        self.book.mark_reviewed(round_index, bundle.certificate.digest)
+        self.follower.offer(bundle)
         try:
-            await self.transport.publish(TOPIC_BUNDLES, raw)
+            await self.transport.publish(TOPIC_BUNDLES, bundle.encode())
         except TransportError as exc:
             _log.warning("round %d: publishing the certificate failed: %s", round_index, exc)
-        await asyncio.to_thread(self.engine.save, self.config.state_dir)
-        self._record(bundle)
         self.certified += 1
         self._write_status()
 
-    async def _endorse(self, round_index: int) -> None:
-        raw = self.follower.store.get(round_index)
-        if raw is None:
-            return
-        bundle = self.follower.open(raw)
-        endorsement = CertificateEndorsement(
-            network_id=self.config.network.network_id, round_index=round_index,
-            validator=self.key.public.raw, sequence=time_sequence(),
-            certificate_digest=bundle.certificate.digest, approve=True, reason="reproduced",
-        )
-        try:
-            await self.transport.publish(TOPIC_ENDORSEMENTS, seal(endorsement, self.key))
-        except TransportError as exc:
-            _log.info("could not publish an endorsement: %s", exc)
-
     def _record(self, bundle: RoundBundle) -> None:
-        """Score bookkeeping for every applied round, own or received (same numbers)."""
-        weights = {c.sender.hex(): w for c, w in bundle.entries()}
-        epoch = epoch_of(self.clock.phase(self.now()).round_index,
-                         self.config.network.epoch_length_rounds)
-        self.ledger.add_scores(epoch, bundle.round_index, weights)
-        self.ratings.rate_round(bundle.round_index, weights)
-        self.receipts.remember(bundle, self.config.miners)
+        """Bookkeeping for every round applied (final): the new model's validation loss."""
         self.ledger.record_loss(bundle.round_index, self.engine.validation_loss())
 
     async def _sleep_until(self, when: float) -> None:
@@ -291,7 +402,13 @@ class ValidatorService:
             "round": self.engine.round_index,
             "model_hash": self.engine.model_hash.hex(),
             "certified": self.certified,
+            "scored": self.scored,
             "endorsements": self.endorsements,
+            "approvals": self.approvals,
+            "disputed": self.disputed,
+            "disputes": [list(d) for d in self.disputes],
+            "score_s": self.score_seconds,
+            "review_s": self.review_seconds,
             "ledger": self.ledger.to_json(),
             "ratings": {k: [r.mu, r.sigma] for k, r in self.ratings.ratings.items()},
             "gate": self.gate.snapshot(),

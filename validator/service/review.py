@@ -1,0 +1,124 @@
+"""A validator's review of another leader's certificate, against its own scoring of the round.
+
+The reviewer recomputes everything it can: the elected leader (the attempt whose draw names the
+certificate's signer, no later than the attempt the clock has reached), the previous hash, every
+entry against the contributions it saw and refused, the weights of the network's mode, and the
+new hash from applying the entries to a copy of its model. It also approves at most one new
+model per round: two certificates of one round that are both final must give the same model, or
+replicas would fork (the leader's own certificate counts as its approval of its hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from protocol.messages import RoundCertificate
+from protocol.randomness import round_beacon
+from protocol.roundlog import RoundBundle
+from validator.certificate import (
+    ApplyFn,
+    CertificateCheck,
+    Dispute,
+    ReviewContext,
+    WeightMode,
+    check_certificate,
+)
+from validator.leader import LEADER_ATTEMPTS, select_leader
+from validator.service.leader import Stakes, leader_attempt
+from validator.service.ports import RoundDecision
+
+KEPT_ROUNDS = 4
+"""Rounds whose decisions and reviews are kept (the replica's round and a few before it)."""
+
+
+def attempt_of(
+    network_id: str, cert: RoundCertificate, validators: Stakes, clock_round: int
+) -> int:
+    """The first attempt, up to the one in force at `clock_round`, that elects the
+    certificate's signer; the attempt in force when none does (the check then disputes it)."""
+    beacon = round_beacon(network_id, cert.round_index, cert.prev_model_hash)
+    latest = min(LEADER_ATTEMPTS - 1, max(0, clock_round - cert.round_index))
+    for attempt in range(latest + 1):
+        if select_leader(beacon, validators, attempt) == cert.leader:
+            return attempt
+    return leader_attempt(clock_round, cert.round_index)
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """The network facts a review needs besides the validator's own round decision."""
+
+    network_id: str
+    validators: Stakes
+    max_entries: int
+    weight_mode: WeightMode = WeightMode.SCALARS
+
+    def check(
+        self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn
+    ) -> CertificateCheck:
+        """The verdict of `validator.certificate.check_certificate` on `cert`."""
+        ctx = ReviewContext(
+            network_id=self.network_id, round_index=decision.round_index,
+            certified_hash=decision.prev_model_hash, stakes=self.validators,
+            max_entries=self.max_entries, seen=decision.seen, rejected=decision.rejected,
+            leader_attempt=attempt_of(self.network_id, cert, self.validators, clock_round),
+            weight_mode=self.weight_mode,
+        )
+        return check_certificate(cert, ctx, apply)
+
+
+@dataclass
+class ReviewBook:
+    """Per round: this validator's decision, what it reviewed, and the model it approved."""
+
+    decisions: dict[int, RoundDecision] = field(default_factory=dict)
+    reviewed: dict[int, set[bytes]] = field(default_factory=dict)
+    approved: dict[int, bytes] = field(default_factory=dict)
+
+    def decide(self, decision: RoundDecision) -> None:
+        """Keep the validator's decision for its round."""
+        self.decisions[decision.round_index] = decision
+
+    def decision(self, round_index: int) -> RoundDecision | None:
+        return self.decisions.get(round_index)
+
+    def unreviewed(
+        self, round_index: int, candidates: Iterable[RoundBundle], me: bytes
+    ) -> list[RoundBundle]:
+        """Candidates of `round_index` signed by another validator and not reviewed yet."""
+        seen = self.reviewed.get(round_index, set())
+        return [b for b in candidates
+                if b.certificate.message.leader != me and b.certificate.digest not in seen]
+
+    def mark_reviewed(self, round_index: int, certificate_digest: bytes) -> None:
+        self.reviewed.setdefault(round_index, set()).add(certificate_digest)
+
+    def approve(self, round_index: int, new_model_hash: bytes) -> bool:
+        """Record an approval of `new_model_hash`; False when another model was approved."""
+        kept = self.approved.setdefault(round_index, new_model_hash)
+        return kept == new_model_hash
+
+    def forget_before(self, round_index: int) -> None:
+        """Drop everything about rounds older than `round_index - KEPT_ROUNDS + 1`."""
+        floor = round_index - KEPT_ROUNDS + 1
+        for table in (self.decisions, self.reviewed, self.approved):
+            for stale in [r for r in table if r < floor]:
+                del table[stale]
+
+
+CONFLICT = CertificateCheck(Dispute.NEW_HASH, "another model of this round is already approved")
+
+
+def conflict_check(
+    book: ReviewBook, round_index: int, check: CertificateCheck, new_model_hash: bytes
+) -> CertificateCheck:
+    """`check`, turned into a dispute when approving would back a second model of the round."""
+    if check.approved and not book.approve(round_index, new_model_hash):
+        return CONFLICT
+    return check
+
+
+def review_order(bundles: Sequence[RoundBundle]) -> list[RoundBundle]:
+    """Candidates oldest first (by the leader's sequence), so the first leader is judged first."""
+    return sorted(bundles, key=lambda b: (b.certificate.message.sequence, b.certificate.digest))
