@@ -17,6 +17,7 @@ import pytest
 from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
 from protocol.identity import NodeKey
+from protocol.messages import Contribution
 from protocol.netconfig import NetworkConfig
 from protocol.rounds import RoundClock
 from protocol.signing import open_envelope, seal
@@ -85,7 +86,7 @@ def test_tap_keeps_the_freshest_valid_contribution_of_another_miner(
     tap = ContributionTap(COPYCAT.public.raw)
     first, second = (NoiseMiner(k).work(ctx) for k in HONEST)
     own = NoiseMiner(COPYCAT).work(ctx)
-    other_model = open_envelope(first, network_id=ctx.network_id).message
+    other_model = open_envelope(first, network_id=ctx.network_id, expect=Contribution).message
     stale = seal(replace(other_model, base_model_hash=bytes(32), sequence=9), HONEST[0])
     assert tap.freshest(ctx.round_index, ctx.base_model_hash, KEYS) is None
     assert tap.offer(first, ctx.network_id) and tap.offer(second, ctx.network_id)
@@ -117,8 +118,8 @@ def test_copycat_resigns_the_freshest_late_in_the_window(
     raw = copycat.work(ctx)
     # copies 20 % of the 1.2 s work window before the deadline at 1001.1
     assert clock.slept == [pytest.approx(1001.1 - 0.24 - 1000.0)]
-    copy = open_envelope(raw, network_id=ctx.network_id).message
-    victim = open_envelope(victim_raw, network_id=ctx.network_id)
+    copy = open_envelope(raw, network_id=ctx.network_id, expect=Contribution).message
+    victim = open_envelope(victim_raw, network_id=ctx.network_id, expect=Contribution)
     assert copy.sender == COPYCAT.public.raw and copy.sequence == copycat.sequence > 0
     assert replace(copy, sender=victim.message.sender, sequence=victim.message.sequence) == (
         victim.message)
@@ -137,7 +138,7 @@ def test_copycat_free_rides_when_it_heard_nothing(setup: tuple[NetworkConfig, Pa
     assert clock.slept == [] and (copycat.copied, copycat.free_rides) == (0, 0)
     clock.t = 600.1
     raw = copycat.work(ctx)
-    message = open_envelope(raw, network_id=ctx.network_id).message
+    message = open_envelope(raw, network_id=ctx.network_id, expect=Contribution).message
     assert message.sender == COPYCAT.public.raw
     assert (copycat.copied, copycat.free_rides) == (0, 1)
     assert len(set(message.codes)) == 1  # all-zero scalars quantize to one code
