@@ -28,6 +28,8 @@ class RejectReason(enum.Enum):
     STALE_SEQUENCE = "stale_sequence"
     OUT_OF_BOUNDS = "out_of_bounds"
     UNKNOWN_SENDER = "unknown_sender"
+    NOT_FINAL = "not_final"
+    """A certified round without endorsements from a stake majority (protocol.finality)."""
 
 
 class MessageRejected(SeedswarmError):

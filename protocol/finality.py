@@ -239,8 +239,8 @@ def open_finalized(
     if not final:
         approving, total = approving_stake(bundle.certificate.message,
                                            (s.message for s in proof), table)
-        raise MessageRejected(RejectReason.MALFORMED,
-                              f"round {bundle.round_index} not final: {approving} of {total}")
+        raise MessageRejected(RejectReason.NOT_FINAL,
+                              f"round {bundle.round_index}: {approving} of {total} stake approve")
     return FinalizedRound(bundle, proof)
 
 

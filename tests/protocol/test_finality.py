@@ -265,7 +265,7 @@ def test_finalized_entries_round_trip_and_need_enough_endorsements() -> None:
     for lacking in (FinalizedRound(bundle, ()).encode(), bundle.encode()):
         with pytest.raises(MessageRejected) as info:
             _open(lacking, TRIO)
-        assert "not final" in info.value.detail
+        assert info.value.reason is RejectReason.NOT_FINAL, info.value
     disputed = FinalizedRound(bundle, (opened(vote(helper, bundle, approve=False)),))
     with pytest.raises(MessageRejected):
         _open(disputed.encode(), TRIO)
