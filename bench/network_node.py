@@ -53,6 +53,9 @@ class NodePlan:
     certifier: str
     """"scoring" (the devnet's validator) or "equal" (equal weights, no scoring)."""
     stage_timeout_s: float
+    absent: int = 0
+    """Registered miners that never run: the validator waits for them in vain, so a round
+    cannot close before its work deadline (the honest worst case of early closing)."""
 
     @property
     def directory(self) -> Path:
@@ -131,8 +134,14 @@ def _load_state(plan: NodePlan, network: Any) -> Any:
     return ModelState.from_base(network, plan.directory / BASE_FILE)
 
 
+def absent_names(plan: NodePlan) -> tuple[str, ...]:
+    """Names of the registered miners that never run."""
+    return tuple(f"absent-{i}" for i in range(plan.absent))
+
+
 def _miner_keys(plan: NodePlan) -> tuple[bytes, ...]:
-    return tuple(key_of(n).public.raw for n in plan.names[1:])
+    """Every registered miner's key, running or absent (the network's membership)."""
+    return tuple(key_of(n).public.raw for n in (*plan.names[1:], *absent_names(plan)))
 
 
 def _produce(plan: NodePlan, network: Any, key: Any) -> Any:

@@ -4,9 +4,12 @@ The services are wrapped from outside (their code is not touched): every wrapped
 `<step>_start` and `<step>_end` wall-clock marks (time.time(): one host clock, comparable across
 processes) under the round it works on. Miner steps: produce, publish (its contribution),
 arrival (a verified bundle offered to the follower), endorsement (the first endorsement kept
-for the replica's round), apply, save (the checkpoint). Validator steps: score, vapply
-(computing its decision's model hash), bundle (publishing the certificate), vsave. The services
-are changing under review, so the wrapped method names are looked up, old and new.
+for the replica's round), apply, save (the checkpoint). Validator steps: score (its own
+scoring of the round, `ValidatorService._score`'s engine call), vapply (`_certify` computing its
+decision's model hash), bundle (publishing the certificate), vfollow (its follower applying the
+final round: apply, checkpoint vsave, validation loss), book (ratings, ledger and receipts,
+which the service writes once its driver is idle). A hook whose target is gone raises, so a
+service change cannot silently blank a part of the decomposition.
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ def _timed(marks: RoundMarks, step: str, fn: Callable[..., Any],
     return wrapper
 
 
+def _timed_async(marks: RoundMarks, step: str, fn: Callable[..., Awaitable[Any]],
+                 round_of: Callable[[], int]) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(*args: Any) -> Any:
+        r = round_of()
+        marks.mark(f"{step}_start", r)
+        try:
+            return await fn(*args)
+        finally:
+            marks.mark(f"{step}_end", r)
+    return wrapper
+
+
 def _timed_publish(marks: RoundMarks, publish: Callable[[str, bytes], Awaitable[None]],
                    steps: dict[str, tuple[str, Callable[[], int]]]
                    ) -> Callable[[str, bytes], Awaitable[None]]:
@@ -64,6 +79,9 @@ def _timed_publish(marks: RoundMarks, publish: Callable[[str, bytes], Awaitable[
 def instrument_miner(service: Any, marks: RoundMarks, genesis: float) -> None:
     """Wrap a MinerService's work, publish, bundle intake, apply and checkpoint."""
     state, produce, follower = service.state, service.produce, service.follower
+    _require(service, "produce", "transport")
+    _require(follower, "offer")
+    _require(state, "apply_bundle", "save")
     offer = follower.offer
 
     def timed_produce(s: Any) -> bytes:
@@ -96,20 +114,44 @@ def instrument_miner(service: Any, marks: RoundMarks, genesis: float) -> None:
 
 
 def instrument_validator(service: Any, marks: RoundMarks) -> None:
-    """Wrap a ValidatorService's scoring, own apply, certificate publish and checkpoint."""
-    engine = service.engine
-    certifying = [-1]
+    """Wrap a ValidatorService's scoring, certifying (preview of its decision's model), the
+    certificate's publish, its own apply of final rounds, checkpoint and post-round books.
 
-    def round_of_certify() -> int:
-        certifying[0] = engine.round_index
-        return certifying[0]
+    AttributeError if the service no longer has a step the decomposition relies on: a bench
+    that silently stopped measuring a step would report a wrong decomposition."""
+    engine, follower = service.engine, service.follower
+    scored = [-1]  # the round the validator last scored: what it certifies and books next
 
-    for method, step, round_of in (("score", "score", round_of_certify),
-                                   ("certify", "score", round_of_certify),
-                                   ("preview", "vapply", lambda: certifying[0]),
-                                   ("apply_entries", "vapply", lambda: certifying[0])):
-        if hasattr(engine, method):
-            setattr(engine, method, _timed(marks, step, getattr(engine, method), round_of))
-    engine.save = _timed(marks, "vsave", engine.save, lambda: certifying[0])
+    def round_of_score() -> int:
+        scored[0] = engine.round_index
+        return scored[0]
+
+    def last_scored() -> int:
+        return scored[0]
+
+    _require(engine, "score", "preview", "save", "apply_bundle")
+    _require(service, "_score", "_certify", "_book_pending", "_unbooked")
+    _require(follower, "advance")
+    engine.score = _timed(marks, "score", engine.score, round_of_score)
+    engine.preview = _timed(marks, "vapply", engine.preview, last_scored)
+    engine.save = _timed(marks, "vsave", engine.save, lambda: engine.round_index - 1)
     service.transport.publish = _timed_publish(
-        marks, service.transport.publish, {TOPIC_BUNDLES: ("bundle", lambda: certifying[0])})
+        marks, service.transport.publish, {TOPIC_BUNDLES: ("bundle", last_scored)})
+    follower.advance = _timed_async(marks, "vfollow", follower.advance,
+                                    lambda: engine.round_index)
+    book = service._book_pending
+
+    def timed_book() -> None:
+        if not service._unbooked:
+            book()  # the idle driver calls it every pass: only passes with work are marked
+            return
+        _timed(marks, "book", book, lambda: int(service._unbooked[0].round_index))()
+
+    service._book_pending = timed_book
+
+
+def _require(owner: Any, *names: str) -> None:
+    missing = [n for n in names if not hasattr(owner, n)]
+    if missing:
+        raise AttributeError(f"bench.network_timing: {type(owner).__name__} has no "
+                             f"{', '.join(missing)} any more; update the hooks")

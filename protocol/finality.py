@@ -26,6 +26,7 @@ from fractions import Fraction
 
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.leader import StakeTable, canonical_stakes
+from protocol.membership import MembershipTimeline, StakesAt, stakes_at
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.roundlog import RoundBundle, decode_frames, encode_frames, open_bundle
 from protocol.signing import ENVELOPE_VERSION, Signed, message_digest, open_envelope
@@ -108,17 +109,18 @@ class EndorsementBook:
     def __init__(
         self,
         network_id: str,
-        validators: Stakes,
+        validators: Stakes | MembershipTimeline | StakesAt,
         max_envelope_bytes: int,
         threshold: Fraction = FINALITY_THRESHOLD,
     ) -> None:
         if not 0 <= threshold < 1:
             raise ConsensusError(f"threshold must lie in [0, 1), got {threshold}")
         self.network_id = network_id
-        self.stakes = canonical_stakes(validators)
+        if not isinstance(validators, MembershipTimeline) and not callable(validators):
+            canonical_stakes(validators)  # a fixed table is checked at once
+        self._stakes_at = stakes_at(validators)
         self.max_envelope_bytes = max_envelope_bytes
         self.threshold = threshold
-        self._stake_of = dict(self.stakes)
         self._rounds: dict[int, dict[bytes, _Votes]] = {}
         self._floor = 0
 
@@ -134,10 +136,10 @@ class EndorsementBook:
         e = signed.message
         if e.network_id != self.network_id:
             raise MessageRejected(RejectReason.WRONG_NETWORK, "endorsement of another network")
-        if e.validator not in self._stake_of:
-            raise MessageRejected(RejectReason.UNKNOWN_SENDER, "endorsement by a non-validator")
         if not self._floor <= e.round_index < self._floor + MAX_ROUNDS_AHEAD:
             raise MessageRejected(RejectReason.WRONG_ROUND, f"round {e.round_index} not kept")
+        if e.validator not in dict(self.stakes(e.round_index)):
+            raise MessageRejected(RejectReason.UNKNOWN_SENDER, "endorsement by a non-validator")
         by_digest = self._rounds.get(e.round_index, {})
         votes = by_digest.get(e.certificate_digest)
         if votes is None:
@@ -153,6 +155,10 @@ class EndorsementBook:
         by_digest[e.certificate_digest] = votes
         self._rounds[e.round_index] = by_digest
 
+    def stakes(self, round_index: int) -> list[tuple[bytes, int]]:
+        """The canonical stake table that counts for `round_index`."""
+        return canonical_stakes(self._stakes_at(round_index))
+
     def endorsements(self, round_index: int, certificate_digest: bytes) -> list[SignedEndorsement]:
         """Every kept vote on a certificate (approvals and disputes), by validator key."""
         votes = self._rounds.get(round_index, {}).get(certificate_digest)
@@ -162,7 +168,8 @@ class EndorsementBook:
         """(stake approving ``certificate``, total stake), the leader included."""
         digest = message_digest(certificate)
         votes = self.endorsements(certificate.round_index, digest)
-        return approving_stake(certificate, (s.message for s in votes), self.stakes)
+        return approving_stake(certificate, (s.message for s in votes),
+                               self.stakes(certificate.round_index))
 
     def is_final(self, certificate: RoundCertificate) -> bool:
         """Whether the kept votes make ``certificate`` final."""
@@ -211,25 +218,31 @@ def open_finalized(
     raw: bytes,
     *,
     network_id: str,
-    validators: Stakes,
+    validators: Stakes | MembershipTimeline | StakesAt,
     max_envelope_bytes: int,
     threshold: Fraction = FINALITY_THRESHOLD,
 ) -> FinalizedRound:
     """Parse and verify a log entry; MessageRejected unless the bundle opens AND its
-    endorsements (each by a distinct validator, for this certificate) prove finality."""
-    try:
-        table = canonical_stakes(validators)
-    except ConsensusError as exc:
-        raise MessageRejected(RejectReason.UNKNOWN_SENDER, f"bad stake table: {exc}") from exc
+    endorsements (each by a distinct validator, for this certificate) prove finality.
+
+    `validators` is the stake table, or a per-round lookup asked for the entry's round."""
+    lookup = stakes_at(validators)
     if is_bare_bundle(raw):
         bundle_raw, proof_frames = raw, []
     else:
-        frames = decode_frames(raw, max_frames=1 + len(table))
+        frames = decode_frames(raw)
         if not frames:
             raise MessageRejected(RejectReason.MALFORMED, "empty log entry")
         bundle_raw, proof_frames = frames[0], frames[1:]
-    bundle = open_bundle(bundle_raw, network_id=network_id, validators=table,
+    bundle = open_bundle(bundle_raw, network_id=network_id, validators=lookup,
                          max_envelope_bytes=max_envelope_bytes)
+    try:
+        table = canonical_stakes(lookup(bundle.round_index))
+    except ConsensusError as exc:
+        raise MessageRejected(RejectReason.UNKNOWN_SENDER, f"bad stake table: {exc}") from exc
+    if len(proof_frames) > len(table):
+        raise MessageRejected(RejectReason.OUT_OF_BOUNDS,
+                              f"{len(proof_frames)} endorsements > {len(table)} validators")
     proof = _open_proof(proof_frames, bundle, network_id, dict(table), max_envelope_bytes)
     try:
         final = is_final(bundle.certificate.message, (s.message for s in proof), table,

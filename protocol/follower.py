@@ -32,6 +32,7 @@ from protocol.finality import (
     open_finalized,
 )
 from protocol.logstore import RoundLogStore
+from protocol.membership import MembershipTimeline, Stakes, StakesAt, stakes_at
 from protocol.peergate import PeerGate
 from protocol.roundlog import RoundBundle, open_bundle
 from protocol.transport.base import Transport
@@ -78,20 +79,23 @@ class Follower:
         state_dir: Path,
         *,
         network_id: str,
-        validators: Sequence[tuple[bytes, int]],
+        validators: Stakes | MembershipTimeline | StakesAt,
         max_envelope_bytes: int,
         on_applied: AppliedCallback | None = None,
         threshold: Fraction = FINALITY_THRESHOLD,
     ) -> None:
+        """`validators`: the stake table (who leads, whose votes count) of each round, as a
+        timeline or lookup (protocol.membership), or one table for every round."""
         self.replica = replica
         self.state_dir = state_dir
         self.store = RoundLogStore(state_dir / "log")
         self.network_id = network_id
-        self.validators = tuple(validators)  # the stake table: who leads, whose votes count
+        # every bundle, vote and log entry is judged by the table of its own round
+        self.stakes_at = stakes_at(validators)
         self.max_envelope_bytes = max_envelope_bytes
         self.threshold = threshold
         self.on_applied = on_applied
-        self.endorsements = EndorsementBook(network_id, self.validators, max_envelope_bytes,
+        self.endorsements = EndorsementBook(network_id, validators, max_envelope_bytes,
                                             threshold)
         self._candidates: dict[int, dict[bytes, RoundBundle]] = {}
         self.failures = 0
@@ -104,13 +108,13 @@ class Follower:
         MessageRejected if it is not a valid certified round.
         """
         if is_bare_bundle(raw):
-            return open_bundle(raw, network_id=self.network_id, validators=self.validators,
+            return open_bundle(raw, network_id=self.network_id, validators=self.stakes_at,
                                max_envelope_bytes=self.max_envelope_bytes)
         return self.open_entry(raw).bundle
 
     def open_entry(self, raw: bytes) -> FinalizedRound:
         """Verify a log entry and its proof of finality (MessageRejected otherwise)."""
-        return open_finalized(raw, network_id=self.network_id, validators=self.validators,
+        return open_finalized(raw, network_id=self.network_id, validators=self.stakes_at,
                               max_envelope_bytes=self.max_envelope_bytes,
                               threshold=self.threshold)
 
@@ -121,7 +125,7 @@ class Follower:
         if gate.admit(peer, len(raw), now) is not None:
             return False
         try:
-            bundle = open_bundle(raw, network_id=self.network_id, validators=self.validators,
+            bundle = open_bundle(raw, network_id=self.network_id, validators=self.stakes_at,
                                  max_envelope_bytes=self.max_envelope_bytes)
         except MessageRejected as exc:
             gate.reject(peer, exc.reason.value, exc.detail, now)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.leader import elected_leaders
+from protocol.membership import Stakes, StakesAt, stakes_at
 from protocol.messages import WEIGHT_ONE_PPB, Contribution, RoundCertificate
 from protocol.randomness import round_beacon
 from protocol.signing import Signed, open_envelope
@@ -107,12 +108,14 @@ def open_bundle(
     raw: bytes,
     *,
     network_id: str,
-    validators: Sequence[tuple[bytes, int]],
+    validators: Stakes | StakesAt,
     max_envelope_bytes: int = MAX_MESSAGE_BYTES,
 ) -> RoundBundle:
     """Parse and verify a bundle; raises only MessageRejected.
 
-    `validators` is the stake table ((Ed25519 public key, stake) pairs). The certificate must be
+    `validators` is the stake table ((Ed25519 public key, stake) pairs), or a lookup of the
+    table in force for a round (protocol.membership), asked for the certificate's round. The
+    certificate must be
     signed by a leader the round's beacon elects (protocol.leader, any accepted attempt), its
     weights must sum to exactly WEIGHT_ONE_PPB unless it has no entries, and there must be
     exactly one contribution per entry, in entry order, whose envelope digest and sender are the
@@ -124,9 +127,10 @@ def open_bundle(
     cert = open_envelope(
         frames[0], network_id=network_id, max_size=max_envelope_bytes, expect=RoundCertificate
     )
-    if cert.message.leader not in {key for key, _ in validators}:
+    table = stakes_at(validators)(cert.message.round_index)
+    if cert.message.leader not in {key for key, _ in table}:
         raise MessageRejected(RejectReason.UNKNOWN_SENDER, "certificate from a non-validator")
-    _check_leader(network_id, cert.message, validators)
+    _check_leader(network_id, cert.message, table)
     entries = cert.message.entries
     total = sum(entry.weight_ppb for entry in entries)
     if entries and total != WEIGHT_ONE_PPB:

@@ -335,6 +335,32 @@ class ScoringPipeline:
         """Scores accrued so far in the current epoch, by miner (hex key)."""
         return {m.hex(): b.epoch_score for m, b in sorted(self.books.items())}
 
+    def audit(self, round_index: int, contribution: Contribution,
+              oracle: RoundOracle) -> VerificationResult:
+        """Audit one contribution of ``round_index`` in full, now, whatever the audit policy.
+
+        For a reviewer: a leader's certificate includes a contribution this validator left out
+        without auditing it (no positive value on its own data, which is an opinion, not a
+        fact). Before endorsing, it establishes the fact; a failure counts like any failed
+        audit (ban, forfeited epoch score). ``oracle`` must be of the round's model.
+        """
+        trust = self.policy.trust
+        forced = replace(self.policy.verification, zo_audit_probability=1.0,
+                         fo_audit_probability=1.0)
+        if contribution.codec == "fo":
+            fraction = max(forced.sample_fraction, trust.fo_sample_fraction)
+            forced = replace(forced, sample_fraction=fraction)
+        absolute = 0.0
+        if contribution.codec == "zo":
+            absolute = zo_noise_floor(oracle.assigned_loss(contribution), self.network.spsa_eps)
+        result = verify_contribution(contribution, oracle, secret=self.secret, policy=forced,
+                                     absolute=absolute)
+        book = self.book(contribution.sender)
+        book.audits = after_audit(book.audits, result.verified, round_index)
+        if result.verified is False:
+            book.epoch_score = 0.0
+        return result
+
     def book(self, miner: bytes) -> MinerBook:
         """The book of ``miner`` (created empty for a stranger)."""
         return self.books.setdefault(miner, MinerBook())

@@ -11,9 +11,7 @@ passes the simulator's `Miner.work`, so live miners and simulated ones run the s
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,17 +22,19 @@ from node.service.engine import ModelState
 from node.service.machine import MinerAction, MinerView, next_action
 from protocol.catchup import LOG_PROTOCOL, log_handler
 from protocol.follower import Follower
-from protocol.logstore import write_atomic
+from protocol.membership import MembershipTimeline
 from protocol.netconfig import NetworkConfig
 from protocol.peergate import GatePolicy, PeerGate
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS
 from protocol.rounds import Patience, RoundClock, wake_time
+from protocol.service_shell import CatchUp, Waker, write_status
 from protocol.transport.base import Subscription, Transport, TransportError
 
 _log = logging.getLogger("node.service.miner")
 
 Produce = Callable[[ModelState], bytes]
-"""Computes and seals this miner's message for the state's round (runs in a thread)."""
+"""Computes and seals this miner's message for the state's round (runs in a thread); empty
+bytes when the miner sits the round out (it is not registered for it)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class MinerConfig:
     state_dir: Path
     genesis_time: float
     validators: tuple[tuple[bytes, int], ...]
-    """(public key, stake) of every validator: the stake table that elects each round's leader."""
+    """(public key, stake) of every validator: the stake table that elects each round's leader
+    (for every round, unless the service is given a membership timeline)."""
     peers: tuple[str, ...] = ()
     """Transport peer ids to fetch the certified log from (validators first is wise)."""
     work_fraction: float = 0.6
@@ -67,6 +68,8 @@ class MinerCounters:
 
     published: int = 0
     late: int = 0
+    sat_out: int = 0
+    """Rounds the miner was not registered for (nothing produced)."""
     applied: int = 0
     catch_ups: int = 0
     caught_up_rounds: int = 0
@@ -85,7 +88,10 @@ class MinerService:
         produce: Produce,
         *,
         now: Callable[[], float] = time.time,
+        timeline: MembershipTimeline | None = None,
     ) -> None:
+        """`timeline`: the membership of each round (shared with `produce`, refreshed by the
+        composition root); without one, `config.validators` holds for every round."""
         self.config = config
         self.transport = transport
         self.state = state
@@ -94,12 +100,14 @@ class MinerService:
         self.clock = config.clock
         self.gate = PeerGate(config.gate)
         self.counters = MinerCounters()
+        self.timeline = timeline
         self.follower = Follower(
             state, config.state_dir, network_id=config.network.network_id,
-            validators=config.validators, max_envelope_bytes=config.network.max_message_bytes,
+            validators=config.validators if timeline is None else timeline,
+            max_envelope_bytes=config.network.max_message_bytes,
         )
-        self._wake = asyncio.Event()
-        self._last_catch_up = -math.inf
+        self._waker = Waker()
+        self._catch_up_log = CatchUp(config.peers, config.request_timeout_s)
 
     async def run(self) -> None:
         """Serve until cancelled."""
@@ -122,13 +130,13 @@ class MinerService:
     async def _receive(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
-                self._wake.set()
+                self._waker.set()
 
     async def _receive_endorsements(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
                                                  self.now()):
-                self._wake.set()
+                self._waker.set()
 
     async def _drive(self) -> None:
         while True:
@@ -142,7 +150,8 @@ class MinerService:
             elif action is MinerAction.CATCH_UP:
                 await self._catch_up(now)
             else:
-                await self._sleep_until(wake_time(self.clock, now, self.config.patience))
+                await self._waker.sleep_until(wake_time(self.clock, now, self.config.patience),
+                                              self.now())
 
     def _view(self) -> MinerView:
         at = self.state.round_index
@@ -150,7 +159,7 @@ class MinerService:
             at_round=at,
             published_in=self.counters.published_in,
             next_bundle_ready=self.follower.ready(),
-            last_catch_up=self._last_catch_up,
+            last_catch_up=self._catch_up_log.last,
             finished=self.config.last_round is not None and at >= self.config.last_round,
         )
 
@@ -165,6 +174,9 @@ class MinerService:
         started = time.perf_counter()
         sealed = await asyncio.to_thread(self.produce, self.state)
         self.counters.work_s += time.perf_counter() - started
+        if not sealed:
+            self.counters.sat_out += 1
+            return
         if self.now() > self.clock.work_deadline(clock_round):
             self.counters.late += 1
             _log.warning("round %d: work finished after the deadline; not published", round_index)
@@ -180,27 +192,11 @@ class MinerService:
     async def _catch_up(self, now: float) -> None:
         self.counters.catch_ups += 1
         target = self.clock.phase(now).round_index
-        peers = [p for p in self.config.peers if p != self.transport.peer_id]
-        try:
-            applied = await self.follower.catch_up(
-                self.transport, peers, until_round=target,
-                request_timeout=self.config.request_timeout_s,
-            )
-        finally:
-            self._last_catch_up = self.now()
+        applied = await self._catch_up_log.run(self.follower, self.transport, target, self.now)
         self.counters.caught_up_rounds += len(applied)
         if applied:
             _log.info("caught up rounds %d..%d from peers", applied[0], applied[-1])
             self._write_status()
-
-    async def _sleep_until(self, when: float) -> None:
-        delay = max(0.005, min(when - self.now(), 1.0))
-        self._wake.clear()
-        try:
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the miner's progress and protection counters."""
@@ -213,6 +209,7 @@ class MinerService:
             "model_hash": self.state.model_hash.hex(),
             "published": c.published,
             "late": c.late,
+            "sat_out": c.sat_out,
             "applied": c.applied,
             "catch_ups": c.catch_ups,
             "caught_up_rounds": c.caught_up_rounds,
@@ -222,12 +219,4 @@ class MinerService:
         }
 
     def _write_status(self) -> None:
-        if self.config.status_file is not None:
-            write_status(self.config.status_file, self.status())
-
-
-def write_status(path: Path, status: dict[str, Any]) -> None:
-    """Write a status snapshot atomically (readers never see half a file)."""
-    write_atomic(path, json.dumps(status, sort_keys=True).encode())
-
-
+        write_status(self.config.status_file, self.status())

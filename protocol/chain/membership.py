@@ -17,44 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from protocol.chain.errors import ChainError
 from protocol.chain.params import NetworkParams, Role
 from protocol.chain.registry import ZERO_ADDRESS, Registration, RegistryClient
+from protocol.membership import KEY_BYTES, Membership, MembershipError
+
+__all__ = [
+    "KEY_BYTES", "EpochMembership", "Membership", "MembershipSchedule", "is_settled",
+    "read_membership", "watch_membership",
+]
 
 _log = logging.getLogger("protocol.chain.membership")
-KEY_BYTES = 32
-
-
-@dataclass(frozen=True)
-class Membership:
-    """Registered miners' node keys and validators' (node key, stake in wei), sorted by key."""
-
-    miners: tuple[bytes, ...]
-    validators: tuple[tuple[bytes, int], ...]
-
-    def __post_init__(self) -> None:
-        keys = list(self.miners) + [k for k, _ in self.validators]
-        if any(len(k) != KEY_BYTES for k in keys):
-            raise ChainError("membership keys must be 32-byte node keys")
-        if list(self.miners) != sorted(set(self.miners)):
-            raise ChainError("miners must be distinct and sorted by key (use Membership.of)")
-        vkeys = [k for k, _ in self.validators]
-        if vkeys != sorted(set(vkeys)) or any(s <= 0 for _, s in self.validators):
-            raise ChainError("validators must be distinct, sorted by key, with positive stake")
-
-    @classmethod
-    def of(cls, miners: Iterable[bytes], validators: Iterable[tuple[bytes, int]]) -> Membership:
-        """The canonical form of any listing (sorted by key, zero stakes dropped)."""
-        table = sorted((bytes(k), int(s)) for k, s in validators if s > 0)
-        return cls(tuple(sorted({bytes(k) for k in miners})), tuple(table))
-
-    @property
-    def total_stake(self) -> int:
-        """Sum of the validators' stakes in wei."""
-        return sum(s for _, s in self.validators)
 
 
 @dataclass(frozen=True)
@@ -164,8 +140,11 @@ async def watch_membership(
     poll_s: float = 1.0,
     max_sleep_s: float = 30.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    only_changes: bool = True,
 ) -> None:
-    """Re-read the membership at every epoch boundary; call `on_change` when it differs.
+    """Re-read the membership at every epoch boundary; call `on_change` when it differs
+    (with `only_changes` False: after every read, so a timeline can replace a provisional
+    entry of that epoch even when the table equals the previous epoch's).
 
     `read(at)` and `chain_now()` block (chain calls) and run in a worker thread. A boundary is
     read once the chain has passed it (`is_settled`), so the table is the one every node reads;
@@ -181,12 +160,12 @@ async def watch_membership(
             if now >= at and at != read_at:
                 membership = await asyncio.to_thread(read, at)
                 read_at = at
-                if membership != current:
+                if membership != current or not only_changes:
                     current = membership
                     on_change(EpochMembership(epoch, at, schedule.first_round(epoch), membership))
             following = at if now < at else schedule.epoch_start(epoch + 1)
             delay = min(max(float(following - now), poll_s), max_sleep_s)
-        except (ChainError, OSError) as exc:
+        except (ChainError, MembershipError, OSError) as exc:
             _log.warning("membership refresh failed, retrying: %r", exc)
             delay = poll_s
         await sleep(delay)

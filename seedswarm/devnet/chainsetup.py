@@ -130,8 +130,8 @@ def deploy(handle: ChainHandle, spec: DevnetSpec, base_hash: bytes, genesis: int
         max_validators=max(4, spec.validators),
         immunity_epochs=1,
     )
-    economics = EconomicParams(EMISSION, commit_window=spec.commit_window,
-                               reveal_window=spec.reveal_window)
+    economics = EconomicParams(EMISSION, commit_window=spec.commit_s,
+                               reveal_window=spec.reveal_s)
     return deploy_suite(handle.w3, funded_account(handle.w3, 100 * ETH), network, economics)
 
 

@@ -15,6 +15,7 @@ from node.replica import Replica
 from node.service.engine import ModelState
 from node.work import WorkConfig
 from protocol.identity import NodeKey
+from protocol.membership import MembershipTimeline
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import round_beacon
@@ -35,8 +36,18 @@ def work_config(network: NetworkConfig) -> WorkConfig:
     )
 
 
-def round_context(state: ModelState, miners: Sequence[bytes], work: WorkConfig) -> RoundContext:
-    """The simulator's view of the round the live replica is at."""
+def round_miners(miners: Sequence[bytes] | MembershipTimeline, round_index: int
+                 ) -> tuple[bytes, ...]:
+    """The miners registered for `round_index` (a fixed list holds for every round)."""
+    if isinstance(miners, MembershipTimeline):
+        return miners.miners_at(round_index)
+    return tuple(miners)
+
+
+def round_context(state: ModelState, miners: Sequence[bytes] | MembershipTimeline,
+                  work: WorkConfig) -> RoundContext:
+    """The simulator's view of the round the live replica is at; `miners` (the round's miner
+    set, which assigns the data) is looked up for that round when it is a timeline."""
     net = state.network
     return RoundContext(
         network_id=net.network_id,
@@ -46,7 +57,7 @@ def round_context(state: ModelState, miners: Sequence[bytes], work: WorkConfig) 
         model=state.model,
         named=state.named,
         task=state.task,
-        miner_keys=tuple(miners),
+        miner_keys=round_miners(miners, state.round_index),
         samples_per_miner=net.samples_per_miner,
         work=work,
     )
@@ -71,7 +82,8 @@ class CertifyingEngine:
 
     state: ModelState
     certifier: RoundCertifier | EnvelopeCertifier
-    miners: tuple[bytes, ...]
+    miners: Sequence[bytes] | MembershipTimeline
+    """The registered miners: a timeline (each round its own set) or one fixed list."""
     work: WorkConfig
 
     @property
@@ -111,6 +123,7 @@ class CertifyingEngine:
             return RoundDecision(
                 round_index=ctx.round_index, prev_model_hash=ctx.base_model_hash,
                 received=ordered, entries=scoring.certified, rejected=scoring.invalid,
+                unpaid=scoring.rejected - scoring.invalid,
                 rewards={m: r.reward for m, r in scoring.miners.items()},
             )
         if isinstance(self.certifier, EnvelopeCertifier):
@@ -122,6 +135,17 @@ class CertifyingEngine:
             round_index=ctx.round_index, prev_model_hash=ctx.base_model_hash, received=ordered,
             entries=tuple(entries), rewards={c.sender: w for c, w in entries},
         )
+
+    def audit(self, decision: RoundDecision, digests: Sequence[bytes]) -> frozenset[bytes]:
+        """Full audits of `decision`'s contributions `digests`; the digests that failed. A
+        certifier without a scoring pipeline audits nothing (and so finds nothing)."""
+        if not isinstance(self.certifier, ScoringCertifier) or not digests:
+            return frozenset()
+        ctx = round_context(self.state, self.miners, self.work)
+        seen = decision.seen
+        known = [d for d in digests if d in seen]
+        passed = self.certifier.audit(ctx, [seen[d] for d in known])
+        return frozenset(d for d, ok in zip(known, passed, strict=True) if not ok)
 
     def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:
         """The hash of the model `entries` would give, computed on a detached copy."""

@@ -1,8 +1,10 @@
 """A live node's membership: from the Registry when the node has a chain, else its settings.
 
 Nodes with `chain` and `deployment` settings read the Registry (no account needed: views and
-events only) at the snapshot of the current epoch (see protocol.chain.membership), then
-`follow` re-reads it at every epoch boundary. Chainless runs fall back to the settings file's
+events only) into a `MembershipTimeline` (protocol.membership): the snapshot of every epoch from
+the one of the replica's round (a restarting node replays older rounds) to the current one
+(`ChainMembership.timeline`); then `feed` re-reads it at every epoch boundary and enters each
+settled snapshot at the epoch's first round. Chainless runs fall back to the settings file's
 `miners` / `validators` lists, which are then fixed for the whole run.
 """
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from protocol.chain.membership import EpochMembership, Membership, MembershipSchedule
 from protocol.errors import ConfigError
+from protocol.membership import DEFAULT_KEEP, MembershipTimeline
 from seedswarm.devnet.settings import NodeSettings
 
 if TYPE_CHECKING:
@@ -67,6 +70,36 @@ class ChainMembership:
                                current=current)
 
 
+    def timeline(self, round_index: int, keep: int = DEFAULT_KEEP) -> MembershipTimeline:
+        """A timeline holding the snapshots of the epochs of `round_index` (the replica's)
+        through the current one (the last `keep` of them).
+
+        A snapshot the chain has not passed yet (the replica ahead of chain time) is
+        provisional; `feed` replaces it once settled.
+        """
+        current = self.current()
+        replica_epoch = self.schedule.epoch_of_round(round_index)
+        last = max(current.epoch, replica_epoch)
+        first = max(min(current.epoch, replica_epoch), last - keep + 1)
+        timeline = MembershipTimeline(keep=keep)
+        for epoch in range(first, last + 1):
+            membership = (current.membership if epoch == current.epoch
+                          else self.read(self.schedule.epoch_start(epoch)))
+            timeline.set(self.schedule.first_round(epoch), membership)
+        return timeline
+
+    async def feed(self, timeline: MembershipTimeline) -> None:
+        """Enter every epoch's settled snapshot into `timeline` at the epoch's first round,
+        as the chain passes each boundary (until cancelled)."""
+        from protocol.chain.membership import watch_membership
+
+        def enter(snapshot: EpochMembership) -> None:
+            timeline.set(snapshot.first_round, snapshot.membership)
+
+        await watch_membership(self.read, self.chain_now, self.schedule, enter,
+                               only_changes=False)
+
+
 def settings_membership(settings: NodeSettings) -> Membership:
     """The fallback for chainless runs: the settings file's lists."""
     return Membership.of((bytes.fromhex(k) for k in settings.miners),
@@ -76,6 +109,17 @@ def settings_membership(settings: NodeSettings) -> Membership:
 def has_chain(settings: NodeSettings) -> bool:
     """Whether the node reads its membership from the chain."""
     return bool(settings.chain) and settings.deployment is not None
+
+
+def resolve_timeline(
+    settings: NodeSettings, round_index: int
+) -> tuple[MembershipTimeline, ChainMembership | None]:
+    """The timeline a node starts with (blocking) and, with a chain, the source to `feed` it
+    from: a node without a chain gets its settings' table for every round."""
+    if has_chain(settings):
+        source = ChainMembership.connect(settings)
+        return source.timeline(round_index), source
+    return MembershipTimeline.constant(resolve_membership(settings)), None
 
 
 def resolve_membership(settings: NodeSettings) -> Membership:

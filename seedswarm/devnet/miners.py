@@ -12,8 +12,10 @@ from node.service.miner import MinerService
 from node.work import WorkConfig
 from protocol.errors import ConfigError
 from protocol.identity import NodeKey
+from protocol.membership import MembershipTimeline
 from seedswarm.devnet.copycat import COPYCAT_STATUS, ContributionTap, LiveCopycat
 from seedswarm.devnet.engine import round_context
+from seedswarm.devnet.engine import round_miners as miners_of_round
 from seedswarm.sim.attackers import ATTACKS, Attacker, AttackSetup
 from seedswarm.sim.roles import HonestMiner, Miner
 
@@ -26,20 +28,28 @@ class MinerProduce:
     """`Produce` for the miner service: the simulator's `miner.work` on the live round."""
 
     miner: Miner
-    miners: tuple[bytes, ...]
+    miners: tuple[bytes, ...] | MembershipTimeline
+    """The registered miners: a timeline (each round its own set) or one fixed list."""
     work: WorkConfig
 
     def __call__(self, state: ModelState) -> bytes:
         miner = self.miner
+        round_miners = miners_of_round(self.miners, state.round_index)
+        if miner.key.public.raw not in round_miners:
+            return b""  # not (yet) registered for this round: validators would refuse it
         if isinstance(miner, HonestMiner | Attacker):
             # sequences must grow across restarts (protocol.replay): start from the clock
             miner.sequence = max(miner.sequence, time.time_ns() // 1000)
-        return miner.work(round_context(state, self.miners, self.work))
+        return miner.work(round_context(state, round_miners, self.work))
 
 
-def miner_produce(miner: Miner, miners: Sequence[bytes], work: WorkConfig) -> MinerProduce:
-    """`Produce` for the miner service running ``miner`` among the registered ``miners``."""
-    return MinerProduce(miner, tuple(miners), work)
+def miner_produce(
+    miner: Miner, miners: Sequence[bytes] | MembershipTimeline, work: WorkConfig
+) -> MinerProduce:
+    """`Produce` for the miner service running ``miner`` among the registered ``miners``
+    (a timeline: the set registered for each round)."""
+    fixed = miners if isinstance(miners, MembershipTimeline) else tuple(miners)
+    return MinerProduce(miner, fixed, work)
 
 
 LIVE_ATTACKS = tuple(sorted(ATTACKS))

@@ -223,7 +223,7 @@ class Devnet:
         epoch_s = spec.epoch_rounds * spec.round_length
         epochs_end = self.genesis_time + spec.epochs_to_settle * epoch_s
         rounds_end = self.genesis_time + spec.rounds * spec.round_length
-        return max(epochs_end + spec.commit_window + spec.reveal_window, rounds_end)
+        return max(epochs_end + spec.commit_s + spec.reveal_s, rounds_end)
 
 
 def all_at_round(target: int) -> Callable[[Snapshot], bool]:

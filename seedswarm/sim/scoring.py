@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from node.replica import CertifiedEntry
 from protocol.identity import NodeKey
-from protocol.messages import ScoreReceipt
+from protocol.messages import Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
 from protocol.signing import seal
 from seedswarm.sim.oracle import SimRoundOracle
@@ -103,6 +103,13 @@ class ScoringCertifier:
         self.totals.miner_passes += scoring.miner_passes
         self.totals.value_passes += oracle.forward_passes
         return scoring
+
+    def audit(self, ctx: RoundContext, contributions: Sequence[Contribution]) -> list[bool]:
+        """Full audits of ``contributions`` of the round ``ctx`` (see
+        ``ScoringPipeline.audit``); True for each that passed."""
+        oracle = SimRoundOracle(ctx, self.network.outer_lr, self.influence_samples)
+        return [self.pipeline.audit(ctx.round_index, c, oracle).verified is not False
+                for c in contributions]
 
     def receipts(self, miner: bytes) -> list[ScoreReceipt]:
         """Every receipt this validator issued to ``miner``, oldest first."""

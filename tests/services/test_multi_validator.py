@@ -96,6 +96,23 @@ def test_the_leader_certifies_after_scoring_and_others_review() -> None:
     assert next_action(_view(finished=True, scored=True), CLOCK, 1002.5) is ValidatorAction.WAIT
 
 
+def test_a_round_every_miner_reached_closes_before_the_deadline() -> None:
+    for leads in (False, True):
+        complete = _view(leads_current_round=leads, all_in=True)
+        assert next_action(complete, CLOCK, 1000.5) is ValidatorAction.SCORE  # WORK phase
+        assert next_action(_view(leads_current_round=leads), CLOCK, 1000.5) is \
+            ValidatorAction.WAIT  # someone may still send
+    # scored in the round's own WORK phase (the pool is taken by now): the leader certifies
+    # at once, a follower waits for the certificate
+    scored = _view(leads_current_round=True, scored=True)
+    assert next_action(scored, CLOCK, 1000.6) is ValidatorAction.CERTIFY
+    assert next_action(replace(scored, leads_current_round=False), CLOCK, 1000.6) is \
+        ValidatorAction.WAIT
+    # an older round never closes early: the network is behind, its miners work on it later
+    behind = _view(at_round=0, all_in=True, last_catch_up=1004.9)
+    assert next_action(behind, CLOCK, 1005.0) is ValidatorAction.WAIT
+
+
 def test_review_book_approves_one_model_per_round_and_stays_bounded() -> None:
     book = ReviewBook()
     assert book.approve(3, b"a" * 32) and book.approve(3, b"a" * 32)

@@ -13,7 +13,7 @@ import pytest
 from protocol.codecs import Codec, contribution_updates
 from protocol.errors import ConfigError
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
-from protocol.signing import seal
+from protocol.signing import open_envelope, seal
 from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.roles import HonestMiner
 from seedswarm.sim.scoring import ScoringCertifier
@@ -341,3 +341,21 @@ def test_failed_arrivals_are_opened_once(monkeypatch: pytest.MonkeyPatch) -> Non
     miner = certifier.rounds[-1].miners[honest.key.public.raw]
     assert miner.filter.value == "out_of_sync"  # the failure still names its sender
     assert certifier.rounds[-1].rejected  # and its digest is on the rejected list
+
+
+def test_an_audit_on_demand_establishes_the_fact_a_reviewer_disputes() -> None:
+    # A reviewer that left a contribution out unaudited (no value on its own data) audits it
+    # in full before judging a certificate that includes it.
+    swarm = scored_swarm(1, attackers=(("noise", 1),))
+    certifier = certifier_of(swarm)
+    ctx = swarm.context()
+    published = [m.work(ctx) for m in swarm.miners]
+    contributions = [open_envelope(raw, network_id=ctx.network_id, expect=Contribution).message
+                     for raw in published]
+    passed = certifier.audit(ctx, contributions)
+    noise = swarm.miners[-1].key.public.raw
+    verdicts = {c.sender: ok for c, ok in zip(contributions, passed, strict=True)}
+    assert verdicts.pop(noise) is False
+    assert all(verdicts.values())  # honest work passes a full audit
+    book = certifier.pipeline.book(noise)
+    assert book.epoch_score == 0.0 and book.audits.failed_round == ctx.round_index  # a failure

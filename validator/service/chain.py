@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol.chain import ChainClient, ChainError, ChainRevert, EpochStatus, normalize_weights
 from protocol.chain.params import EpochWindows
+from protocol.membership import MembershipTimeline
 from validator.weights import epoch_weights
 
 _log = logging.getLogger("validator.service.chain")
@@ -42,15 +43,27 @@ class EpochChain:
     client: ChainClient
     miner_slots: dict[bytes, int]
     """Registered miners' node keys -> their slot in the contract's weight vector."""
+    timeline: MembershipTimeline | None = None
+    """The node's membership timeline: when it changes (a miner registered, one left), the
+    slots are read again before the next commit."""
+    _slots_revision: int = field(default=-1, repr=False)
 
     @classmethod
-    def connect(cls, client: ChainClient) -> EpochChain:
-        """Reads the miner slots once (the devnet registers everyone before genesis)."""
-        slots: dict[bytes, int] = {}
-        for index, account in enumerate(client.registry.miner_slots()):
-            if int(account, 16) != 0:
-                slots[client.registry.node_key_of(account)] = index
-        return cls(client, slots)
+    def connect(cls, client: ChainClient, timeline: MembershipTimeline | None = None
+                ) -> EpochChain:
+        """Reads the miner slots now, and again whenever `timeline` changes."""
+        chain = cls(client, read_miner_slots(client), timeline)
+        chain._slots_revision = -1 if timeline is None else timeline.revision
+        return chain
+
+    def refresh_slots(self) -> bool:
+        """Re-read the slots if the timeline changed since the last read; True if read."""
+        if self.timeline is None or self.timeline.revision == self._slots_revision:
+            return False
+        revision = self.timeline.revision
+        self.miner_slots = read_miner_slots(self.client)
+        self._slots_revision = revision
+        return True
 
     def windows(self, epoch: int) -> EpochWindows:
         return self.client.incentives.windows(epoch)
@@ -81,6 +94,7 @@ class EpochChain:
         if submitter is None:
             raise ChainError("the chain client was connected without a weight journal")
         if step == "commit":
+            self.refresh_slots()
             vector = self.slot_vector(scores)
             if vector is None:
                 return "skipped"
@@ -103,6 +117,15 @@ class EpochChain:
         _log.info("epoch %d: %s", epoch, status.name)
         if status in (EpochStatus.OPEN, EpochStatus.SETTLING):
             raise ChainError(f"epoch {epoch} is still {status.name}")
+
+
+def read_miner_slots(client: ChainClient) -> dict[bytes, int]:
+    """Registered miners' node keys -> slot index, as the Registry holds them now."""
+    slots: dict[bytes, int] = {}
+    for index, account in enumerate(client.registry.miner_slots()):
+        if int(account, 16) != 0:
+            slots[client.registry.node_key_of(account)] = index
+    return slots
 
 
 def is_final_failure(exc: BaseException) -> bool:

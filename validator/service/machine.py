@@ -82,7 +82,8 @@ def next_action(
         ready = _work_is_in(view, clock, current) or _closed_early(view, current)
         return ValidatorAction.SCORE if ready else ValidatorAction.WAIT
     if (
-        (current.phase is Phase.CERTIFY or _closed_early(view, current))
+        # scored during the round's own WORK phase = closed early (the pool is taken by then)
+        (current.phase is Phase.CERTIFY or view.at_round == current.round_index)
         and view.leads_current_round
         and view.certified_in < current.round_index
         and view.at_round <= current.round_index

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from protocol.errors import MessageRejected, RejectReason
+from protocol.membership import MembershipTimeline, MinersAt, miners_at
 from protocol.messages import Contribution
 from protocol.peergate import PeerGate
 from protocol.replay import ReplayGuard
@@ -25,13 +26,15 @@ class ContributionPool:
     def __init__(
         self,
         network_id: str,
-        miners: Collection[bytes],
+        miners: Collection[bytes] | MembershipTimeline | MinersAt,
         max_envelope_bytes: int,
         gate: PeerGate,
         replay: ReplayGuard | None = None,
     ) -> None:
+        """`miners`: the registered miners of each round (timeline or lookup), or one set
+        for every round."""
         self.network_id = network_id
-        self.miners = frozenset(miners)
+        self.miners_at = miners_at(miners)
         self.max_envelope_bytes = max_envelope_bytes
         self.gate = gate
         self.replay = replay or ReplayGuard(past_rounds=1, future_rounds=ROUNDS_AHEAD)
@@ -55,7 +58,8 @@ class ContributionPool:
         """Every registered miner has a contribution to `round_index` here (one is the most a
         miner may send), so waiting longer could add nothing."""
         kept = self.rounds.get(round_index, {})
-        return bool(self.miners) and self.miners <= kept.keys()
+        miners = self.miners_at(round_index)
+        return bool(miners) and all(m in kept for m in miners)
 
     def take(self, round_index: int, base_model_hash: bytes) -> list[Signed[Contribution]]:
         """The contributions of `round_index` computed on `base_model_hash`; older rounds go."""
@@ -68,7 +72,7 @@ class ContributionPool:
         signed = open_envelope(
             raw, network_id=self.network_id, max_size=self.max_envelope_bytes, expect=Contribution
         )
-        if signed.message.sender not in self.miners:
+        if signed.message.sender not in self.miners_at(signed.message.round_index):
             raise MessageRejected(RejectReason.UNKNOWN_SENDER, "not a registered miner")
         self.replay.check(signed, current_round=current_round)  # type: ignore[arg-type]
         if signed.message.round_index < current_round:

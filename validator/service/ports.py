@@ -36,6 +36,10 @@ class RoundDecision:
     """Envelope digests it found invalid (filters, failed verification, banned sender): a
     leader including one is disputed. Contributions it merely would not pay (no positive
     reward on its own evaluation data) are not listed: honest validators may differ there."""
+    unpaid: frozenset[bytes] = frozenset()
+    """Digests it left out without finding them invalid (no positive reward on its own
+    data): a leader may see them differently, so a reviewer audits these before approving a
+    certificate that includes one (`ValidatorEngine.audit`)."""
     rewards: Mapping[bytes, float] = field(default_factory=dict)
     """Its per-miner reward scores for the round (miner public key -> score)."""
 
@@ -59,6 +63,11 @@ class ValidatorEngine(ReplicaPort, Protocol):
         """This validator's decision for the round at `round_index`, from the screened
         messages as received (a scoring pipeline re-checks the raw bytes). Does not touch the
         model and does not record anything as certified."""
+        ...
+
+    def audit(self, decision: RoundDecision, digests: Sequence[bytes]) -> frozenset[bytes]:
+        """Audit the contributions `digests` of `decision` (its round = the replica's round)
+        in full; returns the digests that failed."""
         ...
 
     def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:

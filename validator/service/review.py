@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from protocol.membership import MembershipTimeline, StakesAt, stakes_at
 from protocol.messages import RoundCertificate
 from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle
@@ -47,10 +48,13 @@ def attempt_of(
 
 @dataclass(frozen=True)
 class Reviewer:
-    """The network facts a review needs besides the validator's own round decision."""
+    """The network facts a review needs besides the validator's own round decision.
+
+    `validators` is the stake table of each round (a timeline or lookup), or one table for
+    every round; a certificate is judged by the table of its own round."""
 
     network_id: str
-    validators: Stakes
+    validators: Stakes | MembershipTimeline | StakesAt
     max_entries: int
     weight_mode: WeightMode = WeightMode.SCALARS
 
@@ -58,11 +62,12 @@ class Reviewer:
         self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn
     ) -> CertificateCheck:
         """The verdict of `validator.certificate.check_certificate` on `cert`."""
+        stakes = stakes_at(self.validators)(decision.round_index)
         ctx = ReviewContext(
             network_id=self.network_id, round_index=decision.round_index,
-            certified_hash=decision.prev_model_hash, stakes=self.validators,
+            certified_hash=decision.prev_model_hash, stakes=stakes,
             max_entries=self.max_entries, seen=decision.seen, rejected=decision.rejected,
-            leader_attempt=attempt_of(self.network_id, cert, self.validators, clock_round),
+            leader_attempt=attempt_of(self.network_id, cert, stakes, clock_round),
             weight_mode=self.weight_mode,
         )
         return check_certificate(cert, ctx, apply)

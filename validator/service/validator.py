@@ -15,13 +15,12 @@ epoch scores are persisted as they change, so a restart loses nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,13 @@ from protocol.catchup import LOG_PROTOCOL, log_handler
 from protocol.errors import ConsensusError
 from protocol.follower import Follower
 from protocol.identity import NodeKey
-from protocol.logstore import write_atomic
+from protocol.membership import MembershipTimeline, miners_at, stakes_at
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.peergate import GatePolicy, PeerGate
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS, RoundBundle
 from protocol.rounds import Patience, RoundClock, epoch_of, wake_time
+from protocol.service_shell import CatchUp, Waker, write_status
 from protocol.signing import Signed, open_envelope, seal
 from protocol.transport.base import Subscription, Transport, TransportError
 from validator.certificate import CertificateCheck, WeightMode, endorse
@@ -67,6 +67,8 @@ class ValidatorConfig:
     genesis_time: float
     validators: Stakes
     miners: tuple[bytes, ...]
+    """The stake table and the registered miners for every round, unless the service is given
+    a membership timeline."""
     peers: tuple[str, ...] = ()
     work_fraction: float = 0.6
     patience: Patience = field(default_factory=Patience)
@@ -97,7 +99,10 @@ class ValidatorService:
         chain: EpochChain | None = None,
         *,
         now: Callable[[], float] = time.time,
+        timeline: MembershipTimeline | None = None,
     ) -> None:
+        """`timeline`: the membership of each round (share it with the engine; the composition
+        root refreshes it); without one, `config.validators` and `config.miners` always hold."""
         self.config = config
         self.key = key
         self.transport = transport
@@ -107,23 +112,29 @@ class ValidatorService:
         self.clock = config.clock
         self.gate = PeerGate(config.gate)
         net = config.network
+        self.timeline = timeline
+        # every check asks the table of the round it judges (protocol.membership)
+        self.stakes_at = stakes_at(config.validators if timeline is None else timeline)
+        self.miners_at = miners_at(config.miners if timeline is None else timeline)
         self.pool = ContributionPool(
-            net.network_id, config.miners, net.max_message_bytes, self.gate
+            net.network_id, self.miners_at, net.max_message_bytes, self.gate
         )
         self.follower = Follower(
             engine, config.state_dir, network_id=net.network_id,
-            validators=config.validators, max_envelope_bytes=net.max_message_bytes,
+            validators=self.stakes_at, max_envelope_bytes=net.max_message_bytes,
             on_applied=self._record,
         )
         self.ledger = Ledger.load(config.state_dir / "ledger.json")
         self.ratings = RatingStore.load(config.state_dir / "ratings.json")
         scored = engine.receipt if isinstance(engine, ReceiptSource) else None
         self.receipts = ReceiptBook(key, net.network_id, self.ratings, scored)
-        self.reviewer = Reviewer(net.network_id, config.validators,
+        self.reviewer = Reviewer(net.network_id, self.stakes_at,
                                  net.max_contributions_per_round, config.weight_mode)
         self.book = ReviewBook()
         self.certified = 0
         self.scored = 0
+        self.audits = 0
+        """Contributions audited on demand while reviewing (see `_establish_facts`)."""
         self.endorsements = 0
         """Peers' endorsements the follower accepted."""
         self.approvals = 0
@@ -136,8 +147,8 @@ class ValidatorService:
         self._at = -1
         self._entered_at = -math.inf
         self._unbooked: deque[RoundDecision] = deque()
-        self._last_catch_up = -math.inf
-        self._wake = asyncio.Event()
+        self._catch_up_log = CatchUp(config.peers, config.request_timeout_s)
+        self._waker = Waker()
         self._chain_errors = 0
 
     async def run(self) -> None:
@@ -165,14 +176,14 @@ class ValidatorService:
             at = self.engine.round_index
             if (self.pool.receive(delivery.data, delivery.from_peer, current_round=at,
                                   now=self.now()) and self.pool.complete(at)):
-                self._wake.set()  # the round may close early (see machine.next_action)
+                self._waker.set()  # the round may close early (see machine.next_action)
 
     async def _receive_bundles(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if delivery.from_peer == self.transport.peer_id:
                 continue
             if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
-                self._wake.set()
+                self._waker.set()
 
     async def _receive_endorsements(self, subscription: Subscription) -> None:
         async for delivery in subscription:
@@ -181,7 +192,7 @@ class ValidatorService:
             if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
                                                  self.now()):
                 self.endorsements += 1
-                self._wake.set()
+                self._waker.set()
 
     # -- driver ---------------------------------------------------------------------------
 
@@ -197,7 +208,7 @@ class ValidatorService:
                 at_round=at,
                 certified_in=self._certified_in,
                 next_bundle_ready=self.follower.ready(),
-                last_catch_up=self._last_catch_up,
+                last_catch_up=self._catch_up_log.last,
                 leads_current_round=self._leads(current),
                 finished=self._finished(),
                 scored=self.book.decision(at) is not None,
@@ -218,21 +229,28 @@ class ValidatorService:
                 await self._certify(current)
             else:
                 self._book_pending()  # idle: the round's critical path is done
-                await self._sleep_until(wake_time(self.clock, now, self.config.patience))
+                await self._waker.sleep_until(wake_time(self.clock, now, self.config.patience),
+                                              self.now())
 
     def _leads(self, clock_round: int) -> bool:
         """This validator certifies the replica's round during `clock_round` (see leader.py)."""
-        leader = leader_for(self.config.network.network_id, self.engine.round_index,
-                            self.engine.model_hash, clock_round, self.config.validators)
+        at = self.engine.round_index
+        leader = leader_for(self.config.network.network_id, at, self.engine.model_hash,
+                            clock_round, self.stakes_at(at))
         return leader == self.key.public.raw
+
+    def _staked(self, round_index: int) -> bool:
+        """This validator is in the stake table of `round_index`."""
+        me = self.key.public.raw
+        return any(k == me for k, _ in self.stakes_at(round_index))
 
     def _finished(self) -> bool:
         last = self.config.last_round
         return last is not None and self.engine.round_index >= last
 
     def _to_review(self, round_index: int) -> list[RoundBundle]:
-        if self.book.decision(round_index) is None:
-            return []
+        if self.book.decision(round_index) is None or not self._staked(round_index):
+            return []  # a validator without stake in the round has no vote to give
         candidates = self.follower.candidates(round_index)
         return self.book.unreviewed(round_index, candidates, self.key.public.raw)
 
@@ -242,12 +260,9 @@ class ValidatorService:
         self._write_status()
 
     async def _catch_up(self, current: int) -> None:
-        peers = [p for p in self.config.peers if p != self.transport.peer_id]
         try:
-            await self.follower.catch_up(self.transport, peers, until_round=current,
-                                         request_timeout=self.config.request_timeout_s)
+            await self._catch_up_log.run(self.follower, self.transport, current, self.now)
         finally:
-            self._last_catch_up = self.now()
             self.book.forget_before(self.engine.round_index)
 
     async def _score(self) -> None:
@@ -280,7 +295,8 @@ class ValidatorService:
         self.ledger.add_scores(epoch, decision.round_index, rewards)
         self.ratings.rate_round(decision.round_index, rewards)
         ppb = {miner: to_ppb(w) for miner, w in decision.weights().items()}
-        self.receipts.remember_round(decision.round_index, ppb, self.config.miners)
+        self.receipts.remember_round(decision.round_index, ppb,
+                                     self.miners_at(decision.round_index))
 
     async def _review(self, clock_round: int) -> None:
         """Check every new candidate of the replica's round; publish approve or dispute."""
@@ -292,12 +308,30 @@ class ValidatorService:
             cert = bundle.certificate.message
             self.book.mark_reviewed(round_index, bundle.certificate.digest)
             started = time.perf_counter()
+            decision = await self._establish_facts(decision, cert)
             check = await asyncio.to_thread(self.reviewer.check, cert, decision, clock_round,
                                             self.engine.preview)
             self.review_seconds += time.perf_counter() - started
             check = conflict_check(self.book, round_index, check, cert.new_model_hash)
             await self._publish_endorsement(cert, check)
         self._write_status()
+
+    async def _establish_facts(
+        self, decision: RoundDecision, cert: RoundCertificate
+    ) -> RoundDecision:
+        """Audit the certificate's entries this validator left out unaudited, so the review
+        disputes only facts; failures join the decision's invalid set (kept for later
+        candidates of the round)."""
+        doubtful = [e.contribution_digest for e in cert.entries
+                    if e.contribution_digest in decision.unpaid]
+        if not doubtful:
+            return decision
+        failed = await asyncio.to_thread(self.engine.audit, decision, doubtful)
+        self.audits += len(doubtful)
+        decision = replace(decision, rejected=decision.rejected | failed,
+                           unpaid=decision.unpaid - frozenset(doubtful))
+        self.book.decide(decision)
+        return decision
 
     async def _publish_endorsement(self, cert: RoundCertificate, check: CertificateCheck) -> None:
         net = self.config.network
@@ -318,7 +352,7 @@ class ValidatorService:
             await self.transport.publish(TOPIC_ENDORSEMENTS, raw)
         except TransportError as exc:
             _log.info("could not publish an endorsement: %s", exc)
-        self._wake.set()
+        self._waker.set()
 
     async def _certify(self, clock_round: int) -> None:
         """Sign this validator's decision as the round's certificate and offer it."""
@@ -352,15 +386,6 @@ class ValidatorService:
     def _record(self, bundle: RoundBundle) -> None:
         """Bookkeeping for every round applied (final): the new model's validation loss."""
         self.ledger.record_loss(bundle.round_index, self.engine.validation_loss())
-
-    async def _sleep_until(self, when: float) -> None:
-        delay = max(0.005, min(when - self.now(), 1.0))
-        self._wake.clear()
-        try:
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
 
     # -- epochs ---------------------------------------------------------------------------
 
@@ -403,6 +428,7 @@ class ValidatorService:
             "model_hash": self.engine.model_hash.hex(),
             "certified": self.certified,
             "scored": self.scored,
+            "review_audits": self.audits,
             "endorsements": self.endorsements,
             "approvals": self.approvals,
             "disputed": self.disputed,
@@ -417,6 +443,4 @@ class ValidatorService:
         }
 
     def _write_status(self) -> None:
-        if self.config.status_file is not None:
-            data = json.dumps(self.status(), sort_keys=True).encode()
-            write_atomic(self.config.status_file, data)
+        write_status(self.config.status_file, self.status())
