@@ -12,8 +12,9 @@ process (`python -m bench.network_node`), as a deployment would; `inprocess` run
 as tasks of one process sharing one trio run, the old layout, kept as the same-run baseline.
 Scenarios, in this order: full participation in the first layout (the headline: its figures
 are the JSON's top-level keys), the same with `--absent` registered miners that never run
-(the validator can never see every contribution, so no round closes early and it scores at
-the deadline: the honest worst case), and with `both` (default) the in-process baseline; the
+(round 0 waits for them until the deadline, since the validator has heard nobody yet; from
+round 1 it no longer expects miners it has not heard from lately, see
+validator.service.pool.expected), and with `both` (default) the in-process baseline; the
 others go under `scenarios` and the table shows ratios to the headline. Nodes wait for their
 GossipSub mesh (>= 4 peers) on the probe and certificate topics before genesis, so mesh
 formation is not measured. Measured:
@@ -279,7 +280,7 @@ def main() -> None:
                         help="the devnet's scoring validator, or equal weights (no scoring)")
     parser.add_argument("--absent", type=int, default=1,
                         help="registered miners that never run, in a second scenario "
-                             "(no early close: the worst case); 0 skips it")
+                             "(they hold round 0 open until the deadline); 0 skips it")
     parser.add_argument("--stage-timeout", type=float, default=180.0,
                         help="seconds a node may take to start up or drain")
     args = parser.parse_args()

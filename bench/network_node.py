@@ -54,8 +54,8 @@ class NodePlan:
     """"scoring" (the devnet's validator) or "equal" (equal weights, no scoring)."""
     stage_timeout_s: float
     absent: int = 0
-    """Registered miners that never run: the validator waits for them in vain, so a round
-    cannot close before its work deadline (the honest worst case of early closing)."""
+    """Registered miners that never run: the validator waits for them in vain until it has
+    heard the others for a round (then it stops expecting the silent ones)."""
 
     @property
     def directory(self) -> Path:

@@ -43,10 +43,12 @@ def test_full_participation_scores_before_the_deadline() -> None:
     assert summary["absent_miners"] == 0
 
 
-def test_an_absent_miner_keeps_every_round_open_until_the_deadline() -> None:
+def test_an_absent_miner_keeps_the_first_round_open_until_the_deadline() -> None:
     summary = run_mode("processes", _args(), absent=1)
     _check_common(summary)
     assert summary["absent_miners"] == 1
-    assert summary["rounds_scored_early"] == 0
-    assert summary["rounds_closed_early"] == 0
+    # round 0: the validator has heard nobody yet, so it waits for every registered miner
+    # until the deadline; from round 1 the silent one is no longer expected (pool.expected)
+    assert summary["rounds_scored_early"] <= 1
+    assert summary["rounds_closed_early"] <= 1
     assert summary["round_overhead_fraction"] > 0

@@ -3,7 +3,8 @@
 Like the miner, a validator applies final bundles in order and catches up when it is behind the
 clock. In the CERTIFY phase of each clock round EVERY validator scores the round its replica is
 at (normally the clock's round, or an older one when the network fell behind), once — or
-earlier, in the round's WORK phase, as soon as every registered miner's contribution is in. The
+earlier, in the round's WORK phase, as soon as every expected miner's contribution is in
+(the registered miners it heard from in the last few rounds: validator.service.pool). The
 round's leader then certifies its own decision; every other validator reviews each candidate
 certificate of that round against its own scoring and endorses or disputes it. A round nobody
 made final passes to the next fallback leader in the next clock round, so history never stalls
@@ -59,8 +60,8 @@ class ValidatorView:
     entered_at: float = -math.inf
     """When the replica reached `at_round` (-inf: at start-up)."""
     all_in: bool = False
-    """Every registered miner's contribution to `at_round` is in the pool: nothing more can
-    arrive (one per miner and round), so the round may be scored before the work deadline."""
+    """Every expected miner's contribution to `at_round` is in the pool (one per miner and
+    round is the most it may send), so the round may be scored before the work deadline."""
 
 
 def next_action(

@@ -18,6 +18,9 @@ from protocol.replay import ReplayGuard
 from protocol.signing import Signed, open_envelope
 
 ROUNDS_AHEAD = 1
+ACTIVE_ROUNDS = 3
+"""A registered miner is expected in a round if this validator heard from it in one of the
+previous ACTIVE_ROUNDS rounds (see `ContributionPool.complete`)."""
 
 
 class ContributionPool:
@@ -39,6 +42,8 @@ class ContributionPool:
         self.gate = gate
         self.replay = replay or ReplayGuard(past_rounds=1, future_rounds=ROUNDS_AHEAD)
         self.rounds: dict[int, dict[bytes, Signed[Contribution]]] = {}
+        self.heard: dict[int, set[bytes]] = {}
+        """Senders of the contributions kept, per round (the recent rounds only)."""
 
     def receive(self, raw: bytes, peer: str, *, current_round: int, now: float) -> bool:
         """Screen one delivery; True if it was kept for certification."""
@@ -52,20 +57,36 @@ class ContributionPool:
         self.gate.accept()
         kept = self.rounds.setdefault(signed.message.round_index, {})
         kept.setdefault(signed.message.sender, signed)
+        self.heard.setdefault(signed.message.round_index, set()).add(signed.message.sender)
         return True
 
-    def complete(self, round_index: int) -> bool:
-        """Every registered miner has a contribution to `round_index` here (one is the most a
-        miner may send), so waiting longer could add nothing."""
-        kept = self.rounds.get(round_index, {})
+    def expected(self, round_index: int) -> frozenset[bytes]:
+        """The miners worth waiting for in `round_index`: the registered ones heard from in
+        the previous ACTIVE_ROUNDS rounds; all registered ones when this validator heard
+        nobody then (start-up, restart), so it never guesses from no evidence."""
         miners = self.miners_at(round_index)
-        return bool(miners) and all(m in kept for m in miners)
+        window = range(round_index - ACTIVE_ROUNDS, round_index)
+        recent = set().union(*(self.heard.get(r, set()) for r in window))
+        if not recent:
+            return frozenset(miners)
+        return frozenset(m for m in miners if m in recent)
+
+    def complete(self, round_index: int) -> bool:
+        """Every expected miner has a contribution to `round_index` here (one is the most a
+        miner may send), so waiting longer is unlikely to add anything. A registered miner
+        silent for ACTIVE_ROUNDS rounds is not waited for: if it comes back, a round that
+        closed early without it costs it that one round, and it is expected again next."""
+        kept = self.rounds.get(round_index, {})
+        expected = self.expected(round_index)
+        return bool(expected) and all(m in kept for m in expected)
 
     def take(self, round_index: int, base_model_hash: bytes) -> list[Signed[Contribution]]:
         """The contributions of `round_index` computed on `base_model_hash`; older rounds go."""
         kept = self.rounds.pop(round_index, {})
         for stale in [r for r in self.rounds if r < round_index]:
             del self.rounds[stale]
+        for old in [r for r in self.heard if r < round_index - ACTIVE_ROUNDS]:
+            del self.heard[old]
         return [s for s in kept.values() if s.message.base_model_hash == base_model_hash]
 
     def _check(self, raw: bytes, current_round: int) -> Signed[Contribution]:
