@@ -6,7 +6,6 @@ a copycat and a validator run through the real services over the in-memory trans
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from dataclasses import replace
@@ -16,13 +15,10 @@ import pytest
 
 from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
-from protocol.identity import NodeKey
 from protocol.messages import Contribution
 from protocol.netconfig import NetworkConfig
 from protocol.rounds import RoundClock
 from protocol.signing import open_envelope, seal
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from seedswarm.devnet.copycat import COPYCAT_STATUS, ContributionTap, LiveCopycat
 from seedswarm.devnet.engine import CertifyingEngine, default_certifier, round_context, work_config
 from seedswarm.devnet.genesis import network_config, write_base
@@ -36,14 +32,11 @@ from seedswarm.devnet.miners import (
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.attackers import NoiseMiner
 from seedswarm.sim.roles import RoundContext
+from tests.services.harness import key as _key
+from tests.services.harness import run_until_round, transports
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
-LIMITS = Limits(max_message_bytes=1 << 20)
-
-
-def _key(label: str) -> NodeKey:
-    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
 
 
 HONEST = [_key("copycat-test-honest-0"), _key("copycat-test-honest-1")]
@@ -153,13 +146,10 @@ def test_copycat_is_a_live_attack() -> None:
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> tuple[ValidatorService,
                                                                        LiveCopycat]:
-    medium = MemoryNetwork()
+    transport = transports(network.network_id)
     work = work_config(network)
     common = {"network": network, "genesis_time": time.time() + 2.0,
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
-
-    def transport(key: NodeKey) -> MemoryTransport:
-        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     vstate = ModelState.from_base(network, base)
     certifier = default_certifier(network, LEADER, tmp / "v")
@@ -180,20 +170,8 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> tuple[Validator
     assert isinstance(copycat_service, MinerService)
     assert isinstance(copycat_service.produce, MinerProduce)
     copycat = copycat_service.produce.miner
-    for s in services:
-        await s.transport.start()
-    try:
-        async with asyncio.timeout(90), asyncio.TaskGroup() as group:
-            tasks = [group.create_task(s.run()) for s in services]
-            tasks.append(group.create_task(tap.listen(copycat_service.transport)))
-            while any(s.engine.round_index < ROUNDS if isinstance(s, ValidatorService)  # noqa: ASYNC110
-                      else s.state.round_index < ROUNDS for s in services):
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-    finally:
-        for s in services:
-            await s.transport.stop()
+    await run_until_round(services, ROUNDS, limit_s=90,
+                          extra=[tap.listen(copycat_service.transport)])
     assert isinstance(copycat, LiveCopycat)
     return validator, copycat
 

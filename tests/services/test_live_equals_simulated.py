@@ -5,17 +5,13 @@ when both certify through the same validator pipeline (`ScoringCertifier`)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 
 from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
 from node.work import WorkConfig
-from protocol.identity import NodeKey
 from protocol.netconfig import NetworkConfig
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from seedswarm.devnet.engine import CertifyingEngine, work_config
 from seedswarm.devnet.genesis import network_config, write_base
 from seedswarm.devnet.miners import miner_produce
@@ -24,31 +20,26 @@ from seedswarm.sim.genesis import Genesis
 from seedswarm.sim.roles import HonestMiner
 from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, run_rounds
+from tests.services.harness import key as _key
+from tests.services.harness import run_until_round, transports
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
 MINERS = 3
-LIMITS = Limits(max_message_bytes=1 << 20)
-
-
-def _key(label: str) -> NodeKey:
-    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
 
 
 MINER_KEYS = [_key(f"miner-{i}") for i in range(MINERS)]
 LEADER = _key("validator")
 
 
-def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwork,
+def _services(network: NetworkConfig, base: Path, tmp: Path,
               ) -> tuple[list[MinerService | ValidatorService], list[ModelState]]:
+    transport = transports(network.network_id)
     work = work_config(network)
     miners = tuple(k.public.raw for k in MINER_KEYS)
     genesis = time.time() + 2.0
     common = {"network": network, "genesis_time": genesis, "peers": (LEADER.peer_id,),
               "last_round": ROUNDS}
-
-    def transport(key: NodeKey) -> MemoryTransport:
-        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
     engine = CertifyingEngine(states[0], ScoringCertifier(network, LEADER), miners, work)
@@ -66,20 +57,8 @@ def _services(network: NetworkConfig, base: Path, tmp: Path, medium: MemoryNetwo
 
 
 async def _run_live(network: NetworkConfig, base: Path, tmp: Path) -> list[bytes]:
-    services, states = _services(network, base, tmp, MemoryNetwork())
-    transports = [s.transport for s in services]
-    for t in transports:
-        await t.start()
-    try:
-        async with asyncio.timeout(60), asyncio.TaskGroup() as group:
-            tasks = [group.create_task(s.run()) for s in services]
-            while any(state.round_index < ROUNDS for state in states):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-    finally:
-        for t in transports:
-            await t.stop()
+    services, states = _services(network, base, tmp)
+    await run_until_round(services, ROUNDS, limit_s=60)
     return [state.model_hash for state in states]
 
 

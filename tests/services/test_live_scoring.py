@@ -6,7 +6,6 @@ state survives a restart of the validator's scoring."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 
@@ -15,25 +14,17 @@ import pytest
 from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
 from protocol.errors import ConfigError
-from protocol.identity import NodeKey
 from protocol.netconfig import NetworkConfig
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
 from seedswarm.devnet.genesis import network_config, write_base
 from seedswarm.devnet.miners import live_miner, miner_produce
 from seedswarm.devnet.scoring import scoring_certifier
 from seedswarm.devnet.spec import DevnetSpec
+from tests.services.harness import key as _key
+from tests.services.harness import run_until_round, transports
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
-LIMITS = Limits(max_message_bytes=1 << 20)
-
-
-def _key(label: str) -> NodeKey:
-    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
-
-
 HONEST = [_key("honest-0"), _key("honest-1")]
 ATTACKER = _key("noise-0")
 LEADER = _key("scoring-validator")
@@ -41,14 +32,11 @@ MINERS = [(k, "") for k in HONEST] + [(ATTACKER, "noise")]
 
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorService:
-    medium = MemoryNetwork()
+    transport = transports(network.network_id)
     work = work_config(network)
     keys = tuple(k.public.raw for k, _ in MINERS)
     common = {"network": network, "genesis_time": time.time() + 2.0,
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
-
-    def transport(key: NodeKey) -> MemoryTransport:
-        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     vstate = ModelState.from_base(network, base)
     certifier = default_certifier(network, LEADER, tmp / "v")
@@ -57,26 +45,13 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorServic
     validator = ValidatorService(vconfig, LEADER, transport(LEADER),
                                  CertifyingEngine(vstate, certifier, keys, work))
     services: list[MinerService | ValidatorService] = [validator]
-    states = [vstate]
     for i, (key, attack) in enumerate(MINERS):
         state = ModelState.from_base(network, base)
         config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
         produce = miner_produce(live_miner(attack, key, work), keys, work)
         services.append(MinerService(config, transport(key), state, produce))
-        states.append(state)
-    for s in services:
-        await s.transport.start()
-    try:
-        async with asyncio.timeout(90), asyncio.TaskGroup() as group:
-            tasks = [group.create_task(s.run()) for s in services]
-            while any(state.round_index < ROUNDS for state in states):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-    finally:
-        for s in services:
-            await s.transport.stop()
+    await run_until_round(services, ROUNDS, limit_s=90)
     return validator
 
 

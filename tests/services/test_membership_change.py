@@ -11,7 +11,6 @@ every replica ends on one model.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 
@@ -26,22 +25,17 @@ from protocol.membership import Membership, MembershipTimeline
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.signing import message_digest, seal
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
 from seedswarm.devnet.genesis import network_config, write_base
 from seedswarm.devnet.miners import live_miner, miner_produce
 from seedswarm.devnet.spec import DevnetSpec
+from tests.services.harness import key as _key
+from tests.services.harness import run_until_round, transports
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 NET = "membership-change"
 JOIN = 2
 ROUNDS = 4
-LIMITS = Limits(max_message_bytes=1 << 20)
-
-
-def _key(label: str) -> NodeKey:
-    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
 
 
 FIRST, SECOND = _key("validator-0"), _key("validator-1")
@@ -101,16 +95,13 @@ Services = tuple[list[ValidatorService], list[MinerService]]
 
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
-    medium = MemoryNetwork()
+    transport = transports(network.network_id)
     work = work_config(network)
     validators = [FIRST, SECOND]
     everyone = [*validators, *MINERS, NEWCOMER]
     common = {"network": network, "genesis_time": time.time() + 2.0,
               "validators": _before().validators, "last_round": ROUNDS,
               "peers": tuple(k.peer_id for k in validators)}
-
-    def transport(key: NodeKey) -> MemoryTransport:
-        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     vservices = []
     for i, key in enumerate(validators):
@@ -135,19 +126,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
                                       timeline=timeline))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
     assert len(services) == len(everyone)
-    for s in services:
-        await s.transport.start()
-    try:
-        async with asyncio.timeout(150), asyncio.TaskGroup() as group:
-            tasks = [group.create_task(s.run()) for s in services]
-            while any(s.follower.replica.round_index < ROUNDS  # noqa: ASYNC110
-                      for s in services):
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-    finally:
-        for s in services:
-            await s.transport.stop()
+    await run_until_round(services, ROUNDS, limit_s=150)
     return vservices, mservices
 
 

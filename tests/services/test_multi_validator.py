@@ -11,7 +11,6 @@ certifies round 0, and every replica ends on one model.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -27,12 +26,12 @@ from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle
 from protocol.rounds import RoundClock
 from protocol.signing import Signed
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
 from seedswarm.devnet.genesis import network_config, write_base
 from seedswarm.devnet.miners import live_miner, miner_produce
 from seedswarm.devnet.spec import DevnetSpec
+from tests.services.harness import key as _key
+from tests.services.harness import run_until_round, transports
 from validator.certificate import Dispute
 from validator.leader import select_leader
 from validator.service.machine import ValidatorAction, ValidatorView, next_action
@@ -42,11 +41,6 @@ from validator.service.validator import ValidatorConfig, ValidatorService
 
 CLOCK = RoundClock(genesis_time=1000.0, round_length=4.0, work_fraction=0.5)
 ROUNDS = 3
-LIMITS = Limits(max_message_bytes=1 << 20)
-
-
-def _key(label: str) -> NodeKey:
-    return NodeKey.from_bytes(hashlib.sha256(label.encode()).digest())
 
 
 # -- the pure decision function ---------------------------------------------------------------
@@ -158,7 +152,7 @@ def _cast(network: NetworkConfig) -> Cast:
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
                ) -> tuple[list[ValidatorService], list[MinerService]]:
-    medium = MemoryNetwork()
+    transport = transports(network.network_id)
     work = work_config(network)
     miners = tuple(k.public.raw for k, _ in MINERS)
     greedy, honest = cast
@@ -166,9 +160,6 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
     stakes = tuple((k.public.raw, s) for k, s in validators)
     common = {"network": network, "genesis_time": time.time() + 2.0, "validators": stakes,
               "peers": tuple(k.peer_id for k, _ in validators), "last_round": ROUNDS}
-
-    def transport(key: NodeKey) -> MemoryTransport:
-        return MemoryTransport(medium, key.peer_id, network_id=network.network_id, limits=LIMITS)
 
     vservices = []
     for i, (key, _) in enumerate(validators):
@@ -186,19 +177,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
         mservices.append(MinerService(mconfig, transport(key),
                                       ModelState.from_base(network, base), produce))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
-    for s in services:
-        await s.transport.start()
-    try:
-        async with asyncio.timeout(150), asyncio.TaskGroup() as group:
-            tasks = [group.create_task(s.run()) for s in services]
-            while any(s.follower.replica.round_index < ROUNDS  # noqa: ASYNC110
-                      for s in services):
-                await asyncio.sleep(0.05)
-            for task in tasks:
-                task.cancel()
-    finally:
-        for s in services:
-            await s.transport.stop()
+    await run_until_round(services, ROUNDS, limit_s=150)
     return vservices, mservices
 
 
