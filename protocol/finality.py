@@ -11,11 +11,8 @@ Nodes apply only final rounds, and their on-disk log keeps the proof next to eac
 
     finalized := frames(bundle, endorsement envelope, ...)     (at most one per validator)
 
-A bare bundle (what a leader logs for the round it certified, and what logs held before
-finality existed) is also read as a log entry, with no endorsements: it is final only when its
-leader alone holds a stake majority. The two forms cannot be confused: a bare bundle's first
-frame is an envelope (version byte 1), a finalized entry's first frame is a bundle, whose
-frame count starts with a zero byte.
+A leader holding a stake majority alone (a one-validator network) logs its rounds with no
+endorsements: its signature is the proof.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ from protocol.leader import StakeTable, canonical_stakes
 from protocol.membership import MembershipTimeline, StakesAt, stakes_at
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.roundlog import RoundBundle, decode_frames, encode_frames, open_bundle
-from protocol.signing import ENVELOPE_VERSION, Signed, message_digest, open_envelope
+from protocol.signing import Signed, message_digest, open_envelope
 
 FINALITY_THRESHOLD = Fraction(1, 2)
 """Approving stake must exceed this share of all stake (2/3 gives BFT-style safety)."""
@@ -208,12 +205,6 @@ class FinalizedRound:
         return encode_frames([self.bundle.encode(), *(s.envelope for s in self.endorsements)])
 
 
-def is_bare_bundle(raw: bytes) -> bool:
-    """Whether ``raw`` is a bundle rather than a finalized entry (see the module docstring)."""
-    # count:u32 | length:u32 | first frame: an envelope starts with its version byte
-    return len(raw) > 8 and raw[8] == ENVELOPE_VERSION
-
-
 def open_finalized(
     raw: bytes,
     *,
@@ -227,13 +218,10 @@ def open_finalized(
 
     `validators` is the stake table, or a per-round lookup asked for the entry's round."""
     lookup = stakes_at(validators)
-    if is_bare_bundle(raw):
-        bundle_raw, proof_frames = raw, []
-    else:
-        frames = decode_frames(raw)
-        if not frames:
-            raise MessageRejected(RejectReason.MALFORMED, "empty log entry")
-        bundle_raw, proof_frames = frames[0], frames[1:]
+    frames = decode_frames(raw)
+    if not frames:
+        raise MessageRejected(RejectReason.MALFORMED, "empty log entry")
+    bundle_raw, proof_frames = frames[0], frames[1:]
     bundle = open_bundle(bundle_raw, network_id=network_id, validators=lookup,
                          max_envelope_bytes=max_envelope_bytes)
     try:

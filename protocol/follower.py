@@ -28,7 +28,6 @@ from protocol.finality import (
     EndorsementBook,
     FinalizedRound,
     SignedEndorsement,
-    is_bare_bundle,
     open_finalized,
 )
 from protocol.logstore import RoundLogStore
@@ -101,16 +100,6 @@ class Follower:
         self.failures = 0
 
     # -- opening ----------------------------------------------------------------------------
-
-    def open(self, raw: bytes) -> RoundBundle:
-        """The bundle in `raw`: a gossiped bundle, or a log entry (whose proof is checked).
-
-        MessageRejected if it is not a valid certified round.
-        """
-        if is_bare_bundle(raw):
-            return open_bundle(raw, network_id=self.network_id, validators=self.stakes_at,
-                               max_envelope_bytes=self.max_envelope_bytes)
-        return self.open_entry(raw).bundle
 
     def open_entry(self, raw: bytes) -> FinalizedRound:
         """Verify a log entry and its proof of finality (MessageRejected otherwise)."""

@@ -262,10 +262,11 @@ def test_finalized_entries_round_trip_and_need_enough_endorsements() -> None:
     entry = FinalizedRound(bundle, (opened(vote(helper, bundle)),))
     back = _open(entry.encode(), TRIO)
     assert back == entry and back.encode() == entry.encode()
-    for lacking in (FinalizedRound(bundle, ()).encode(), bundle.encode()):
-        with pytest.raises(MessageRejected) as info:
-            _open(lacking, TRIO)
-        assert info.value.reason is RejectReason.NOT_FINAL, info.value
+    with pytest.raises(MessageRejected) as info:
+        _open(FinalizedRound(bundle, ()).encode(), TRIO)
+    assert info.value.reason is RejectReason.NOT_FINAL, info.value
+    with pytest.raises(MessageRejected):  # a bare bundle is no log entry at all
+        _open(bundle.encode(), TRIO)
     disputed = FinalizedRound(bundle, (opened(vote(helper, bundle, approve=False)),))
     with pytest.raises(MessageRejected):
         _open(disputed.encode(), TRIO)
@@ -290,11 +291,12 @@ def test_finalized_entries_refuse_forged_proofs() -> None:
         _open(encode_frames([bundle.encode(), *[vote(helper, bundle)] * 4]), TRIO)
 
 
-def test_a_bare_bundle_is_a_log_entry_only_when_its_leader_holds_a_majority() -> None:
+def test_a_majority_leader_alone_is_proof_enough() -> None:
     solo = [(SOLO.public.raw, 1)]
     bundle = make_bundle(SOLO, 0, GENESIS)
-    assert _open(bundle.encode(), solo) == FinalizedRound(bundle, ())
-    assert _open(FinalizedRound(bundle, ()).encode(), solo).bundle == bundle
+    assert _open(FinalizedRound(bundle, ()).encode(), solo) == FinalizedRound(bundle, ())
+    with pytest.raises(MessageRejected):  # only the finalized form is a log entry
+        _open(bundle.encode(), solo)
     assert decode_frames(FinalizedRound(bundle, ()).encode())[0] == bundle.encode()
 
 
@@ -315,7 +317,7 @@ def test_single_validator_network_applies_at_once(tmp_path: Path) -> None:
     assert asyncio.run(f.advance()) == [0]
     stored = f.store.get(0)
     assert stored is not None
-    assert f.open(stored).new_model_hash == f.replica.model_hash
+    assert f.open_entry(stored).bundle.new_model_hash == f.replica.model_hash
     assert f.open_entry(stored).endorsements == ()
 
 
@@ -373,7 +375,7 @@ def test_a_final_bundle_that_does_not_reproduce_gives_way(tmp_path: Path) -> Non
     assert asyncio.run(f.advance()) == [0]
     assert replica.applied == [honest.certificate.digest]
     assert f.failures <= 1  # the bad one failed (if it was tried first) and was dropped
-    assert f.open(f.store.get(0) or b"").certificate.digest == honest.certificate.digest
+    assert f.open_entry(f.store.get(0) or b"").bundle.certificate.digest == honest.certificate.digest
 
 
 def test_a_bundle_on_the_wrong_previous_model_is_refused(tmp_path: Path) -> None:

@@ -194,7 +194,7 @@ def test_live_copycat_copies_every_round_and_is_never_paid(
     for r in range(ROUNDS):
         raw = validator.follower.store.get(r)
         assert raw is not None, f"round {r} was not certified"
-        bundle = validator.follower.open(raw)
+        bundle = validator.follower.open_entry(raw).bundle
         assert me not in {c.message.sender for c in bundle.contributions}  # never certified
         assert copies[r]["victim"] in honest
         # what it copied is what the honest miner published (and got certified for)

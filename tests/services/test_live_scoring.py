@@ -65,7 +65,7 @@ def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Pat
     for r in range(ROUNDS):
         raw = validator.follower.store.get(r)
         assert raw is not None, f"round {r} was not certified"
-        for entry in validator.follower.open(raw).certificate.message.entries:
+        for entry in validator.follower.open_entry(raw).bundle.certificate.message.entries:
             certified[entry.sender] = certified.get(entry.sender, 0) + entry.weight_ppb
     attacker = ATTACKER.public.raw
     assert attacker not in certified
