@@ -100,8 +100,10 @@ async def _dial(plan: NodePlan, index: int, transport: Any) -> None:
 
 
 async def _drain(subscription: Any) -> None:
+    """Consume a topic this node must join (to be in its mesh) but has no use for: an unread
+    subscription would fill its queue and count drops."""
     async for _ in subscription:
-        pass
+        continue
 
 
 @dataclass

@@ -10,6 +10,7 @@ when the replica falls behind (`catch_up_from_peers`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -41,11 +42,9 @@ class Waker:
         `max_sleep_s`, or until `set` is called."""
         delay = max(MIN_SLEEP_S, min(when - now, self.max_sleep_s))
         self._event.clear()
-        try:
+        with contextlib.suppress(TimeoutError):  # the timeout is the normal way to wake
             async with asyncio.timeout(delay):
                 await self._event.wait()
-        except TimeoutError:
-            pass
 
 
 def write_status(path: Path | None, status: Mapping[str, Any]) -> None:

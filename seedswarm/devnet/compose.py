@@ -119,5 +119,7 @@ def _cancel_on_signals() -> None:
     if task is None:
         return
     for sig in (signal.SIGTERM, signal.SIGINT):
+        # no signal handlers outside the main thread or on some platforms: Ctrl-C then ends
+        # the process the default way, which is still clean for a node (state is atomic)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, task.cancel)

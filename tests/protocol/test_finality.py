@@ -375,7 +375,8 @@ def test_a_final_bundle_that_does_not_reproduce_gives_way(tmp_path: Path) -> Non
     assert asyncio.run(f.advance()) == [0]
     assert replica.applied == [honest.certificate.digest]
     assert f.failures <= 1  # the bad one failed (if it was tried first) and was dropped
-    assert f.open_entry(f.store.get(0) or b"").bundle.certificate.digest == honest.certificate.digest
+    logged = f.open_entry(f.store.get(0) or b"").bundle
+    assert logged.certificate.digest == honest.certificate.digest
 
 
 def test_a_bundle_on_the_wrong_previous_model_is_refused(tmp_path: Path) -> None:
