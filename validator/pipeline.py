@@ -52,12 +52,12 @@ import math
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 from protocol.assignment import random_samples
 from protocol.encoding import decode, encode
-from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, ScoreReceipt
+from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import keyed_hash
 from protocol.replay import ReplayGuard
@@ -70,20 +70,26 @@ from validator.filters import (
     run_filters,
 )
 from validator.gates import nonnegative
-from validator.liveness import LivenessPolicy, Presence, liveness_factor, mark_seen, needs_reset
+from validator.liveness import Presence, liveness_factor, mark_seen, needs_reset
 from validator.loss_delta import (
-    INDICATOR_ALPHA,
     LossDelta,
-    LossMeasurement,
     loss_delta,
     own_beats_random,
     update_indicator,
 )
-from validator.outcome import MatchScorePolicy, RoundOutcome, match_score
+from validator.outcome import RoundOutcome, match_score
+from validator.pipeline_types import (
+    Arrival,
+    MinerBook,
+    MinerRound,
+    RoundOracle,
+    RoundScoring,
+    ScoringPolicy,
+    WeightedContribution,
+)
 from validator.ratings import RatingStore
 from validator.receipts import build_receipt
 from validator.reward import (
-    RewardPolicy,
     explain_reward,
     indicator_factor,
     rating_factor,
@@ -91,7 +97,6 @@ from validator.reward import (
 )
 from validator.trust import (
     AuditRecord,
-    TrustPolicy,
     after_audit,
     audit_policy,
     is_banned,
@@ -103,140 +108,10 @@ from validator.verification import (
     verify_contribution,
     zo_noise_floor,
 )
-from validator.weights import WeightPolicy, epoch_weights
+from validator.weights import epoch_weights
 
 _PERSON_EVAL_DATA = b"ss:eval-data"
 STATE_VERSION = 1
-
-WeightedContribution = tuple[Contribution, float]
-
-
-class RoundOracle(Protocol):
-    """What the pipeline asks of the round's certified model (implemented next to the model).
-
-    Weights are the scale at which a contribution is applied alone: ``weight · δ_c`` with δ_c
-    what the apply rule adds at weight 1. ``influence`` must accept contributions certified in
-    earlier rounds (the cascade) and measure them on the current model.
-    """
-
-    def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
-        """Raw scalars at ``indices``, as an honest sender computes them."""
-        ...
-
-    def assigned_loss(self, contribution: Contribution) -> float:
-        """The model's loss on the sender's assigned data (the ZO noise floor's scale)."""
-        ...
-
-    def num_train_samples(self) -> int:
-        """How many training samples the task has (the range of random evaluation data)."""
-        ...
-
-    def measure(
-        self, contribution: Contribution, weight: float, random_indices: Sequence[int]
-    ) -> LossMeasurement:
-        """Losses before/after applying the contribution: assigned data and these samples."""
-        ...
-
-    def influence(self, contribution: Contribution, weight: float) -> float:
-        """``∇L_valᵀ (weight · δ_c)`` on the current model (nats; negative = helpful)."""
-        ...
-
-    def validation_loss(self) -> float:
-        """The current model's loss on the validation data ``influence`` uses."""
-        ...
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """One message as received: its bytes and when (validator clock, seconds)."""
-
-    raw: bytes
-    received_at: float
-
-
-@dataclass(frozen=True)
-class ScoringPolicy:
-    """Every constant of the pipeline; see the modules each part comes from.
-
-    ``random_samples = 32``: the validator's random evaluation batch (Templar's HEAD used 8;
-    more samples cost a few forward passes and steady the own-vs-random comparison).
-    ``cascade_hops = 2`` with ``cascade_decay = 0.5``: influence keeps being credited for two
-    rounds after certification, at 1/2 and 1/4 weight.
-    """
-
-    verification: VerificationPolicy = field(default_factory=VerificationPolicy)
-    trust: TrustPolicy = field(default_factory=TrustPolicy)
-    reward: RewardPolicy = field(default_factory=RewardPolicy)
-    match: MatchScorePolicy = field(default_factory=MatchScorePolicy)
-    weights: WeightPolicy = field(default_factory=WeightPolicy)
-    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
-    certificate_mode: WeightMode = WeightMode.SCALARS
-    random_samples: int = 32
-    cascade_hops: int = 2
-    cascade_decay: float = 0.5
-    indicator_alpha: float = INDICATOR_ALPHA
-
-
-@dataclass
-class MinerBook:
-    """What this validator remembers about one miner between rounds."""
-
-    audits: AuditRecord = field(default_factory=AuditRecord)
-    indicator: float = 0.0
-    presence: Presence | None = None
-    epoch_score: float = 0.0
-
-
-@dataclass(frozen=True)
-class MinerRound:
-    """One miner's round as this validator saw it."""
-
-    miner: bytes
-    filter: FilterReason
-    detail: str
-    contribution: Contribution | None
-    digest: bytes | None
-    verification: VerificationResult | None
-    outcome: RoundOutcome
-    value: float
-    reward: float
-    weight_ppb: int
-    receipt: ScoreReceipt
-
-
-@dataclass(frozen=True)
-class RoundScoring:
-    """Everything ``score_round`` decided.
-
-    ``entries`` are certificate entries (canonical order, ppb summing to 1e9, or empty);
-    ``certified`` the same as (contribution, weight) pairs for an apply. Costs are in
-    forward-pass equivalents (``validator.verification.VerificationCost``): ``verify_passes``
-    what stage 2 spent, ``miner_passes`` what the miners spent on the contributions that
-    reached stage 2; ``value_passes`` is not known here (the oracle counts it).
-    """
-
-    round_index: int
-    miners: dict[bytes, MinerRound]
-    refused: int
-    entries: tuple[CertEntry, ...]
-    certified: tuple[WeightedContribution, ...]
-    epoch_weights: dict[str, int] | None
-    verify_passes: int
-    miner_passes: int
-    counters: FilterCounters
-    rejected: frozenset[bytes] = frozenset()
-    """Digests of every contribution this validator would not certify (failed filters,
-    verification, ban, or no positive reward)."""
-    invalid: frozenset[bytes] = frozenset()
-    """The objective part of ``rejected``: failed filters, failed verification, banned
-    sender. A reviewer passes these as ``ReviewContext.rejected``: "no positive reward" rests
-    on this validator's own random evaluation data, so honest validators can differ on it,
-    while a failed check is a fact any leader could have found."""
-
-    @property
-    def receipts(self) -> list[ScoreReceipt]:
-        return [m.receipt for _, m in sorted(self.miners.items())]
-
 
 @dataclass
 class _Pending:
@@ -344,22 +219,11 @@ class ScoringPipeline:
         fact). Before endorsing, it establishes the fact; a failure counts like any failed
         audit (ban, forfeited epoch score). ``oracle`` must be of the round's model.
         """
-        trust = self.policy.trust
-        forced = replace(self.policy.verification, zo_audit_probability=1.0,
-                         fo_audit_probability=1.0)
-        if contribution.codec == "fo":
-            fraction = max(forced.sample_fraction, trust.fo_sample_fraction)
-            forced = replace(forced, sample_fraction=fraction)
-        absolute = 0.0
-        if contribution.codec == "zo":
-            absolute = zo_noise_floor(oracle.assigned_loss(contribution), self.network.spsa_eps)
-        result = verify_contribution(contribution, oracle, secret=self.secret, policy=forced,
-                                     absolute=absolute)
         book = self.book(contribution.sender)
-        book.audits = after_audit(book.audits, result.verified, round_index)
-        if result.verified is False:
-            book.epoch_score = 0.0
-        return result
+        policy = audit_policy(self.policy.verification, book.audits, self.policy.trust,
+                              contribution.codec)
+        forced = replace(policy, zo_audit_probability=1.0, fo_audit_probability=1.0)
+        return self._audit(round_index, contribution, oracle, forced)
 
     def book(self, miner: bytes) -> MinerBook:
         """The book of ``miner`` (created empty for a stranger)."""
@@ -433,16 +297,24 @@ class ScoringPipeline:
             p.gate = passes_verification(None, book.audits, t, trust)
             return
         policy = audit_policy(self.policy.verification, book.audits, trust, c.codec)
+        result = self._audit(t, c, oracle, policy)
+        p.verification = result
+        p.gate = passes_verification(result.verified, book.audits, t, trust)
+
+    def _audit(self, t: int, c: Contribution, oracle: RoundOracle,
+               policy: VerificationPolicy) -> VerificationResult:
+        """Stage 2 proper: verify ``c`` under ``policy`` and book the outcome in its sender's
+        audit record (a failed audit bans and forfeits the epoch, validator.trust)."""
         absolute = 0.0
         if c.codec == "zo":
             absolute = zo_noise_floor(oracle.assigned_loss(c), self.network.spsa_eps)
         result = verify_contribution(c, oracle, secret=self.secret, policy=policy,
                                      absolute=absolute)
-        p.verification = result
-        p.gate = passes_verification(result.verified, book.audits, t, trust)
+        book = self.book(c.sender)
         book.audits = after_audit(book.audits, result.verified, t)
         if result.verified is False:
-            book.epoch_score = 0.0  # a failed audit forfeits the epoch (validator.trust)
+            book.epoch_score = 0.0
+        return result
 
     def _measure(self, t: int, measured: Sequence[_Pending], oracle: RoundOracle) -> None:
         if not measured:

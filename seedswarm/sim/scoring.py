@@ -21,7 +21,8 @@ from protocol.signing import seal
 from seedswarm.sim.oracle import SimRoundOracle
 from seedswarm.sim.roles import RoundContext
 from validator.filters import FilterContext, RoundWindow
-from validator.pipeline import Arrival, RoundScoring, ScoringPipeline, ScoringPolicy
+from validator.pipeline import ScoringPipeline
+from validator.pipeline_types import Arrival, RoundScoring, ScoringPolicy
 from validator.ratings import RatingStore
 
 
