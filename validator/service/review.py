@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from protocol.leader import LEADER_ATTEMPTS, leader_sequence
 from protocol.membership import MembershipTimeline, StakesAt, stakes_at
 from protocol.messages import RoundCertificate
 from protocol.randomness import round_beacon
@@ -25,7 +26,6 @@ from validator.certificate import (
     WeightMode,
     check_certificate,
 )
-from validator.leader import LEADER_ATTEMPTS, select_leader
 from validator.service.leader import Stakes, leader_attempt
 from validator.service.ports import RoundDecision
 
@@ -40,8 +40,8 @@ def attempt_of(
     certificate's signer; the attempt in force when none does (the check then disputes it)."""
     beacon = round_beacon(network_id, cert.round_index, cert.prev_model_hash)
     latest = min(LEADER_ATTEMPTS - 1, max(0, clock_round - cert.round_index))
-    for attempt in range(latest + 1):
-        if select_leader(beacon, validators, attempt) == cert.leader:
+    for attempt, leader in enumerate(leader_sequence(beacon, validators, latest + 1)):
+        if leader == cert.leader:
             return attempt
     return leader_attempt(clock_round, cert.round_index)
 
