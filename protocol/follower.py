@@ -178,15 +178,6 @@ class Follower:
         """A final candidate for the replica's round, on the replica's model, is waiting."""
         return self._next_final() is not None
 
-    @property
-    def pending(self) -> frozenset[int]:
-        """Rounds holding a final candidate (kept for `round in follower.pending` callers;
-        prefer ready(), which also checks the previous model hash)."""
-        return frozenset(
-            r for r, held in self._candidates.items()
-            if any(self.endorsements.is_final(b.certificate.message) for b in held.values())
-        )
-
     # -- applying ---------------------------------------------------------------------------
 
     async def advance(self) -> list[int]:
