@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # pip from resolving torch==2.13.0 to a CUDA build from the index.
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install install-dev contracts-deps demo test test-fast lint bench clean
+.PHONY: install install-dev contracts-deps system-deps demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-install-dev: $(VENV)/.installed-dev contracts-deps
+install-dev: $(VENV)/.installed-dev contracts-deps system-deps
+
+# System packages the test suite runs for real: the mosquitto broker (the nodes never install
+# anything themselves; without it they say how to install it).
+system-deps:
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { \
+	    echo "mosquitto is missing: install it (apt-get install -y mosquitto) and re-run"; exit 1; }; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
 
 # Node tooling for the contracts: the pinned solc (staleness test) and anvil (realistic chain).
 contracts-deps:

@@ -34,17 +34,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from node.model import GPT
-from node.pretrain import validation_loss
-from node.tasks.base import Batch
 from protocol.apply import Update, apply_updates_
 from protocol.codecs import spsa_scalars
 from protocol.layout import ParamLayout
 from protocol.perturb import DirectionSpec
 from seedswarm.sim.config import SimConfig
-from seedswarm.sim.genesis import Genesis, build_genesis
 from seedswarm.sim.report import SimResult, plot_curves
 from seedswarm.sim.run import simulate
+from training.genesis import Genesis, build_genesis
+from training.model import GPT
+from training.pretrain import validation_loss
+from training.tasks.task import Batch
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from validator.dice_testbed.analysis import find_outlier, summarize
-from validator.dice_testbed.data import DataSpec
-from validator.dice_testbed.experiment import DiceConfig, Record, run_testbed
-from validator.dice_testbed.swarm import Mode
+from bench.dice_testbed.analysis import find_outlier, summarize
+from bench.dice_testbed.data import DataSpec
+from bench.dice_testbed.experiment import DiceConfig, Record, run_testbed
+from bench.dice_testbed.toy_swarm import Mode
 
 PERMUTED = (5,)
 SPSA_LR = 0.002  # SPSA steps move along sqrt(d)-long directions: a much smaller lr than SGD's

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
-from protocol.chain import (
+from adapters.chain import (
     ChainClient,
     EconomicParams,
     NetworkParams,
@@ -40,8 +40,8 @@ from protocol.chain import (
     normalize_weights,
     settle_reference,
 )
-from protocol.chain.backends import chain_time, set_time
-from protocol.chain.devnode import AnvilNode
+from adapters.chain.backends import chain_time, set_time
+from adapters.chain.devnode import AnvilNode
 
 BLOCK_GAS_LIMIT = 30_000_000
 STAKE = 10**18

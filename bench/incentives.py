@@ -3,7 +3,7 @@
     python -m bench.incentives --json PATH [--quick]
 
 A simulated network on the synthetic task (one torch thread) certified by the validator
-pipeline (``seedswarm.sim.scoring``): honest miners of different capacities (K from the
+pipeline (``validator.scorer``): honest miners of different capacities (K from the
 network's maximum down to a quarter of it; one with a corrupted local copy of the data) plus
 every attacker class of ``seedswarm.sim.attackers`` (the sybil operator with three identities).
 
@@ -47,19 +47,20 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from node.pretrain import validation_loss
-from node.replica import contribution_scalars
+from bench.dice_testbed.rank_stats import spearman as rank_correlation
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
 from protocol.layout import ParamLayout
 from protocol.randomness import contribution_seeds, round_beacon
 from seedswarm.sim.attackers import ATTACKS, attacker_kind
-from seedswarm.sim.config import ModelShape, SimConfig
-from seedswarm.sim.genesis import build_genesis
-from seedswarm.sim.roles import HonestMiner, RoundContext
-from seedswarm.sim.scoring import ScoringCertifier
+from seedswarm.sim.config import SimConfig
+from seedswarm.sim.faults import CorruptedDataMiner
 from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
-from validator.dice_testbed.stats import spearman as rank_correlation
+from training.genesis import ModelShape, build_genesis
+from training.pretrain import validation_loss
+from training.replica import contribution_scalars
+from training.round_context import RoundContext
+from validator.scorer import ScoringCertifier
 
 GOALS = {
     "attacker_reward_share": 0.01,
@@ -80,7 +81,7 @@ class HonestSpec:
     joins_at: int = 0
 
 
-class JoiningMiner(HonestMiner):
+class JoiningMiner(CorruptedDataMiner):
     """An honest miner that sends nothing before round ``joins_at`` (registered all along)."""
 
     def __init__(self, key: Any, scalars: int, data_noise: float, joins_at: int) -> None:
@@ -221,6 +222,7 @@ class Silent:
 
     def __init__(self, key: Any) -> None:
         self.key = key
+        self.sequence = 0
 
     def work(self, ctx: RoundContext) -> bytes:
         return b""

@@ -65,8 +65,8 @@ PROBE_MARGIN_S = 1.0
 
 
 def _plan(workdir: Path, args: argparse.Namespace, absent: int) -> NodePlan:
-    from protocol.transport.mqtt_broker import free_loopback_port
-    from seedswarm.devnet.genesis import network_config, write_base
+    from adapters.transport.mqtt_broker import free_loopback_port
+    from seedswarm.devnet.devnet_genesis import network_config, write_base
     from seedswarm.devnet.spec import DevnetSpec
 
     # the absent miners are registered (membership, data assignment) but never started

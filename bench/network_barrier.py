@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.storage.logstore import write_atomic
 from protocol.errors import SeedswarmError
-from protocol.logstore import write_atomic
 
 POLL_S = 0.02
 

@@ -32,7 +32,7 @@ from bench.network_timing import RoundMarks, instrument_miner, instrument_valida
 from bench.network_wire import WireCounters, install_counters, key_seed, owned_transport
 
 PROBE_TOPIC = "bench-probe"
-MESH_TARGET = 4  # GossipSub's D_low in protocol.transport.libp2p_host
+MESH_TARGET = 4  # GossipSub's D_low in adapters.transport.libp2p_host
 PREDECESSORS = 3
 NETWORK_FILE = "network.toml"
 BASE_FILE = "base.safetensors"
@@ -131,7 +131,7 @@ async def _publish_probes(plan: NodePlan, index: int, transport: Any, start: flo
 
 
 def _load_state(plan: NodePlan, network: Any) -> Any:
-    from node.service.engine import ModelState
+    from runtime.model_state import ModelState
 
     return ModelState.from_base(network, plan.directory / BASE_FILE)
 
@@ -147,18 +147,20 @@ def _miner_keys(plan: NodePlan) -> tuple[bytes, ...]:
 
 
 def _produce(plan: NodePlan, network: Any, key: Any) -> Any:
-    from seedswarm.devnet.engine import work_config
-    from seedswarm.devnet.miners import miner_produce
-    from seedswarm.sim.roles import HonestMiner
+    from node.honest_miner import HonestMiner
+    from node.service.produce import MinerProduce
+    from training.work import WorkConfig
 
-    return miner_produce(HonestMiner(key), _miner_keys(plan), work_config(network))
+    return MinerProduce(HonestMiner(key), _miner_keys(plan), WorkConfig.of(network))
 
 
 def _service(plan: NodePlan, network: Any, name: str, key: Any, state: Any, produce: Any,
              transport: Any, genesis: float) -> Any:
+    from bench.equal_weight_engine import EqualWeightEngine
     from node.service.miner import MinerConfig, MinerService
-    from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
-    from seedswarm.sim.roles import EqualWeightCertifier
+    from training.work import WorkConfig
+    from validator.scorer_store import scoring_certifier
+    from validator.service.engine import ScoringEngine
     from validator.service.validator import ValidatorConfig, ValidatorService
 
     validator = key_of(plan.names[0])
@@ -170,10 +172,9 @@ def _service(plan: NodePlan, network: Any, name: str, key: Any, state: Any, prod
     if produce is not None:
         return MinerService(MinerConfig(**common), transport, state, produce)
     miners = _miner_keys(plan)
-    certifier: Any = (EqualWeightCertifier(network.max_contributions_per_round)
-                      if plan.certifier == "equal"
-                      else default_certifier(network, key, plan.directory / name))
-    engine = CertifyingEngine(state, certifier, miners, work_config(network))
+    engine_type = EqualWeightEngine if plan.certifier == "equal" else ScoringEngine
+    scorer = scoring_certifier(network, key, plan.directory / name)
+    engine = engine_type(state, scorer, miners, WorkConfig.of(network))
     return ValidatorService(ValidatorConfig(miners=miners, **common), key, transport, engine)
 
 

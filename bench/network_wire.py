@@ -68,9 +68,9 @@ def key_seed(label: str) -> bytes:
 
 def owned_transport(name: str, network_id: str, port: int) -> Any:
     """A libp2p transport listening on `port` whose host runs (and opens streams) as `name`."""
-    from protocol.transport.base import Limits
-    from protocol.transport.libp2p_host import Libp2pConfig
-    from protocol.transport.libp2p_transport import Libp2pTransport
+    from adapters.transport.base import Limits
+    from adapters.transport.libp2p_host import Libp2pConfig
+    from adapters.transport.libp2p_transport import Libp2pTransport
 
     config = Libp2pConfig(key_seed=key_seed(name), listen_port=port)
     # the devnet's limit: bundles and log answers carry many envelopes

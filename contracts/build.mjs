@@ -1,7 +1,7 @@
 // Compiles contracts/src/*.sol with the pinned npm `solc` (no network needed) and writes one
 // artifact per deployable contract (ABI + creation bytecode) plus manifest.json, which records
 // the compiler version, the settings and the SHA-256 of every source, into the Python package
-// that loads them at run time: protocol/chain/artifacts/ (or the directory given by --out).
+// that loads them at run time: adapters/chain/artifacts/ (or the directory given by --out).
 //
 //   node build.mjs [--out DIR]
 import { createHash } from "node:crypto";
@@ -14,7 +14,7 @@ const require = createRequire(import.meta.url);
 const solc = require("solc");
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const DEFAULT_OUT = join(HERE, "..", "protocol", "chain", "artifacts");
+const DEFAULT_OUT = join(HERE, "..", "adapters", "chain", "artifacts");
 const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   // py-evm (eth-tester) and anvil both run Cancun code; newer forks add nothing we use.

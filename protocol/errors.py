@@ -51,3 +51,11 @@ class ConsensusError(SeedswarmError):
 
 class ConfigError(SeedswarmError):
     """A configuration value is missing or invalid."""
+
+
+class SettlementError(SeedswarmError):
+    """A settlement computation cannot be done (an empty reward tree, an unknown account)."""
+
+
+class InvalidWeights(SettlementError):
+    """A weight vector cannot be normalised or does not fit the network."""

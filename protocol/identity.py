@@ -147,7 +147,7 @@ class NodeKey:
         return cls(Ed25519PrivateKey.from_private_bytes(bytes(raw)))
 
     def to_bytes(self) -> bytes:
-        """The 32-byte private seed. Secret: store it only encrypted (see protocol.keystore)."""
+        """The 32-byte private seed. Secret: store it only encrypted (adapters.storage.keystore)."""
         return self._key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     @property

@@ -15,6 +15,8 @@ plain stake-weighted draw. The modulo bias is at most total / 2**256: nil for an
 
 Validators and followers share this one rule: a leader certifies only under an attempt below
 ``LEADER_ATTEMPTS``, and a follower accepts a round's certificate only from one of those leaders.
+Validators move to the next attempt each clock round a round stays uncertified
+(``leader_attempt``), cycling through those leaders.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import struct
 from collections.abc import Iterable
 
 from protocol.errors import ConsensusError
-from protocol.randomness import keyed_hash
+from protocol.randomness import keyed_hash, round_beacon
 
 _PERSON_LEADER = b"ss:leader"
 KEY_BYTES = 32
@@ -85,3 +87,17 @@ def elected_leaders(
 ) -> frozenset[bytes]:
     """The keys allowed to certify the round of ``beacon``: attempts 0 .. attempts - 1."""
     return frozenset(leader_sequence(beacon, stakes, attempts))
+
+
+def leader_attempt(clock_round: int, round_index: int) -> int:
+    """The fallback attempt in force for `round_index` during `clock_round`."""
+    return max(0, clock_round - round_index) % LEADER_ATTEMPTS
+
+
+def leader_for(
+    network_id: str, round_index: int, prev_model_hash: bytes, clock_round: int,
+    validators: StakeTable,
+) -> bytes:
+    """The public key of the validator that certifies `round_index` during `clock_round`."""
+    beacon = round_beacon(network_id, round_index, prev_model_hash)
+    return select_leader(beacon, validators, leader_attempt(clock_round, round_index))

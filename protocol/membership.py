@@ -5,7 +5,7 @@ stake). A `MembershipTimeline` says which table governs each round: a small sort
 ``first_round -> Membership`` where round r is judged by the entry with the largest
 ``first_round <= r``. Every node must look a round up the same way, so a table is entered at
 the first round it governs (for a chain-backed network, the first round of the epoch whose
-snapshot it is, see protocol.chain.membership), never "from now on".
+snapshot it is, see adapters.chain.registry_membership), never "from now on".
 
 The map is bounded: only the latest `keep` entries are kept. A round older than the oldest kept
 entry is answered with that entry, which is right only if the membership did not change
@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from protocol.errors import ConsensusError
+from protocol.settlement.params import NetworkParams
 
 KEY_BYTES = 32
 DEFAULT_KEEP = 16
@@ -164,3 +165,44 @@ def miners_at(miners: Collection[bytes] | MembershipTimeline | MinersAt) -> Mine
         return miners
     fixed = frozenset(miners)
     return lambda _round: fixed
+
+
+@dataclass(frozen=True)
+class MembershipSchedule:
+    """The chain's epoch schedule in chain seconds (Registry.params); pure arithmetic."""
+
+    genesis_time: int
+    round_length: int
+    epoch_length: int
+    """Rounds per epoch."""
+
+    @classmethod
+    def from_params(cls, params: NetworkParams) -> MembershipSchedule:
+        return cls(params.genesis_time, params.round_length, params.epoch_length)
+
+    @property
+    def epoch_duration(self) -> int:
+        return self.round_length * self.epoch_length
+
+    def epoch_of_round(self, round_index: int) -> int:
+        """The epoch holding round `round_index`."""
+        return round_index // self.epoch_length
+
+    def epoch_start(self, epoch: int) -> int:
+        """Chain timestamp at which `epoch` starts (Registry.epochStart)."""
+        return self.genesis_time + epoch * self.epoch_duration
+
+    def epoch_at(self, timestamp: int) -> int:
+        """The epoch containing `timestamp`; before genesis, epoch 0 (Registry.epochAt)."""
+        if timestamp <= self.genesis_time:
+            return 0
+        return (timestamp - self.genesis_time) // self.epoch_duration
+
+    def snapshot_time(self, round_index: int) -> int:
+        """The consensus rule: round `round_index` uses the membership as it stood just
+        before the start of its epoch (genesis for epoch 0)."""
+        return self.epoch_start(self.epoch_of_round(round_index))
+
+    def first_round(self, epoch: int) -> int:
+        """The first round a snapshot of `epoch` applies to."""
+        return epoch * self.epoch_length

@@ -7,6 +7,7 @@ Each command lives in its own module under `seedswarm.commands` and imports heav
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
@@ -38,9 +39,15 @@ def _register_commands() -> None:
         importlib.import_module(f"seedswarm.commands.{name}").register(app)
 
 
+_DEBUG = {"traceback": False}
+
+
 @app.callback()
-def _root() -> None:
-    """Keeps `seedswarm` a command group even while it has a single command."""
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+) -> None:
+    """seedswarm: collaborative training paid for by measured improvement."""
+    _DEBUG["traceback"] = debug
 
 
 @app.command()
@@ -55,4 +62,14 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    """Run the CLI; an error of the project's own is one line on stderr and exit status 1
+    (`seedswarm --debug ...` shows its traceback instead)."""
+    from protocol.errors import SeedswarmError
+
+    try:
+        app()
+    except SeedswarmError as exc:
+        if _DEBUG["traceback"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)

@@ -31,6 +31,7 @@ from itertools import pairwise
 from protocol.errors import ConsensusError, MessageRejected, SeedswarmError
 from protocol.finality import approving_stake, is_final
 from protocol.identity import NodeKey
+from protocol.leader import select_leader
 from protocol.messages import (
     WEIGHT_ONE_PPB,
     CertEntry,
@@ -40,7 +41,6 @@ from protocol.messages import (
 )
 from protocol.randomness import round_beacon
 from protocol.signing import Signed, message_digest, open_envelope, seal
-from validator.leader import select_leader
 
 WeightedContribution = tuple[Contribution, float]
 ApplyFn = Callable[[Sequence[WeightedContribution]], bytes]

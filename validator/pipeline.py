@@ -1,7 +1,7 @@
 """The validator's one scoring code path: a round's raw messages in; outcomes, receipts, the
 certified top-G and, at epoch ends, the weight vector out.
 
-The simulator (``seedswarm.sim.scoring``) and the live validator service call the same
+The simulator (``validator.scorer``) and the live validator service call the same
 ``ScoringPipeline.score_round``; everything that needs the model comes in through a
 ``RoundOracle`` the composition root builds (validator/ never imports node/).
 

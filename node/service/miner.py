@@ -1,4 +1,4 @@
-"""`seedswarm miner`'s service: a thin asyncio shell around node.service.machine.
+"""`seedswarm miner`'s service: a thin asyncio shell around node.service.miner_machine.
 
 One TaskGroup runs three tasks: `_receive` screens gossiped bundles and `_receive_endorsements`
 validators' endorsements into the follower (it applies a round only once a stake majority
@@ -18,17 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from node.service.engine import ModelState
-from node.service.machine import MinerAction, MinerView, next_action
-from protocol.catchup import LOG_PROTOCOL, log_handler
-from protocol.follower import Follower
+from adapters.transport.base import Subscription, Transport, TransportError
+from node.service.miner_machine import MinerAction, MinerView, next_action
 from protocol.membership import MembershipTimeline
 from protocol.netconfig import NetworkConfig
-from protocol.peergate import GatePolicy, PeerGate
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS
 from protocol.rounds import Patience, RoundClock, wake_time
-from protocol.service_shell import CatchUp, Waker, write_status
-from protocol.transport.base import Subscription, Transport, TransportError
+from runtime.catchup import LOG_PROTOCOL, log_handler
+from runtime.follower import Follower
+from runtime.model_state import ModelState
+from runtime.peergate import GatePolicy, PeerGate
+from runtime.service_shell import CatchUp, Waker, write_status
 
 _log = logging.getLogger("node.service.miner")
 

@@ -49,7 +49,7 @@ ETH = 10**18
 def _account(w3: Web3, keys: Path | None, dev: bool) -> LocalAccount:
     from eth_account import Account
 
-    from protocol.chain import funded_account
+    from adapters.chain import funded_account
 
     if dev:
         return funded_account(w3, 100 * ETH)
@@ -89,8 +89,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON")] = False,
 ) -> None:
     """Deploy Token, Registry and Incentives; genesis is the chain's current time."""
-    from protocol.chain import EconomicParams, NetworkParams, connect, deploy_suite
-    from protocol.chain.backends import chain_time
+    from adapters.chain import EconomicParams, NetworkParams, connect, deploy_suite
+    from adapters.chain.backends import chain_time
 
     w3 = connect(rpc)
     network = NetworkParams(
@@ -135,7 +135,7 @@ def status(
     """Show the network's schedule, current epoch, validators and miner slots."""
     from eth_account import Account
 
-    from protocol.chain import ChainClient, Deployment, connect
+    from adapters.chain import ChainClient, Deployment, connect
 
     w3 = connect(rpc)
     client = ChainClient.connect(w3, Deployment.load(deployment_file), Account.create())
@@ -172,7 +172,7 @@ def anvil(
     port: Annotated[int, typer.Option(help="Loopback port to serve JSON-RPC on")] = 8545,
 ) -> None:
     """Run a local anvil dev chain (npm @foundry-rs/anvil) until interrupted."""
-    from protocol.chain.devnode import AnvilNode
+    from adapters.chain.devnode import AnvilNode
 
     with AnvilNode(port=port) as node:
         typer.echo(f"anvil listening on {node.url} (Ctrl-C to stop)")

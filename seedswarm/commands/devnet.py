@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from seedswarm.devnet.network import Snapshot
+    from seedswarm.devnet.local_network import Snapshot
 
 ETH = 10**18
 
@@ -79,8 +79,8 @@ def devnet(
     import asyncio
 
     from protocol.errors import ConfigError
-    from seedswarm.devnet.miners import LIVE_ATTACKS
-    from seedswarm.devnet.network import DevnetError, run_devnet
+    from seedswarm.devnet.attack_miners import LIVE_ATTACKS
+    from seedswarm.devnet.local_network import DevnetError, run_devnet
     from seedswarm.devnet.spec import DevnetSpec
     from seedswarm.sim.attackers import parse_attackers
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from protocol.errors import KeystoreError
 
 if TYPE_CHECKING:
-    from protocol.keystore import KeyBundle
+    from adapters.storage.keystore import KeyBundle
 
 PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 DEFAULT_SCRYPT_LOG_N = 17
@@ -39,7 +39,7 @@ keys_app = typer.Typer(
 
 def keystore_path(directory: Path) -> Path:
     """Where the keystore of a key directory lives."""
-    from protocol.keystore import KEYSTORE_FILENAME
+    from adapters.storage.keystore import KEYSTORE_FILENAME
 
     return directory / KEYSTORE_FILENAME
 
@@ -56,7 +56,7 @@ def resolve_password(*, confirm: bool) -> str:
 
 def load_keys(directory: Path, password: str | None = None) -> KeyBundle:
     """Read and decrypt DIR/keystore.json; KeystoreError if missing, unreadable or locked."""
-    from protocol.keystore import decrypt_keystore
+    from adapters.storage.keystore import decrypt_keystore
 
     path = keystore_path(directory)
     try:
@@ -126,7 +126,7 @@ def new(
     ] = DEFAULT_SCRYPT_LOG_N,
 ) -> None:
     """Generate a node key and an EVM account and store them encrypted in OUT/keystore.json."""
-    from protocol.keystore import KeyBundle, ScryptParams, encrypt_keystore
+    from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 
     if keystore_path(out).exists() and not force:
         raise _fail(f"{keystore_path(out)} already exists; pass --force to overwrite it")

@@ -32,7 +32,7 @@ def miner(
     overridden by SEEDSWARM_<KEY> environment variables, overridden by these flags; the
     keystore password comes from SEEDSWARM_PASSWORD.
     """
-    from seedswarm.devnet.process import run_role
+    from seedswarm.launch.runner import run_role
 
     flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file}
     run_role("miner", config, flags, os.environ)

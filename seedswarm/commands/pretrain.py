@@ -17,7 +17,7 @@ from rich.table import Table
 from protocol.errors import SeedswarmError
 
 if TYPE_CHECKING:
-    from node.pretrain import PretrainConfig, PretrainHistory
+    from training.pretrain import PretrainConfig, PretrainHistory
 
 DEFAULT_OUT = Path("runs/pretrain/base.safetensors")
 
@@ -33,7 +33,7 @@ def run_with_progress(config: PretrainConfig, console: Console) -> tuple[Any, by
         TimeRemainingColumn,
     )
 
-    from node.pretrain import pretrain
+    from training.pretrain import pretrain
 
     columns = (
         TextColumn("[bold]pretrain[/] {task.fields[task_spec]}"),
@@ -112,7 +112,7 @@ def pretrain_command(
 
     Example: seedswarm pretrain --task pycode:pretrain --steps 500 --out runs/base.safetensors
     """
-    from node.pretrain import PretrainConfig, save_pretrained
+    from training.pretrain import PretrainConfig, save_pretrained
 
     console = Console(stderr=json_output)
     try:

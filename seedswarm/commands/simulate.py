@@ -136,8 +136,9 @@ def simulate_command(
     Example: seedswarm simulate --attackers copycat=2,sign-flip=1 --rounds 10
     """
     from seedswarm.sim.attackers import parse_attackers
-    from seedswarm.sim.config import ModelShape, SimConfig
+    from seedswarm.sim.config import SimConfig
     from seedswarm.sim.report import plot_result, scoring_table, summary_table, write_json
+    from training.genesis import ModelShape
 
     console = Console()
     try:

@@ -23,7 +23,7 @@ def validator(
     persists its ratings and epoch scores so a restart loses nothing. Settings precedence:
     flags > SEEDSWARM_<KEY> environment > --config file.
     """
-    from seedswarm.devnet.process import run_role
+    from seedswarm.launch.runner import run_role
 
     flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file}
     run_role("validator", config, flags, os.environ)

@@ -2,7 +2,7 @@
 
 `embedded` runs eth-tester in the devnet process and serves it to the nodes over loopback
 JSON-RPC (seedswarm.devnet.rpc): nothing to install, fine for short runs. `anvil` starts the
-npm anvil binary (protocol.chain.devnode): faster, and the realistic choice for long runs.
+npm anvil binary (adapters.chain.devnode): faster, and the realistic choice for long runs.
 Any other value is a JSON-RPC URL of a dev chain with unlocked, funded accounts.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from protocol.chain import (
+from adapters.chain import (
     ChainClient,
     Deployment,
     EconomicParams,
@@ -26,8 +26,8 @@ from protocol.chain import (
     deploy_suite,
     funded_account,
 )
-from protocol.chain.backends import chain_time, fund
-from protocol.keystore import KeyBundle
+from adapters.chain.backends import chain_time, fund
+from adapters.storage.keystore import KeyBundle
 from seedswarm.devnet.spec import DevnetSpec
 
 _log = logging.getLogger("seedswarm.devnet.chain")
@@ -55,7 +55,7 @@ def start_chain(kind: str) -> ChainHandle:
         server = EmbeddedRpcServer(w3).start()
         return ChainHandle(kind, server.url, w3, server.stop)
     if kind == "anvil":
-        from protocol.chain.devnode import AnvilNode
+        from adapters.chain.devnode import AnvilNode
 
         node = AnvilNode().start()
         ticker = BlockTicker(connect(node.url)).start()

@@ -20,17 +20,17 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from adapters.storage.logstore import write_atomic
+from adapters.transport.base import Transport
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import MessageRejected
 from protocol.identity import NodeKey
-from protocol.logstore import write_atomic
 from protocol.messages import Contribution
 from protocol.roundlog import TOPIC_CONTRIBUTIONS
 from protocol.rounds import Phase, RoundClock
 from protocol.signing import Signed, open_envelope
-from protocol.transport.base import Transport
 from seedswarm.sim.attackers import FreeRider, resign
-from seedswarm.sim.roles import RoundContext
+from training.round_context import RoundContext
 
 _log = logging.getLogger("seedswarm.devnet.copycat")
 

@@ -24,6 +24,8 @@ class NodeProcess:
     status_file: Path
     output_file: Path
     process: subprocess.Popen[bytes] | None = None
+    attack: str = ""
+    """Miners only: the simulator's attack it runs instead of honest work ("" = honest)."""
     starts: int = 0
     expected_exit: bool = False
 
@@ -32,8 +34,8 @@ class NodeProcess:
         self.output_file.parent.mkdir(parents=True, exist_ok=True)
         with self.output_file.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "seedswarm.devnet.process",
-                 "--config", str(self.settings_file)],
+                [sys.executable, "-m", "seedswarm.devnet.node_process",
+                 "--config", str(self.settings_file), "--attack", self.attack],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
             )
         self.starts += 1

@@ -120,7 +120,7 @@ class EmbeddedRpcServer:
 
 def _error(exc: Exception) -> dict[str, Any]:
     """A JSON-RPC error object; reverts keep their data so clients decode custom errors."""
-    from protocol.chain.revert import revert_data_of
+    from adapters.chain.revert import revert_data_of
 
     data = revert_data_of(exc)
     if data is not None:

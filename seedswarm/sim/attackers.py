@@ -36,8 +36,16 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from node.tasks.base import Batch
-from node.work import (
+from node.honest_miner import HonestMiner, Miner
+from protocol.codecs import Codec, allocate_blocks, block_norms, project_delta
+from protocol.errors import ConfigError
+from protocol.identity import NodeKey
+from protocol.layout import ParamLayout
+from protocol.messages import Contribution
+from protocol.signing import seal
+from training.round_context import RoundContext
+from training.tasks.task import Batch
+from training.work import (
     RoundInfo,
     WorkConfig,
     concat_batches,
@@ -46,13 +54,6 @@ from node.work import (
     split_batches,
     zo_scalars,
 )
-from protocol.codecs import Codec, allocate_blocks, block_norms, project_delta
-from protocol.errors import ConfigError
-from protocol.identity import NodeKey
-from protocol.layout import ParamLayout
-from protocol.messages import Contribution
-from protocol.signing import seal
-from seedswarm.sim.roles import HonestMiner, Miner, RoundContext
 
 Scalars = tuple[tuple[int, ...], list[float]]
 """Block counts (empty for ZO) and raw scalars."""

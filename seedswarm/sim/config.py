@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.errors import ConfigError
+from training.genesis import ModelShape
 
 SCALAR_FORMATS = ("byte", "fp32")
 SCORINGS = ("gauntlet", "equal")
@@ -13,21 +14,11 @@ DIRECTIONS = ("gaussian", "rademacher", "lowrank")
 
 
 @dataclass(frozen=True)
-class ModelShape:
-    """The GPT a run starts from when it pretrains its own base (or starts from scratch)."""
-
-    width: int = 64
-    depth: int = 2
-    heads: int = 4
-    context: int = 64
-
-
-@dataclass(frozen=True)
 class SimConfig:
     """One simulated run. ``lr`` None means the codec's default outer learning rate.
 
     ``scoring``: ``gauntlet`` certifies each round by the validator pipeline (filters,
-    verification, loss deltas, DICE influence, ratings: ``seedswarm.sim.scoring``); ``equal``
+    verification, loss deltas, DICE influence, ratings: ``validator.scorer``); ``equal``
     includes every well-formed contribution with equal weight (honest-only studies).
     ``attackers``: (kind, count) pairs from ``seedswarm.sim.attackers.ATTACKS``.
 
@@ -53,7 +44,7 @@ class SimConfig:
     base: str = "auto"
     pretrain_task: str = "pycode:pretrain"
     pretrain_steps: int = 200
-    shape: ModelShape = ModelShape()
+    shape: ModelShape = field(default_factory=ModelShape)
     data_seed: int = 0
     scalar_format: str = "byte"
     check_replicas: bool = False

@@ -7,9 +7,9 @@ from typing import Any
 
 from protocol.messages import ScoreReceipt
 from seedswarm.sim.config import SimConfig
-from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.report import SimResult
 from seedswarm.sim.swarm import RoundCallback, Swarm, build_swarm, run_rounds
+from training.genesis import build_genesis
 
 PretrainProgress = Callable[[int, float], None]
 
@@ -46,7 +46,7 @@ def scoring_summary(swarm: Swarm) -> dict[str, Any] | None:
     from dataclasses import asdict
 
     from seedswarm.sim.attackers import attacker_kind
-    from seedswarm.sim.scoring import ScoringCertifier
+    from validator.scorer import ScoringCertifier
 
     certifier = swarm.certifier
     if not isinstance(certifier, ScoringCertifier):

@@ -17,16 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from node.pretrain import validation_loss
-from node.replica import (
-    ApplyRule,
-    CertifiedEntry,
-    Replica,
-    ScalarSource,
-    canonical_order,
-    contribution_scalars,
-)
-from node.work import WorkConfig
+from node.honest_miner import HonestMiner, Miner
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
 from protocol.errors import ConsensusError, MessageRejected
@@ -38,15 +29,20 @@ from protocol.netconfig import NetworkConfig
 from protocol.perturb import DirectionKind, DirectionSpec
 from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import open_envelope
+from seedswarm.sim.certifiers import EnvelopeCertifier, RoundCertifier
 from seedswarm.sim.config import SimConfig
-from seedswarm.sim.genesis import Genesis
-from seedswarm.sim.roles import (
-    EnvelopeCertifier,
-    HonestMiner,
-    Miner,
-    RoundCertifier,
-    RoundContext,
+from training.genesis import Genesis
+from training.pretrain import validation_loss
+from training.replica import (
+    ApplyRule,
+    CertifiedEntry,
+    Replica,
+    ScalarSource,
+    canonical_order,
+    contribution_scalars,
 )
+from training.round_context import RoundContext
+from training.work import WorkConfig
 
 
 @dataclass(frozen=True)
@@ -313,6 +309,12 @@ def honest_swarm(config: SimConfig, genesis: Genesis) -> Swarm:
     return build_swarm(replace(config, scoring="equal", attackers=()), genesis)
 
 
+def validator_key(seed: int, index: int = 0) -> NodeKey:
+    """A reproducible identity for simulated validator ``index`` of a run seeded ``seed``."""
+    raw = hashlib.blake2b(f"seedswarm-sim-validator|{seed}|{index}".encode(), digest_size=32)
+    return NodeKey.from_bytes(raw.digest())
+
+
 def attacker_key(seed: int, index: int) -> NodeKey:
     """A reproducible identity for simulated attacker ``index`` of a run seeded ``seed``."""
     return miner_key(seed, 1_000_000 + index)
@@ -325,8 +327,8 @@ def build_swarm(
     given), then ``config.attackers``, certified by the validator pipeline (``gauntlet``) or
     with equal weights (``equal``)."""
     from seedswarm.sim.attackers import AttackSetup, build_attackers
-    from seedswarm.sim.roles import EqualWeightCertifier
-    from seedswarm.sim.scoring import ScoringCertifier, validator_key
+    from seedswarm.sim.certifiers import EqualWeightCertifier
+    from validator.scorer import ScoringCertifier
 
     network = network_config(config, genesis.model_hash)
     work = work_config(config, network)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from protocol.chain import connect
-from protocol.chain.devnode import AnvilNode, find_anvil
-from protocol.chain.errors import ChainError
+from adapters.chain import connect
+from adapters.chain.chain_errors import ChainError
+from adapters.chain.devnode import AnvilNode, find_anvil
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 BACKENDS = ("embedded", "anvil")

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from protocol.chain import (
+from adapters.chain import (
     ChainClient,
     EconomicParams,
     NetworkParams,
     commit_digest,
     funded_account,
 )
-from protocol.chain.backends import chain_time, set_time
+from adapters.chain.backends import chain_time, set_time
 
 ETH = 10**18
 EMISSION = 1_000 * ETH

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.chain.artifacts import CONTRACT_NAMES, artifact_text, load_artifact, load_manifest
+from adapters.chain.artifacts import CONTRACT_NAMES, artifact_text, load_artifact, load_manifest
 from tests.chain.conftest import CONTRACTS, ensure_node_modules
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "protocol" / "chain" / "artifacts"

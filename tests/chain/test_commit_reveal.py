@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from protocol.chain import ChainRevert, commit_digest, normalize_weights, settle_reference
+from adapters.chain import ChainRevert, commit_digest, normalize_weights, settle_reference
 from tests.chain.harness import EMISSION, SALT, Net, make_net
 
 pytestmark = pytest.mark.chain

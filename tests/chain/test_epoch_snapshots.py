@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from protocol.chain import (
+from adapters.chain import (
     ChainClient,
     ChainRevert,
     EpochStatus,

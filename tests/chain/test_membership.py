@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from protocol.chain import (
+from adapters.chain import (
     ChainError,
     EpochMembership,
     Membership,
@@ -20,11 +20,11 @@ from protocol.chain import (
     read_membership,
     watch_membership,
 )
-from protocol.chain.backends import advance_time, chain_time, is_embedded, set_time
+from adapters.chain.backends import advance_time, chain_time, is_embedded, set_time
 from protocol.errors import ConfigError
 from protocol.membership import MembershipError
-from seedswarm.devnet.membership import ChainMembership, resolve_membership, resolve_timeline
-from seedswarm.devnet.settings import NodeSettings
+from seedswarm.launch.membership_source import ChainMembership, resolve_membership, resolve_timeline
+from seedswarm.launch.settings import NodeSettings
 from tests.chain.harness import ETH, Net, make_net, node_key
 
 pytestmark = pytest.mark.chain
@@ -256,7 +256,7 @@ def test_a_node_with_a_chain_takes_membership_from_the_registry(
     loaded = tmp_path / "node.toml"
     loaded.write_text(node_settings(tmp_path, chain=rpc_url,
                                     deployment=tmp_path / "deployment.json").to_toml())
-    from seedswarm.devnet.settings import load_settings
+    from seedswarm.launch.settings import load_settings
 
     assert resolve_membership(load_settings(loaded)) == expected(net)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from protocol.chain import ChainRevert, EpochStatus, RewardTree, build_reward_tree
+from adapters.chain import ChainRevert, EpochStatus, RewardTree, build_reward_tree
 from tests.chain.harness import EMISSION, ETH, Net, make_net
 
 pytestmark = pytest.mark.chain

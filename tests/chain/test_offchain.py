@@ -12,7 +12,7 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.chain import (
+from adapters.chain import (
     WEIGHT_SCALE,
     InvalidWeights,
     JournalConflict,
@@ -23,12 +23,12 @@ from protocol.chain import (
     reward_leaf,
     settle_reference,
 )
-from protocol.chain.artifacts import all_abis
-from protocol.chain.journal import JournalEntry, SubmissionJournal
-from protocol.chain.merkle import process_proof
-from protocol.chain.nonce import NonceManager
-from protocol.chain.retry import RetryPolicy, call_with_retries
-from protocol.chain.revert import RevertDecoder
+from adapters.chain.artifacts import all_abis
+from adapters.chain.journal import JournalEntry, SubmissionJournal
+from adapters.chain.nonce import NonceManager
+from adapters.chain.retry import RetryPolicy, call_with_retries
+from adapters.chain.revert import RevertDecoder
+from protocol.settlement.merkle import process_proof
 
 ALICE = "0x" + "11" * 20
 BOB = "0x" + "22" * 20

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from protocol.chain import ChainRevert, Role, normalize_weights
-from protocol.chain.backends import advance_time
+from adapters.chain import ChainRevert, Role, normalize_weights
+from adapters.chain.backends import advance_time
 from tests.chain.harness import ETH, Net, make_net, node_key
 
 pytestmark = pytest.mark.chain

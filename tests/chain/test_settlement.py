@@ -7,7 +7,7 @@ import random
 import pytest
 from web3 import Web3
 
-from protocol.chain import ChainRevert, EpochStatus, normalize_weights, settle_reference
+from adapters.chain import ChainRevert, EpochStatus, normalize_weights, settle_reference
 from tests.chain.harness import EMISSION, ETH, Net, make_net
 
 pytestmark = pytest.mark.chain

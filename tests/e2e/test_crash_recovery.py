@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from protocol.rounds import Phase, RoundClock
-from seedswarm.devnet.network import Devnet, all_at_round
+from seedswarm.devnet.local_network import Devnet, all_at_round
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from protocol.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
-from seedswarm.devnet.network import run_devnet
+from adapters.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
+from seedswarm.devnet.local_network import run_devnet
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
@@ -53,6 +53,6 @@ def test_three_miners_one_validator_over_mqtt_with_mosquitto(tmp_path: Path) -> 
 
 async def _ensure_mosquitto() -> None:
     """Install mosquitto if missing (as the transport tests do), so the devnet can start it."""
-    broker = MosquittoBroker(install=True)
+    broker = MosquittoBroker()
     await broker.start()
     await broker.stop()

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
+from adapters.storage.logstore import RoundLogStore
 from protocol.identity import peer_id_from_public_bytes
-from protocol.logstore import RoundLogStore
 from protocol.messages import Contribution
 from protocol.roundlog import decode_frames
 from protocol.signing import Signed, open_envelope
 from seedswarm.devnet.copycat import COPYCAT_STATUS
-from seedswarm.devnet.network import run_devnet
+from seedswarm.devnet.local_network import run_devnet
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.transport.base import Limits
+from adapters.transport.mqtt import MqttConfig, MqttTransport
 from protocol.identity import NodeKey
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS
-from protocol.transport.base import Limits
-from protocol.transport.mqtt import MqttConfig, MqttTransport
-from seedswarm.devnet.network import Devnet, Snapshot, all_at_round
+from seedswarm.devnet.local_network import Devnet, Snapshot, all_at_round
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]

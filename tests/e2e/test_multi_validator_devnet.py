@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from seedswarm.devnet.network import run_devnet
+from seedswarm.devnet.local_network import run_devnet
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(300)]

@@ -17,8 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import validator.certificate as certificate_module
+from adapters.storage.logstore import RoundLogStore, write_atomic
+from adapters.transport.base import Limits
+from adapters.transport.memory import MemoryNetwork, MemoryTransport
 from protocol import finality
-from protocol.catchup import LOG_PROTOCOL, log_handler
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.finality import (
     MAX_CERTIFICATES_PER_VALIDATOR,
@@ -28,17 +30,15 @@ from protocol.finality import (
     is_final,
     open_finalized,
 )
-from protocol.follower import MAX_CANDIDATES_PER_LEADER, Follower
 from protocol.identity import NodeKey
 from protocol.leader import select_leader
-from protocol.logstore import RoundLogStore, write_atomic
 from protocol.messages import CertificateEndorsement, RoundCertificate
-from protocol.peergate import GatePolicy, PeerGate
 from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle, decode_frames, encode_frames
 from protocol.signing import open_envelope, seal
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
+from runtime.catchup import LOG_PROTOCOL, log_handler
+from runtime.follower import MAX_CANDIDATES_PER_LEADER, Follower
+from runtime.peergate import GatePolicy, PeerGate
 
 NET = "finality-test"
 GENESIS = hashlib.sha256(b"genesis").digest()

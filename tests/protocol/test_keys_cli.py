@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from protocol.keystore import KEYSTORE_FILENAME, decrypt_keystore, read_keystore_info
+from adapters.storage.keystore import KEYSTORE_FILENAME, decrypt_keystore, read_keystore_info
 from seedswarm.commands.keys import PASSWORD_ENV, register
 
 FAST = ["--scrypt-log-n", "6"]  # hidden option: cheap KDF for tests only

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from protocol.errors import KeystoreError
-from protocol.identity import NodeKey
-from protocol.keystore import (
+from adapters.storage.keystore import (
     KeyBundle,
     ScryptParams,
     decrypt_keystore,
     encrypt_keystore,
     read_keystore_info,
 )
+from protocol.errors import KeystoreError
+from protocol.identity import NodeKey
 
 FAST = ScryptParams(n=2**4, r=8, p=1)  # tests only: the default costs 128 MiB per derivation
 BUNDLE = KeyBundle(NodeKey.from_bytes(b"\x05" * 32), b"\x06" * 32)

@@ -80,7 +80,7 @@ def test_lookups_accept_a_timeline_a_function_or_a_fixed_table() -> None:
 
 
 def test_chain_module_re_exports_the_same_class() -> None:
-    from protocol.chain.membership import Membership as ChainMembershipClass
+    from adapters.chain.registry_membership import Membership as ChainMembershipClass
 
     assert ChainMembershipClass is Membership
 

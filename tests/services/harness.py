@@ -8,10 +8,10 @@ import hashlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from adapters.transport.base import Limits
+from adapters.transport.memory import MemoryNetwork, MemoryTransport
 from node.service.miner import MinerService
 from protocol.identity import NodeKey
-from protocol.transport.base import Limits
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
 from validator.service.validator import ValidatorService
 
 LIMITS = Limits(max_message_bytes=1 << 20)

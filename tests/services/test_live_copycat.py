@@ -13,27 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
+from node.service.produce import MinerProduce
 from protocol.messages import Contribution
 from protocol.netconfig import NetworkConfig
 from protocol.rounds import RoundClock
 from protocol.signing import open_envelope, seal
+from runtime.model_state import ModelState
+from seedswarm.devnet.attack_miners import LIVE_ATTACKS, copycat_tap, live_miner
 from seedswarm.devnet.copycat import COPYCAT_STATUS, ContributionTap, LiveCopycat
-from seedswarm.devnet.engine import CertifyingEngine, default_certifier, round_context, work_config
-from seedswarm.devnet.genesis import network_config, write_base
-from seedswarm.devnet.miners import (
-    LIVE_ATTACKS,
-    MinerProduce,
-    copycat_tap,
-    live_miner,
-    miner_produce,
-)
+from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.attackers import NoiseMiner
-from seedswarm.sim.roles import RoundContext
 from tests.services.harness import key as _key
 from tests.services.harness import run_until_round, transports
+from training.round_context import RoundContext
+from training.work import WorkConfig
+from validator.scorer_store import scoring_certifier
+from validator.service.engine import ScoringEngine
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
@@ -55,7 +52,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[NetworkConfig, Path
 
 def _context(network: NetworkConfig, base: Path) -> RoundContext:
     state = ModelState.from_base(network, base)
-    return round_context(state, KEYS, work_config(network))
+    return state.round_context(KEYS, WorkConfig.of(network))
 
 
 class FakeTime:
@@ -140,28 +137,28 @@ def test_copycat_free_rides_when_it_heard_nothing(setup: tuple[NetworkConfig, Pa
 def test_copycat_is_a_live_attack() -> None:
     assert "copycat" in LIVE_ATTACKS
     spec = DevnetSpec(miners=1, validators=1, rounds=1)
-    work = work_config(network_config(spec, bytes(32)))
+    work = WorkConfig.of(network_config(spec, bytes(32)))
     assert isinstance(live_miner("copycat", COPYCAT, work), LiveCopycat)
 
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> tuple[ValidatorService,
                                                                        LiveCopycat]:
     transport = transports(network.network_id)
-    work = work_config(network)
+    work = WorkConfig.of(network)
     common = {"network": network, "genesis_time": time.time() + 2.0,
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
 
     vstate = ModelState.from_base(network, base)
-    certifier = default_certifier(network, LEADER, tmp / "v")
+    certifier = scoring_certifier(network, LEADER, tmp / "v")
     vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
                               miners=KEYS, **common)  # type: ignore[arg-type]
     validator = ValidatorService(vconfig, LEADER, transport(LEADER),
-                                 CertifyingEngine(vstate, certifier, KEYS, work))
+                                 ScoringEngine(vstate, certifier, KEYS, work))
     services: list[MinerService | ValidatorService] = [validator]
     for i, (key, attack) in enumerate([(k, "") for k in HONEST] + [(COPYCAT, "copycat")]):
         config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
-        produce = miner_produce(live_miner(attack, key, work), KEYS, work)
+        produce = MinerProduce(live_miner(attack, key, work), KEYS, work)
         services.append(MinerService(config, transport(key), ModelState.from_base(network, base),
                                      produce))
     copycat_service = services[-1]

@@ -8,20 +8,20 @@ import asyncio
 import time
 from pathlib import Path
 
-from node.service.engine import ModelState
+from node.honest_miner import HonestMiner
 from node.service.miner import MinerConfig, MinerService
-from node.work import WorkConfig
+from node.service.produce import MinerProduce
 from protocol.netconfig import NetworkConfig
-from seedswarm.devnet.engine import CertifyingEngine, work_config
-from seedswarm.devnet.genesis import network_config, write_base
-from seedswarm.devnet.miners import miner_produce
+from runtime.model_state import ModelState
+from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
-from seedswarm.sim.genesis import Genesis
-from seedswarm.sim.roles import HonestMiner
-from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, run_rounds
 from tests.services.harness import key as _key
 from tests.services.harness import run_until_round, transports
+from training.genesis import Genesis
+from training.work import WorkConfig
+from validator.scorer import ScoringCertifier
+from validator.service.engine import ScoringEngine
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
@@ -35,14 +35,14 @@ LEADER = _key("validator")
 def _services(network: NetworkConfig, base: Path, tmp: Path,
               ) -> tuple[list[MinerService | ValidatorService], list[ModelState]]:
     transport = transports(network.network_id)
-    work = work_config(network)
+    work = WorkConfig.of(network)
     miners = tuple(k.public.raw for k in MINER_KEYS)
     genesis = time.time() + 2.0
     common = {"network": network, "genesis_time": genesis, "peers": (LEADER.peer_id,),
               "last_round": ROUNDS}
 
     states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
-    engine = CertifyingEngine(states[0], ScoringCertifier(network, LEADER), miners, work)
+    engine = ScoringEngine(states[0], ScoringCertifier(network, LEADER), miners, work)
     vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
                               miners=miners, **common)  # type: ignore[arg-type]
     services: list[MinerService | ValidatorService] = [
@@ -51,7 +51,7 @@ def _services(network: NetworkConfig, base: Path, tmp: Path,
     for i, (key, state) in enumerate(zip(MINER_KEYS, states[1:], strict=True)):
         config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
-        produce = miner_produce(HonestMiner(key), miners, work)
+        produce = MinerProduce(HonestMiner(key), miners, work)
         services.append(MinerService(config, transport(key), state, produce))
     return services, states
 
@@ -81,4 +81,4 @@ def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
     live = asyncio.run(_run_live(network, base, tmp_path))
     assert len(set(live)) == 1
     assert live[0] != network.base_checkpoint_digest
-    assert live[0] == _simulated(network, base, work_config(network))
+    assert live[0] == _simulated(network, base, WorkConfig.of(network))

@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
+from node.service.produce import MinerProduce
 from protocol.errors import ConfigError
 from protocol.netconfig import NetworkConfig
-from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
-from seedswarm.devnet.genesis import network_config, write_base
-from seedswarm.devnet.miners import live_miner, miner_produce
-from seedswarm.devnet.scoring import scoring_certifier
+from runtime.model_state import ModelState
+from seedswarm.devnet.attack_miners import live_miner
+from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
 from tests.services.harness import run_until_round, transports
+from training.work import WorkConfig
+from validator.scorer_store import scoring_certifier
+from validator.service.engine import ScoringEngine
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3
@@ -33,23 +35,23 @@ MINERS = [(k, "") for k in HONEST] + [(ATTACKER, "noise")]
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorService:
     transport = transports(network.network_id)
-    work = work_config(network)
+    work = WorkConfig.of(network)
     keys = tuple(k.public.raw for k, _ in MINERS)
     common = {"network": network, "genesis_time": time.time() + 2.0,
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
 
     vstate = ModelState.from_base(network, base)
-    certifier = default_certifier(network, LEADER, tmp / "v")
+    certifier = scoring_certifier(network, LEADER, tmp / "v")
     vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
                               miners=keys, **common)  # type: ignore[arg-type]
     validator = ValidatorService(vconfig, LEADER, transport(LEADER),
-                                 CertifyingEngine(vstate, certifier, keys, work))
+                                 ScoringEngine(vstate, certifier, keys, work))
     services: list[MinerService | ValidatorService] = [validator]
     for i, (key, attack) in enumerate(MINERS):
         state = ModelState.from_base(network, base)
         config = MinerConfig(state_dir=tmp / f"m{i}", validators=((LEADER.public.raw, 1),),
                              **common)  # type: ignore[arg-type]
-        produce = miner_produce(live_miner(attack, key, work), keys, work)
+        produce = MinerProduce(live_miner(attack, key, work), keys, work)
         services.append(MinerService(config, transport(key), state, produce))
     await run_until_round(services, ROUNDS, limit_s=90)
     return validator
@@ -79,7 +81,7 @@ def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Pat
     assert honest is not None and honest.weight_ppb > 0
 
     # the pipeline's books and ratings are persisted: a fresh scorer starts where it stopped
-    before = validator.engine.certifier.pipeline.state_to_json()  # type: ignore[attr-defined]
+    before = validator.engine.scorer.pipeline.state_to_json()  # type: ignore[attr-defined]
     restored = scoring_certifier(network, LEADER, tmp_path / "v")
     assert restored.pipeline.state_to_json() == before
     assert attacker in restored.pipeline.books
@@ -88,7 +90,7 @@ def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Pat
 
 def test_live_miner_runs_the_simulators_attackers() -> None:
     spec = DevnetSpec(miners=1, validators=1, rounds=1)
-    work = work_config(network_config(spec, bytes(32)))
+    work = WorkConfig.of(network_config(spec, bytes(32)))
     assert type(live_miner("noise", ATTACKER, work)).__name__ == "NoiseMiner"
     assert type(live_miner("", ATTACKER, work)).__name__ == "HonestMiner"
     assert type(live_miner("copycat", ATTACKER, work)).__name__ == "LiveCopycat"

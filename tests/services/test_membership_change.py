@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
+from node.service.produce import MinerProduce
 from protocol.errors import MessageRejected, RejectReason
 from protocol.finality import EndorsementBook
 from protocol.identity import NodeKey
@@ -25,12 +25,15 @@ from protocol.membership import Membership, MembershipTimeline
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.signing import message_digest, seal
-from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
-from seedswarm.devnet.genesis import network_config, write_base
-from seedswarm.devnet.miners import live_miner, miner_produce
+from runtime.model_state import ModelState
+from seedswarm.devnet.attack_miners import live_miner
+from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
 from tests.services.harness import run_until_round, transports
+from training.work import WorkConfig
+from validator.scorer_store import scoring_certifier
+from validator.service.engine import ScoringEngine
 from validator.service.validator import ValidatorConfig, ValidatorService
 
 NET = "membership-change"
@@ -96,7 +99,7 @@ Services = tuple[list[ValidatorService], list[MinerService]]
 
 async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
     transport = transports(network.network_id)
-    work = work_config(network)
+    work = WorkConfig.of(network)
     validators = [FIRST, SECOND]
     everyone = [*validators, *MINERS, NEWCOMER]
     common = {"network": network, "genesis_time": time.time() + 2.0,
@@ -107,10 +110,10 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
     for i, key in enumerate(validators):
         timeline = _timeline()  # each node its own copy, as each reads the chain itself
         state = ModelState.from_base(network, base)
-        certifier = default_certifier(network, key, tmp / f"v{i}")
+        certifier = scoring_certifier(network, key, tmp / f"v{i}")
         config = ValidatorConfig(state_dir=tmp / f"v{i}", miners=_before().miners,
                                  **common)  # type: ignore[arg-type]
-        engine = CertifyingEngine(state, certifier, timeline, work)
+        engine = ScoringEngine(state, certifier, timeline, work)
         vservices.append(ValidatorService(config, key, transport(key), engine,
                                           timeline=timeline))
     mservices = []
@@ -120,7 +123,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
         # latest block, not the snapshot), while following the certified history correctly
         eager = MembershipTimeline.constant(_after()) if key is NEWCOMER else timeline
         mconfig = MinerConfig(state_dir=tmp / f"m{i}", **common)  # type: ignore[arg-type]
-        produce = miner_produce(live_miner("", key, work), eager, work)
+        produce = MinerProduce(live_miner("", key, work), eager, work)
         mservices.append(MinerService(mconfig, transport(key),
                                       ModelState.from_base(network, base), produce,
                                       timeline=timeline))

@@ -17,27 +17,30 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from node.service.engine import ModelState
 from node.service.miner import MinerConfig, MinerService
+from node.service.produce import MinerProduce
 from protocol.identity import NodeKey
+from protocol.leader import select_leader
 from protocol.messages import Contribution, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle
 from protocol.rounds import RoundClock
 from protocol.signing import Signed
-from seedswarm.devnet.engine import CertifyingEngine, default_certifier, work_config
-from seedswarm.devnet.genesis import network_config, write_base
-from seedswarm.devnet.miners import live_miner, miner_produce
+from runtime.model_state import ModelState
+from seedswarm.devnet.attack_miners import live_miner
+from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
 from tests.services.harness import run_until_round, transports
+from training.work import WorkConfig
 from validator.certificate import Dispute
-from validator.leader import select_leader
-from validator.service.machine import ValidatorAction, ValidatorView, next_action
+from validator.scorer_store import scoring_certifier
+from validator.service.engine import ScoringEngine
 from validator.service.ports import RoundDecision
 from validator.service.review import ReviewBook, attempt_of
 from validator.service.validator import ValidatorConfig, ValidatorService
+from validator.service.validator_machine import ValidatorAction, ValidatorView, next_action
 
 CLOCK = RoundClock(genesis_time=1000.0, round_length=4.0, work_fraction=0.5)
 ROUNDS = 3
@@ -121,7 +124,7 @@ def test_review_book_approves_one_model_per_round_and_stays_bounded() -> None:
 # -- three validators over the in-memory transport --------------------------------------------
 
 
-class GreedyEngine(CertifyingEngine):
+class GreedyEngine(ScoringEngine):
     """A validator that would certify everything it received, rejected contributions too."""
 
     def score(self, received: Sequence[Signed[Contribution]]) -> RoundDecision:
@@ -153,7 +156,7 @@ def _cast(network: NetworkConfig) -> Cast:
 async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
                ) -> tuple[list[ValidatorService], list[MinerService]]:
     transport = transports(network.network_id)
-    work = work_config(network)
+    work = WorkConfig.of(network)
     miners = tuple(k.public.raw for k, _ in MINERS)
     greedy, honest = cast
     validators = [(greedy, GREEDY_STAKE), *honest]
@@ -164,8 +167,8 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
     vservices = []
     for i, (key, _) in enumerate(validators):
         state = ModelState.from_base(network, base)
-        certifier = default_certifier(network, key, tmp / f"v{i}")
-        engine_type = GreedyEngine if key is greedy else CertifyingEngine
+        certifier = scoring_certifier(network, key, tmp / f"v{i}")
+        engine_type = GreedyEngine if key is greedy else ScoringEngine
         config = ValidatorConfig(state_dir=tmp / f"v{i}", miners=miners,
                                  **common)  # type: ignore[arg-type]
         engine = engine_type(state, certifier, miners, work)
@@ -173,7 +176,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
     mservices = []
     for i, (key, attack) in enumerate(MINERS):
         mconfig = MinerConfig(state_dir=tmp / f"m{i}", **common)  # type: ignore[arg-type]
-        produce = miner_produce(live_miner(attack, key, work), miners, work)
+        produce = MinerProduce(live_miner(attack, key, work), miners, work)
         mservices.append(MinerService(mconfig, transport(key),
                                       ModelState.from_base(network, base), produce))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]

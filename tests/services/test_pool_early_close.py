@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from protocol.identity import NodeKey
 from protocol.messages import Contribution
-from protocol.peergate import GatePolicy, PeerGate
 from protocol.signing import seal
+from runtime.peergate import GatePolicy, PeerGate
 from validator.service.pool import ACTIVE_ROUNDS, ContributionPool
 
 NET = "pool-net"

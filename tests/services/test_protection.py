@@ -6,17 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from adapters.storage.logstore import RoundLogStore, write_atomic
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import NodeKey
-from protocol.leader import LEADER_ATTEMPTS, elected_leaders, select_leader
-from protocol.logstore import RoundLogStore, write_atomic
+from protocol.leader import LEADER_ATTEMPTS, elected_leaders, leader_for, select_leader
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
-from protocol.peergate import BANNED, OVERSIZED, RATE_LIMITED, GatePolicy, PeerGate
 from protocol.randomness import round_beacon
 from protocol.roundlog import decode_frames, encode_frames, open_bundle
 from protocol.signing import Signed, open_envelope, seal
+from runtime.peergate import BANNED, OVERSIZED, RATE_LIMITED, GatePolicy, PeerGate
 from validator.service.certify import build_bundle, chosen_entries
-from validator.service.leader import leader_for
 
 NET = "services-test"
 

@@ -7,10 +7,10 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node.service.machine import MinerAction, MinerView, next_action
+from node.service.miner_machine import MinerAction, MinerView, next_action
 from protocol.rounds import Patience, Phase, RoundClock, epoch_of, phase, wake_time
-from validator.service.machine import ValidatorAction, ValidatorView
-from validator.service.machine import next_action as validator_action
+from validator.service.validator_machine import ValidatorAction, ValidatorView
+from validator.service.validator_machine import next_action as validator_action
 
 CLOCK = RoundClock(genesis_time=1000.0, round_length=4.0, work_fraction=0.5)
 

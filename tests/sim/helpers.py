@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from seedswarm.sim.config import ModelShape, SimConfig
+from seedswarm.sim.config import SimConfig
+from training.genesis import ModelShape
 
 TINY = ModelShape(width=32, depth=1, heads=2, context=32)
 

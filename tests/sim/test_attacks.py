@@ -7,10 +7,10 @@ import pytest
 
 from protocol.errors import ConfigError
 from seedswarm.sim.attackers import ATTACKS, attacker_kind, parse_attackers
-from seedswarm.sim.genesis import build_genesis
-from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, build_swarm, run_rounds
 from tests.sim.helpers import tiny_config
+from training.genesis import build_genesis
+from validator.scorer import ScoringCertifier
 
 # What a receipt may say when a cheater earns nothing (validator.reward.explain_reward and the
 # pipeline's own reasons).

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from node.replica import ApplyRule, Replica
 from protocol.errors import ConsensusError
 from protocol.model_hash import model_hash
-from seedswarm.sim.genesis import build_genesis
 from seedswarm.sim.run import simulate
 from seedswarm.sim.swarm import honest_swarm, run_rounds
 from tests.sim.helpers import tiny_config
+from training.genesis import build_genesis
+from training.replica import ApplyRule, Replica
 
 
 def test_four_fo_miners_lower_validation_loss_within_five_rounds() -> None:

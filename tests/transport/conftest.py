@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from protocol.transport.base import Limits
-from protocol.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
+from adapters.transport.base import Limits
+from adapters.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
 from tests.transport.harness import Harness, Libp2pHarness, MemoryHarness, MqttHarness
 
 HarnessFactory = Callable[..., Harness]
@@ -24,7 +24,7 @@ IMPLEMENTATIONS = [
 @pytest.fixture(scope="session")
 def mosquitto_port() -> Iterator[int]:
     """One mosquitto for the session: installed if missing (as root), on a free loopback port."""
-    broker = MosquittoBroker(install=True)
+    broker = MosquittoBroker()
     try:
         asyncio.run(broker.start())
     except BrokerUnavailable as exc:

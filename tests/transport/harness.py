@@ -13,14 +13,14 @@ import asyncio
 import hashlib
 from collections.abc import Callable, Sequence
 
+from adapters.transport.base import Limits
+from adapters.transport.core import TransportCore, poll_until
+from adapters.transport.libp2p_host import Libp2pConfig
+from adapters.transport.libp2p_transport import Libp2pTransport
+from adapters.transport.memory import MemoryNetwork, MemoryTransport
+from adapters.transport.mqtt import MqttConfig, MqttTransport
+from adapters.transport.mqtt_broker import EmbeddedBroker
 from protocol.identity import NodeKey
-from protocol.transport.base import Limits
-from protocol.transport.core import TransportCore, poll_until
-from protocol.transport.libp2p_host import Libp2pConfig
-from protocol.transport.libp2p_transport import Libp2pTransport
-from protocol.transport.memory import MemoryNetwork, MemoryTransport
-from protocol.transport.mqtt import MqttConfig, MqttTransport
-from protocol.transport.mqtt_broker import EmbeddedBroker
 
 NETWORK = "contract-net"
 READY_LIMIT_S = 20.0

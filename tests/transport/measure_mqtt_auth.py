@@ -7,7 +7,7 @@ Per frame: `seal` (SHA-256 of the payload + Ed25519 signature + encoding) and `d
 64 KiB payloads. Gossip: 3 MqttTransports on one broker (embedded amqtt, then mosquitto), each
 subscribed to one topic; they take turns publishing timestamped 64-byte payloads, paced, and
 every other node records publish -> delivery time. It builds the transport with whichever
-constructor the importable protocol.transport.mqtt has, so the same script measures the
+constructor the importable adapters.transport.mqtt has, so the same script measures the
 unsigned predecessor when that is first on PYTHONPATH.
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from adapters.transport.base import Limits
+from adapters.transport.mqtt import MqttConfig, MqttTransport
+from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
 from protocol.identity import NodeKey
-from protocol.transport.base import Limits
-from protocol.transport.mqtt import MqttConfig, MqttTransport
-from protocol.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
 
 NET = "measure-net"
 PACE_S = 0.005
@@ -50,7 +50,7 @@ def _transport(port: int, index: int) -> MqttTransport:
 def frame_cost(size: int, frames: int) -> dict[str, float] | None:
     """Microseconds per frame to seal, and to decode + verify; None for the unsigned format."""
     try:
-        from protocol.transport.mqtt_wire import (
+        from adapters.transport.mqtt_wire import (
             Auth,
             FrameVerifier,
             PublishEnvelope,
@@ -116,7 +116,7 @@ async def measure(messages: int, brokers: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"messages": messages, "nodes": 3, "payload_bytes": 64}
     for kind in brokers:
         broker: EmbeddedBroker | MosquittoBroker = (
-            EmbeddedBroker() if kind == "amqtt" else MosquittoBroker(install=True)
+            EmbeddedBroker() if kind == "amqtt" else MosquittoBroker()
         )
         await broker.start()
         try:

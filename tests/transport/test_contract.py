@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from protocol.transport.base import (
+from adapters.transport.base import (
     Delivery,
     Limits,
     PayloadTooLarge,
@@ -26,9 +26,9 @@ from protocol.transport.base import (
     Transport,
     TransportClosed,
 )
-from protocol.transport.core import TransportCore
-from protocol.transport.stats import DropReason
-from protocol.transport.subscription import QueueSubscription
+from adapters.transport.core import TransportCore
+from adapters.transport.stats import DropReason
+from adapters.transport.subscription import QueueSubscription
 from tests.transport.conftest import HarnessFactory
 from tests.transport.harness import eventually
 

@@ -7,12 +7,12 @@ import threading
 
 import pytest
 
+from adapters.transport.base import Limits
+from adapters.transport.libp2p_host import Libp2pConfig
+from adapters.transport.libp2p_transport import Libp2pTransport
+from adapters.transport.stats import DropReason
+from adapters.transport.trio_bridge import TrioBridge
 from protocol.identity import NodeKey
-from protocol.transport.base import Limits
-from protocol.transport.libp2p_host import Libp2pConfig
-from protocol.transport.libp2p_transport import Libp2pTransport
-from protocol.transport.stats import DropReason
-from protocol.transport.trio_bridge import TrioBridge
 from tests.transport.harness import seed_for
 
 pytestmark = pytest.mark.network

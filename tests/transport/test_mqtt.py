@@ -9,12 +9,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from adapters.transport.base import Limits, RequestTimeout
+from adapters.transport.mqtt import MqttConfig, MqttTransport
+from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
+from adapters.transport.mqtt_wire import Auth, PublishEnvelope, SequenceCounter, seal
+from adapters.transport.stats import DropReason
 from protocol.identity import NodeKey
-from protocol.transport.base import Limits, RequestTimeout
-from protocol.transport.mqtt import MqttConfig, MqttTransport
-from protocol.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
-from protocol.transport.mqtt_wire import Auth, PublishEnvelope, SequenceCounter, seal
-from protocol.transport.stats import DropReason
 from tests.transport.harness import eventually, seed_for
 
 pytestmark = pytest.mark.network
@@ -92,7 +92,7 @@ def process_exists(pid: int) -> bool:
 
 def test_mosquitto_process_is_started_on_loopback_and_stopped(mosquitto_port: int) -> None:
     async def scenario() -> None:
-        broker = MosquittoBroker(install=True)
+        broker = MosquittoBroker()
         await broker.start()
         assert broker.url == f"mqtt://127.0.0.1:{broker.port}"
         assert broker.port != mosquitto_port and accepts(broker.port)

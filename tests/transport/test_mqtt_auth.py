@@ -1,7 +1,7 @@
 """MQTT frame authentication: forged, mismatched, replayed, tampered and misdirected frames.
 
 The attacker is a raw MQTT client of the same broker (no ACLs: it may publish and subscribe
-anywhere) that crafts frames with protocol.transport.mqtt_wire, signed with its own key.
+anywhere) that crafts frames with adapters.transport.mqtt_wire, signed with its own key.
 The verifier's window rules are also checked directly, with a fake clock.
 """
 
@@ -14,13 +14,11 @@ from collections.abc import Callable
 import aiomqtt
 import pytest
 
-from protocol.identity import NodeKey
-from protocol.peergate import GatePolicy, PeerGate
-from protocol.transport.base import Limits, Request
-from protocol.transport.framing import ResponseStatus
-from protocol.transport.mqtt import MqttConfig, MqttTransport
-from protocol.transport.mqtt_broker import EmbeddedBroker
-from protocol.transport.mqtt_wire import (
+from adapters.transport.base import Limits, Request
+from adapters.transport.framing import ResponseStatus
+from adapters.transport.mqtt import MqttConfig, MqttTransport
+from adapters.transport.mqtt_broker import EmbeddedBroker
+from adapters.transport.mqtt_wire import (
     Auth,
     Envelope,
     FrameVerifier,
@@ -33,8 +31,10 @@ from protocol.transport.mqtt_wire import (
     decode,
     seal,
 )
-from protocol.transport.stats import DropReason
-from protocol.transport.subscription import QueueSubscription
+from adapters.transport.stats import DropReason
+from adapters.transport.subscription import QueueSubscription
+from protocol.identity import NodeKey
+from runtime.peergate import GatePolicy, PeerGate
 from tests.transport.harness import eventually, seed_for
 
 NET = "auth-net"

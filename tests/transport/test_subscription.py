@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from protocol.transport.base import Delivery
-from protocol.transport.stats import DropReason, TransportStats
-from protocol.transport.subscription import QueueSubscription
+from adapters.transport.base import Delivery
+from adapters.transport.stats import DropReason, TransportStats
+from adapters.transport.subscription import QueueSubscription
 
 
 def make(capacity: int, stats: TransportStats) -> tuple[QueueSubscription, list[QueueSubscription]]:

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import trio
 
-from protocol.transport.base import TransportClosed
-from protocol.transport.trio_bridge import TrioBridge
+from adapters.transport.base import TransportClosed
+from adapters.transport.trio_bridge import TrioBridge
 from tests.transport.harness import eventually
 
 

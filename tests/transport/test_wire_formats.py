@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.identity import NodeKey
-from protocol.transport.framing import (
+from adapters.transport.framing import (
     FrameTooLarge,
     ResponseStatus,
     encode_request,
@@ -18,7 +17,7 @@ from protocol.transport.framing import (
     read_request,
     read_response,
 )
-from protocol.transport.mqtt_wire import (
+from adapters.transport.mqtt_wire import (
     MIN_FRAME_BYTES,
     Auth,
     Envelope,
@@ -30,7 +29,8 @@ from protocol.transport.mqtt_wire import (
     seal,
     signed_bytes,
 )
-from protocol.transport.names import check_name, check_network_id, check_segment
+from adapters.transport.names import check_name, check_network_id, check_segment
+from protocol.identity import NodeKey
 
 ascii_names = st.text(alphabet="abcXYZ0189._-", min_size=1, max_size=40)
 

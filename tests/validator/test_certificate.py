@@ -12,9 +12,9 @@ from fractions import Fraction
 import pytest
 import torch
 
-from node.replica import ApplyRule, Replica
 from protocol.errors import ConsensusError
 from protocol.identity import NodeKey
+from protocol.leader import select_leader
 from protocol.messages import (
     WEIGHT_ONE_PPB,
     CertEntry,
@@ -25,6 +25,7 @@ from protocol.messages import (
 from protocol.perturb import DirectionSpec
 from protocol.randomness import round_beacon
 from protocol.signing import message_digest, open_envelope, seal
+from training.replica import ApplyRule, Replica
 from validator.certificate import (
     ApplyFn,
     Candidate,
@@ -40,7 +41,6 @@ from validator.certificate import (
     review_certificate,
     select_top,
 )
-from validator.leader import select_leader
 
 NET = "cert-test"
 ROUND = 12

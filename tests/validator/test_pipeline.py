@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
+from node.honest_miner import HonestMiner
 from protocol.codecs import Codec, contribution_updates
 from protocol.errors import ConfigError
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.signing import open_envelope, seal
-from seedswarm.sim.genesis import build_genesis
-from seedswarm.sim.roles import HonestMiner
-from seedswarm.sim.scoring import ScoringCertifier
 from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
 from tests.sim.helpers import tiny_config
+from training.genesis import build_genesis
 from validator import filters as filters_module
 from validator.certificate import Dispute, ReviewContext, check_entries
 from validator.filters import FilterContext, RoundWindow
@@ -29,6 +28,7 @@ from validator.outcome import RoundOutcome, passes_gates
 from validator.pipeline import ScoringPipeline
 from validator.ratings import Rating
 from validator.reward import indicator_factor, rating_factor, reward_score
+from validator.scorer import ScoringCertifier
 from validator.trust import (
     AuditRecord,
     TrustPolicy,

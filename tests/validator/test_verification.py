@@ -15,10 +15,7 @@ from typing import Any
 import pytest
 import torch
 
-from node.model import GPT, GPTConfig
-from node.tasks.base import make_task
-from node.trainable import TrainableSpec, prepare_trainable
-from node.work import RoundInfo, WorkConfig, concat_batches, do_work, local_adamw_delta, zo_scalars
+from node.honest_miner import HonestMiner
 from protocol.codecs import Codec
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
@@ -27,8 +24,19 @@ from protocol.model_hash import model_hash
 from protocol.perturb import DirectionSpec, direction
 from protocol.quantize import SIGN_BIT, admissible_codes, quantize
 from protocol.randomness import round_beacon
-from seedswarm.sim.oracle import SimScalarOracle
-from seedswarm.sim.roles import HonestMiner, RoundContext
+from training.model import GPT, GPTConfig
+from training.recompute import ScalarRecomputer
+from training.round_context import RoundContext
+from training.tasks import make_task
+from training.trainable import TrainableSpec, prepare_trainable
+from training.work import (
+    RoundInfo,
+    WorkConfig,
+    concat_batches,
+    do_work,
+    local_adamw_delta,
+    zo_scalars,
+)
 from validator.verification import (
     Tolerance,
     VerificationPolicy,
@@ -52,7 +60,7 @@ AUDIT_ALL = VerificationPolicy(sample_fraction=0.25, min_sample=4, fo_audit_prob
 class World:
     ctx: RoundContext
     miners: list[HonestMiner]
-    oracle: SimScalarOracle
+    oracle: ScalarRecomputer
 
 
 def build_world(codec: Codec, round_index: int = 3, *, width: int = 32, context: int = 16,
@@ -73,7 +81,7 @@ def build_world(codec: Codec, round_index: int = 3, *, width: int = 32, context:
         named=named, task=task, miner_keys=[m.key.public.raw for m in miners],
         samples_per_miner=samples, work=work,
     )
-    return World(ctx, miners, SimScalarOracle(ctx))
+    return World(ctx, miners, ScalarRecomputer(ctx))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +117,7 @@ def _advance(world: World) -> None:
     world.ctx = dataclasses.replace(
         ctx, base_model_hash=base, beacon=round_beacon(NET, ctx.round_index, base)
     )
-    world.oracle = SimScalarOracle(world.ctx)
+    world.oracle = ScalarRecomputer(world.ctx)
 
 
 def honest(world: World, miner: int = 0) -> Contribution:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.logstore import write_atomic
+from adapters.storage.logstore import write_atomic
 
 LEDGER_VERSION = 1
 

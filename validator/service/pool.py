@@ -13,9 +13,9 @@ from collections.abc import Collection
 from protocol.errors import MessageRejected, RejectReason
 from protocol.membership import MembershipTimeline, MinersAt, miners_at
 from protocol.messages import Contribution
-from protocol.peergate import PeerGate
 from protocol.replay import ReplayGuard
 from protocol.signing import Signed, open_envelope
+from runtime.peergate import PeerGate
 
 ROUNDS_AHEAD = 1
 ACTIVE_ROUNDS = 3

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from protocol.follower import ReplicaPort
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.roundlog import CertifiedEntry
 from protocol.signing import Signed
+from runtime.follower import ReplicaPort
 
 
 @dataclass(frozen=True)

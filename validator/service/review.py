@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from protocol.leader import LEADER_ATTEMPTS, leader_sequence
-from protocol.membership import MembershipTimeline, StakesAt, stakes_at
+from protocol.leader import LEADER_ATTEMPTS, leader_attempt, leader_sequence
+from protocol.membership import MembershipTimeline, Stakes, StakesAt, stakes_at
 from protocol.messages import RoundCertificate
 from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle
@@ -26,7 +26,6 @@ from validator.certificate import (
     WeightMode,
     check_certificate,
 )
-from validator.service.leader import Stakes, leader_attempt
 from validator.service.ports import RoundDecision
 
 KEPT_ROUNDS = 4

@@ -1,4 +1,4 @@
-"""`seedswarm validator`'s service: a thin asyncio shell around validator.service.machine.
+"""`seedswarm validator`'s service: a thin asyncio shell around validator.service.validator_machine.
 
 One TaskGroup runs the inbound screens (contributions into the pool, bundles and endorsements
 into the follower), the driver (apply what is final, catch up, score every round, review other
@@ -8,7 +8,7 @@ settle). Scoring and the model come in through `ValidatorEngine`.
 Every validator keeps its own books: the epoch scores it submits on-chain, its ratings and its
 receipts come from its own scoring of each round, whoever leads it (the chain takes the
 stake-weighted median of independent weights). Bundles are applied only once final (approved by
-a stake majority, see protocol.follower), by every node alike, the leader included. Ratings and
+a stake majority, see runtime.follower), by every node alike, the leader included. Ratings and
 epoch scores are persisted as they change, so a restart loses nothing.
 """
 
@@ -24,19 +24,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from protocol.catchup import LOG_PROTOCOL, log_handler
+from adapters.transport.base import Subscription, Transport, TransportError
 from protocol.errors import ConsensusError
-from protocol.follower import Follower
 from protocol.identity import NodeKey
-from protocol.membership import MembershipTimeline, miners_at, stakes_at
+from protocol.leader import leader_for
+from protocol.membership import MembershipTimeline, Stakes, miners_at, stakes_at
 from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
-from protocol.peergate import GatePolicy, PeerGate
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS, RoundBundle
 from protocol.rounds import Patience, RoundClock, epoch_of, wake_time
-from protocol.service_shell import CatchUp, Waker, write_status
 from protocol.signing import Signed, open_envelope, seal
-from protocol.transport.base import Subscription, Transport, TransportError
+from runtime.catchup import LOG_PROTOCOL, log_handler
+from runtime.follower import Follower
+from runtime.peergate import GatePolicy, PeerGate
+from runtime.service_shell import CatchUp, Waker, write_status
 from validator.certificate import CertificateCheck, WeightMode, endorse
 from validator.ratings import RatingStore
 from validator.service.certify import (
@@ -46,14 +47,13 @@ from validator.service.certify import (
     time_sequence,
     to_ppb,
 )
-from validator.service.chain import EpochChain, due_step, is_final_failure
-from validator.service.leader import Stakes, leader_for
+from validator.service.epoch_chain import EpochChain, due_step, is_final_failure
 from validator.service.ledger import Ledger
-from validator.service.machine import ValidatorAction, ValidatorView, next_action
 from validator.service.pool import ContributionPool
 from validator.service.ports import ReceiptSource, RoundDecision, ValidatorEngine
-from validator.service.receipts import RECEIPT_PROTOCOL, ReceiptBook
+from validator.service.receipt_server import RECEIPT_PROTOCOL, ReceiptBook
 from validator.service.review import ReviewBook, Reviewer, conflict_check, review_order
+from validator.service.validator_machine import ValidatorAction, ValidatorView, next_action
 
 _log = logging.getLogger("validator.service")
 

@@ -1,0 +1,1 @@
+"""Files a node keeps: the certified round log and encrypted key stores."""

@@ -1,0 +1,223 @@
+"""MQTT brokers on loopback: the embedded amqtt broker and a Debian mosquitto process.
+
+The embedded broker runs inside the caller's event loop and needs nothing installed. mosquitto
+is the real broker for testnets; `MosquittoBroker` finds the binary (installed by the system's
+package manager: `make install-dev`, CI and the deploy files do it, never this code), runs it on
+a free loopback port with a generated config, and stops it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from adapters.transport.base import TransportError
+
+_log = logging.getLogger("adapters.transport.mqtt_broker")
+
+LOOPBACK = "127.0.0.1"
+_MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+MOSQUITTO_MISSING = (
+    "mosquitto is not installed: install it (Debian/Ubuntu: apt-get install -y mosquitto) "
+    "or use the embedded broker"
+)
+_READY_TIMEOUT_S = 10.0
+
+
+class BrokerUnavailable(TransportError):
+    """A broker could not be found or started."""
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def wait_until_listening(port: int, *, limit_s: float = _READY_TIMEOUT_S) -> None:
+    """Poll until something accepts TCP connections on 127.0.0.1:`port`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(LOOPBACK, port)
+        except OSError:
+            if loop.time() > deadline:
+                raise BrokerUnavailable(f"nothing listens on {LOOPBACK}:{port}") from None
+            await asyncio.sleep(0.02)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+class EmbeddedBroker:
+    """An amqtt broker in this process, listening on a loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self._port = port or free_loopback_port()
+        self._broker: Any = None
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{LOOPBACK}:{self._port}"
+
+    async def start(self) -> None:
+        """Start listening (idempotent)."""
+        if self._broker is not None:
+            return
+        from amqtt.broker import Broker  # heavy import, only when a broker is wanted
+
+        broker = Broker(
+            {
+                "listeners": {"default": {"type": "tcp", "bind": f"{LOOPBACK}:{self._port}"}},
+                "plugins": {
+                    "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                },
+            }
+        )
+        await broker.start()
+        self._broker = broker
+
+    async def stop(self) -> None:
+        """Disconnect every client and close the listener (idempotent)."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+def find_mosquitto() -> Path | None:
+    """The mosquitto binary, if installed."""
+    found = shutil.which("mosquitto")
+    if found:
+        return Path(found)
+    for candidate in _MOSQUITTO_PATHS:
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
+
+
+class MosquittoBroker:
+    """A mosquitto process on a free loopback port, with a config written for it."""
+
+    def __init__(self, *, binary: Path | None = None) -> None:
+        self._binary = binary
+        self._port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{LOOPBACK}:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def start(self) -> None:
+        """Locate mosquitto, start it and wait until it accepts connections."""
+        if self._process is not None:
+            return
+        binary = self._binary or find_mosquitto()
+        if binary is None:
+            raise BrokerUnavailable(MOSQUITTO_MISSING)
+        self._workdir = tempfile.TemporaryDirectory(prefix="seedswarm-mosquitto-")
+        self._port = free_loopback_port()
+        workdir = Path(self._workdir.name)
+        config = workdir / "mosquitto.conf"
+        config.write_text(_mosquitto_config(self._port), encoding="utf-8")
+        log_path = workdir / "mosquitto.log"
+        self._process = _spawn([str(binary), "-c", str(config)], log_path)
+        try:
+            await wait_until_listening(self._port)
+        except BrokerUnavailable as exc:
+            output = log_path.read_text(encoding="utf-8", errors="replace")[-500:]
+            await self.stop()
+            raise BrokerUnavailable(f"mosquitto did not start: {exc}; log: {output}") from exc
+
+    async def stop(self) -> None:
+        """Terminate the process (kill after a grace period) and remove its files."""
+        process, self._process = self._process, None
+        if process is not None:
+            await asyncio.to_thread(_terminate, process)
+        workdir, self._workdir = self._workdir, None
+        if workdir is not None:
+            workdir.cleanup()
+
+    async def __aenter__(self) -> MosquittoBroker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+def _mosquitto_config(port: int) -> str:
+    # Queue limits are raised so that a burst to a slow subscriber is held, not dropped, by
+    # the broker (mosquitto's default drops QoS 1 messages beyond 1000 queued per client).
+    return "\n".join(
+        [
+            f"listener {port} {LOOPBACK}",
+            "allow_anonymous true",
+            "persistence false",
+            # small QoS 1 exchanges otherwise stall ~40 ms on Nagle + delayed ACK
+            "set_tcp_nodelay true",
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "",
+        ]
+    )
+
+
+def _spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

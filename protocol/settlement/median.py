@@ -1,0 +1,72 @@
+"""Reference implementation of the contract's settlement arithmetic (integer-exact).
+
+Used to test the contract, and by validators to compute Merkle-path payouts off-chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from protocol.settlement.params import BPS, WEIGHT_SCALE
+
+
+def consensus_weight(weights: Sequence[int], stakes: Sequence[int], kappa_bps: int = 5_000) -> int:
+    """Largest weight c such that validators giving >= c hold more than kappa of the stake."""
+    if len(weights) != len(stakes):
+        raise ValueError("weights and stakes differ in length")
+    threshold = sum(stakes) * kappa_bps
+    best = 0
+    for candidate in set(weights):
+        support = sum(s for w, s in zip(weights, stakes, strict=True) if w >= candidate)
+        if support * BPS > threshold:
+            best = max(best, candidate)
+    return best
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    """Per-miner consensus, reward and performance; per-validator reward."""
+
+    consensus: tuple[int, ...]
+    miner_rewards: tuple[int, ...]
+    performance: tuple[int, ...]
+    validator_rewards: tuple[int, ...]
+
+
+def settle_reference(
+    rows: Sequence[Sequence[int]],
+    stakes: Sequence[int],
+    miner_count: int,
+    emission: int,
+    miner_share_bps: int = 5_000,
+    kappa_bps: int = 5_000,
+) -> SettlementResult:
+    """What Incentives.settle credits, given the revealed rows of a quorate epoch.
+
+    Rows shorter than `miner_count` are padded with zeros, as the contract reads them.
+    Every slot is treated as occupied.
+    """
+    padded = [list(r) + [0] * (miner_count - len(r)) for r in rows]
+    revealed = sum(stakes)
+    miner_pool = emission * miner_share_bps // BPS
+    clipped_sums = [0] * len(rows)
+    consensus, rewards, performance = [], [], []
+    for j in range(miner_count):
+        column = [row[j] for row in padded]
+        c = consensus_weight(column, stakes, kappa_bps)
+        support = 0
+        for i, w in enumerate(column):
+            clipped = min(w, c)
+            clipped_sums[i] += clipped
+            support += stakes[i] * clipped
+        consensus.append(c)
+        rewards.append(miner_pool * support // (revealed * WEIGHT_SCALE))
+        performance.append(support // revealed)
+    pool = emission - miner_pool
+    denominator = sum(s * t for s, t in zip(stakes, clipped_sums, strict=True))
+    validator_rewards = tuple(
+        pool * s * t // denominator if denominator else 0
+        for s, t in zip(stakes, clipped_sums, strict=True)
+    )
+    return SettlementResult(tuple(consensus), tuple(rewards), tuple(performance), validator_rewards)

@@ -1,0 +1,282 @@
+"""Keeping a replica on the certified history: in order, durably, final rounds only.
+
+Miners and validators both follow the chain of round bundles. A round's bundle is a leader's
+proposal; it is applied only once it is final (protocol.finality: validators holding a stake
+majority approve it, the leader's own signature counting as its approval). Until then a round
+may hold several candidates, keyed by certificate digest and bounded per leader and per round,
+so an elected leader that equivocates cannot displace the bundle the validators endorse.
+
+Bundles may arrive early (kept, bounded), twice (ignored), or not at all (fetched from peers,
+with their proof of finality). Each applied bundle is first written to the on-disk log (with the
+endorsements that made it final), then applied, then checkpointed, so a restart after a crash
+at any point finds either the checkpoint of that round or the log entry that reproduces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+from adapters.storage.logstore import RoundLogStore
+from adapters.transport.base import Transport
+from protocol.errors import ConsensusError, MessageRejected, RejectReason
+from protocol.finality import (
+    FINALITY_THRESHOLD,
+    EndorsementBook,
+    FinalizedRound,
+    SignedEndorsement,
+    open_finalized,
+)
+from protocol.membership import MembershipTimeline, Stakes, StakesAt, stakes_at
+from protocol.roundlog import RoundBundle, open_bundle
+from runtime.catchup import fetch_bundles
+from runtime.peergate import PeerGate
+
+MAX_PENDING_ROUNDS = 16
+MAX_CANDIDATES_PER_ROUND = 8
+MAX_CANDIDATES_PER_LEADER = 2
+# Late or repeated endorsements are normal on gossip: not held against the sending peer.
+_HARMLESS = frozenset({RejectReason.DUPLICATE, RejectReason.WRONG_ROUND})
+_log = logging.getLogger("runtime.follower")
+
+
+class ReplicaPort(Protocol):
+    """What the follower needs of a node's model state."""
+
+    @property
+    def round_index(self) -> int: ...
+
+    @property
+    def model_hash(self) -> bytes: ...
+
+    def apply_bundle(self, bundle: RoundBundle) -> bytes:
+        """Advance by one round; ConsensusError when the result is not the certified hash."""
+        ...
+
+    def save(self, directory: Path) -> Path:
+        """Checkpoint atomically under `directory`."""
+        ...
+
+    def reload(self, directory: Path) -> None:
+        """Return to the last checkpoint under `directory` (after a failed apply)."""
+        ...
+
+
+AppliedCallback = Callable[[RoundBundle], None]
+
+
+class Follower:
+    """Applies final bundles to a replica in round order; see the module docstring."""
+
+    def __init__(
+        self,
+        replica: ReplicaPort,
+        state_dir: Path,
+        *,
+        network_id: str,
+        validators: Stakes | MembershipTimeline | StakesAt,
+        max_envelope_bytes: int,
+        on_applied: AppliedCallback | None = None,
+        threshold: Fraction = FINALITY_THRESHOLD,
+    ) -> None:
+        """`validators`: the stake table (who leads, whose votes count) of each round, as a
+        timeline or lookup (protocol.membership), or one table for every round."""
+        self.replica = replica
+        self.state_dir = state_dir
+        self.store = RoundLogStore(state_dir / "log")
+        self.network_id = network_id
+        # every bundle, vote and log entry is judged by the table of its own round
+        self.stakes_at = stakes_at(validators)
+        self.max_envelope_bytes = max_envelope_bytes
+        self.threshold = threshold
+        self.on_applied = on_applied
+        self.endorsements = EndorsementBook(network_id, validators, max_envelope_bytes,
+                                            threshold)
+        self._candidates: dict[int, dict[bytes, RoundBundle]] = {}
+        self.failures = 0
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def open_entry(self, raw: bytes) -> FinalizedRound:
+        """Verify a log entry and its proof of finality (MessageRejected otherwise)."""
+        return open_finalized(raw, network_id=self.network_id, validators=self.stakes_at,
+                              max_envelope_bytes=self.max_envelope_bytes,
+                              threshold=self.threshold)
+
+    # -- inbound ----------------------------------------------------------------------------
+
+    def receive(self, raw: bytes, peer: str, gate: PeerGate, now: float) -> bool:
+        """Screen a gossiped bundle through `gate` and keep it if valid and useful."""
+        if gate.admit(peer, len(raw), now) is not None:
+            return False
+        try:
+            bundle = open_bundle(raw, network_id=self.network_id, validators=self.stakes_at,
+                                 max_envelope_bytes=self.max_envelope_bytes)
+        except MessageRejected as exc:
+            gate.reject(peer, exc.reason.value, exc.detail, now)
+            return False
+        gate.accept()
+        return self.offer(bundle)
+
+    def receive_endorsement(self, raw: bytes, peer: str, gate: PeerGate, now: float) -> bool:
+        """Screen a gossiped endorsement through `gate`; True if it was new and kept."""
+        if gate.admit(peer, len(raw), now) is not None:
+            return False
+        self.endorsements.forget_before(self.replica.round_index)
+        try:
+            self.endorsements.add_raw(raw)
+        except MessageRejected as exc:
+            if exc.reason not in _HARMLESS:
+                gate.reject(peer, exc.reason.value, exc.detail, now)
+            return False
+        gate.accept()
+        return True
+
+    def endorse_locally(self, signed: SignedEndorsement) -> None:
+        """Count this validator's own endorsement (gossip does not echo it back).
+
+        A repeated or stale one is ignored; MessageRejected if it is not by a validator.
+        """
+        self.endorsements.forget_before(self.replica.round_index)
+        try:
+            self.endorsements.add(signed)
+        except MessageRejected as exc:
+            if exc.reason not in _HARMLESS:
+                raise
+
+    def offer(self, bundle: RoundBundle) -> bool:
+        """Keep a verified bundle as a candidate of its round; False if stale, too far ahead,
+        on the wrong previous model, already held, or over the per-leader / per-round bounds."""
+        at = self.replica.round_index
+        r = bundle.round_index
+        if not at <= r < at + MAX_PENDING_ROUNDS:
+            return False
+        if r == at and bundle.prev_model_hash != self.replica.model_hash:
+            return False
+        held = self._candidates.get(r, {})
+        digest = bundle.certificate.digest
+        leader = bundle.certificate.message.leader
+        by_leader = sum(1 for b in held.values() if b.certificate.message.leader == leader)
+        if (digest in held or len(held) >= MAX_CANDIDATES_PER_ROUND
+                or by_leader >= MAX_CANDIDATES_PER_LEADER):
+            return False
+        held[digest] = bundle
+        self._candidates[r] = held
+        return True
+
+    # -- state ------------------------------------------------------------------------------
+
+    def candidates(self, round_index: int) -> list[RoundBundle]:
+        """Unapplied bundles of `round_index`, in arrival order."""
+        return list(self._candidates.get(round_index, {}).values())
+
+    def ready(self) -> bool:
+        """A final candidate for the replica's round, on the replica's model, is waiting."""
+        return self._next_final() is not None
+
+    # -- applying ---------------------------------------------------------------------------
+
+    async def advance(self) -> list[int]:
+        """Apply every final candidate that follows the replica; returns the rounds applied."""
+        applied: list[int] = []
+        while (bundle := self._next_final()) is not None:
+            self._candidates[bundle.round_index].pop(bundle.certificate.digest)
+            proof = self.endorsements.proof(bundle.certificate.message)
+            if await self._apply(FinalizedRound(bundle, proof)):
+                applied.append(bundle.round_index)
+        self._prune()
+        return applied
+
+    async def replay_local(self) -> list[int]:
+        """Apply what the on-disk log holds beyond the checkpoint (after a restart)."""
+        applied: list[int] = []
+        while (raw := self.store.get(self.replica.round_index)) is not None:
+            try:
+                entry = self.open_entry(raw)
+            except MessageRejected as exc:
+                _log.warning("dropping unreadable or unfinalized log entry: %s", exc)
+                self.store.path(self.replica.round_index).unlink(missing_ok=True)
+                break
+            if not await self._apply(entry):
+                break
+            applied.append(entry.round_index)
+        self._prune()
+        return applied
+
+    async def catch_up(
+        self,
+        transport: Transport,
+        peers: Sequence[str],
+        *,
+        until_round: int,
+        request_timeout: float,
+    ) -> list[int]:
+        """Fetch and apply finalized entries from `peers` until the replica reaches
+        `until_round`; an entry without proof of finality stops the batch."""
+        applied: list[int] = []
+        while self.replica.round_index < until_round:
+            raws = await fetch_bundles(transport, peers, self.replica.round_index,
+                                       timeout=request_timeout)
+            before = self.replica.round_index
+            for raw in raws:
+                try:
+                    entry = self.open_entry(raw)
+                except MessageRejected as exc:
+                    _log.warning("peer sent an invalid log entry: %s", exc)
+                    break
+                if not await self._apply(entry):
+                    break
+                applied.append(entry.round_index)
+            applied += await self.advance()
+            if self.replica.round_index == before:
+                break
+        return applied
+
+    def _next_final(self) -> RoundBundle | None:
+        """The final candidate to apply next: most approving stake, then smallest digest."""
+        at, model = self.replica.round_index, self.replica.model_hash
+        final = [
+            b for b in self._candidates.get(at, {}).values()
+            if b.prev_model_hash == model and self.endorsements.is_final(b.certificate.message)
+        ]
+        if not final:
+            return None
+        return min(final, key=lambda b: (-self.endorsements.approving(b.certificate.message)[0],
+                                         b.certificate.digest))
+
+    def _prune(self) -> None:
+        """Forget rounds the replica has passed and current candidates on another model."""
+        at, model = self.replica.round_index, self.replica.model_hash
+        for r in [r for r in self._candidates if r < at]:
+            del self._candidates[r]
+        current = self._candidates.get(at)
+        if current is not None:
+            for digest in [d for d, b in current.items() if b.prev_model_hash != model]:
+                del current[digest]
+            if not current:
+                del self._candidates[at]
+        self.endorsements.forget_before(at)
+
+    async def _apply(self, entry: FinalizedRound) -> bool:
+        bundle = entry.bundle
+        if (bundle.round_index != self.replica.round_index
+                or bundle.prev_model_hash != self.replica.model_hash):
+            _log.warning("round %d does not follow the replica; not applied", bundle.round_index)
+            return False
+        self.store.put(bundle.round_index, entry.encode())
+        try:
+            await asyncio.to_thread(self.replica.apply_bundle, bundle)
+        except ConsensusError as exc:
+            self.failures += 1
+            _log.error("certified round %d does not reproduce: %s", bundle.round_index, exc)
+            self.store.path(bundle.round_index).unlink(missing_ok=True)
+            await asyncio.to_thread(self.replica.reload, self.state_dir)
+            return False
+        await asyncio.to_thread(self.replica.save, self.state_dir)
+        if self.on_applied is not None:
+            self.on_applied(bundle)
+        return True

@@ -1,0 +1,274 @@
+"""`seedswarm devnet`: a whole local network, every node its own OS process.
+
+`Devnet.start` writes the base model and network file, starts the chain, deploys the
+contracts, funds and registers every node, writes keystores and node settings, starts the
+broker (MQTT) and the node processes. `Devnet.stop` stops everything it started, whatever
+state the run is in. `run_devnet` drives a run to its end: every node at the last round and
+the run's epochs settled on-chain, then a result with final hashes, rewards and losses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters.chain import ChainClient, Deployment, EpochStatus, funded_account
+from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
+from adapters.storage.logstore import write_atomic
+from protocol.identity import peer_id_from_public_bytes
+from protocol.netconfig import NetworkConfig
+from seedswarm.devnet.chainsetup import (
+    ChainHandle,
+    Participant,
+    chain_clock_offset,
+    deploy,
+    planned_genesis,
+    register_all,
+    start_chain,
+)
+from seedswarm.devnet.devnet_genesis import network_config, write_base
+from seedswarm.devnet.processes import Fleet, NodeProcess, node_env
+from seedswarm.devnet.spec import DevnetSpec
+from seedswarm.launch.settings import NodeSettings
+
+_log = logging.getLogger("seedswarm.devnet")
+DEVNET_SCRYPT = ScryptParams(n=2**12)  # throwaway keys: fast to unlock, still encrypted
+Snapshot = dict[str, dict[str, Any]]
+
+
+class DevnetError(RuntimeError):
+    """The devnet could not start or a node failed."""
+
+
+class Devnet:
+    """A running local network; see the module docstring."""
+
+    def __init__(self, spec: DevnetSpec) -> None:
+        self.spec = spec
+        self._own_workdir = spec.workdir is None
+        self.workdir = spec.workdir or Path(tempfile.mkdtemp(prefix="seedswarm-devnet-"))
+        self.password = secrets.token_hex(16)
+        self.participants: list[Participant] = []
+        self.fleet = Fleet(env=node_env(self.password))
+        self.chain: ChainHandle | None = None
+        self.broker: Any = None
+        self.deployment: Deployment | None = None
+        self.network: NetworkConfig | None = None
+        self.genesis_time = 0.0
+        self._reader: ChainClient | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring everything up (see the module docstring); on failure, tear it down."""
+        try:
+            await self._prepare()
+            self.fleet.start_all()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop the nodes, the broker and the chain (idempotent)."""
+        await asyncio.to_thread(self.fleet.stop_all)
+        broker, self.broker = self.broker, None
+        if broker is not None:
+            await broker.stop()
+        chain, self.chain = self.chain, None
+        if chain is not None:
+            await asyncio.to_thread(chain.stop)
+
+    def cleanup(self) -> None:
+        """Remove the work directory if the devnet created it."""
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _prepare(self) -> None:
+        spec = self.spec
+        base = self.workdir / "base.safetensors"
+        base_hash = await asyncio.to_thread(write_base, spec, base)
+        self.network = network_config(spec, base_hash)
+        write_atomic(self.workdir / "network.toml", self.network.to_toml().encode())
+        self.participants = self._make_participants()
+        self.chain = await asyncio.to_thread(start_chain, spec.chain)
+        chain = self.chain
+        genesis = await asyncio.to_thread(planned_genesis, chain, spec, len(self.participants))
+        self.deployment = await asyncio.to_thread(deploy, chain, spec, base_hash, genesis)
+        self.deployment.save(self.workdir / "deployment.json")
+        await asyncio.to_thread(register_all, chain, self.deployment, self.participants)
+        offset = await asyncio.to_thread(chain_clock_offset, chain)
+        self.genesis_time = genesis - max(0.0, offset)
+        await self._start_broker()
+        self._write_nodes()
+
+    def _make_participants(self) -> list[Participant]:
+        spec = self.spec
+        out = [Participant(f"validator-{i}", "validator", KeyBundle.generate(),
+                           stake=(i + 1) * 10**18) for i in range(spec.validators)]
+        out += [Participant(f"miner-{i}", "miner", KeyBundle.generate())
+                for i in range(spec.miners)]
+        out += [Participant(f"attacker-{kind}-{i}", "miner", KeyBundle.generate(), attack=kind)
+                for kind, count in spec.attackers for i in range(count)]
+        for p in out:
+            text = encrypt_keystore(p.keys, self.password, scrypt=DEVNET_SCRYPT)
+            write_atomic(self.workdir / "keys" / p.name / "keystore.json", text.encode())
+        return out
+
+    async def _start_broker(self) -> None:
+        if self.spec.transport != "mqtt":
+            return
+        from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
+
+        broker: EmbeddedBroker | MosquittoBroker
+        broker = EmbeddedBroker() if self.spec.broker == "embedded" else MosquittoBroker()
+        await broker.start()
+        self.broker = broker
+
+    def _write_nodes(self) -> None:
+        from adapters.transport.mqtt_broker import free_loopback_port
+
+        ports = {p.name: free_loopback_port() for p in self.participants}
+        addrs = {p.name: f"/ip4/127.0.0.1/tcp/{ports[p.name]}/p2p/{p.keys.peer_id}"
+                 for p in self.participants}
+        for p in self.participants:
+            settings = self._settings(p, ports[p.name],
+                                      tuple(a for n, a in addrs.items() if n != p.name))
+            path = self.workdir / "nodes" / f"{p.name}.toml"
+            write_atomic(path, settings.to_toml().encode())
+            self.fleet.nodes[p.name] = NodeProcess(
+                p.name, p.role, path, settings.status_file or path,
+                self.workdir / "logs" / f"{p.name}.out", attack=p.attack,
+            )
+
+    def _settings(self, p: Participant, port: int, bootstrap: tuple[str, ...]) -> NodeSettings:
+        assert self.chain is not None
+        validators = [v.keys.node_key.public.raw for v in self.participants
+                      if v.role == "validator"]
+        root = self.workdir
+        return NodeSettings(
+            role=p.role, network=root / "network.toml", base_checkpoint=root / "base.safetensors",
+            keystore=root / "keys" / p.name, state_dir=root / "state" / p.name,
+            genesis_time=self.genesis_time, transport=self.spec.transport,
+            mqtt_port=self.broker.port if self.broker is not None else 1883,
+            listen_port=port, bootstrap=bootstrap if self.spec.transport == "libp2p" else (),
+            # Membership is not written: every node reads it from the Registry it points to.
+            chain=self.chain.url, deployment=root / "deployment.json",
+            peers=tuple(peer_id_from_public_bytes(k) for k in validators),
+            last_round=self.spec.rounds, status_file=root / "status" / f"{p.name}.json",
+            log_file=root / "logs" / f"{p.name}.log",
+        )
+
+    # -- observation ----------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Every node's latest status."""
+        return self.fleet.statuses()
+
+    def check_alive(self) -> None:
+        """Raise DevnetError if a node exited unexpectedly."""
+        crashed = self.fleet.crashed()
+        if crashed:
+            node = crashed[0]
+            raise DevnetError(f"{node.name} exited unexpectedly:\n{node.output_tail()}")
+
+    async def wait_until(self, predicate: Callable[[Snapshot], bool], *, limit_s: float,
+                         what: str, on_update: Callable[[Snapshot], None] | None = None) -> None:
+        """Poll the nodes' status until `predicate` holds; DevnetError after `limit_s`."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            snapshot = self.snapshot()
+            if on_update is not None:
+                on_update(snapshot)
+            if predicate(snapshot):
+                return
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise DevnetError(f"timed out after {limit_s:.0f}s waiting for {what}")
+            await asyncio.sleep(0.25)
+
+    def reader(self) -> ChainClient:
+        """A chain client for reading (eth-tester wants a funded caller even for calls)."""
+        if self._reader is None:
+            assert self.chain is not None and self.deployment is not None
+            account = funded_account(self.chain.w3, 10**18)
+            self._reader = ChainClient.connect(self.chain.w3, self.deployment, account)
+        return self._reader
+
+    def epochs_settled(self) -> bool:
+        """Whether every epoch the run covers is settled on-chain."""
+        reader = self.reader()
+        return all(reader.incentives.epoch_status(e) == EpochStatus.SETTLED
+                   for e in range(self.spec.epochs_to_settle))
+
+    def rewards(self) -> dict[str, int]:
+        """Per miner: claimable plus claimed reward tokens, in wei."""
+        reader = self.reader()
+        return {
+            p.name: reader.incentives.claimable(p.keys.evm_address)
+            + reader.token_balance(p.keys.evm_address)
+            for p in self.participants if p.role == "miner"
+        }
+
+    def end_time(self) -> float:
+        """When the last epoch's settlement window opens (wall clock, roughly)."""
+        spec = self.spec
+        epoch_s = spec.epoch_rounds * spec.round_length
+        epochs_end = self.genesis_time + spec.epochs_to_settle * epoch_s
+        rounds_end = self.genesis_time + spec.rounds * spec.round_length
+        return max(epochs_end + spec.commit_s + spec.reveal_s, rounds_end)
+
+
+def all_at_round(target: int) -> Callable[[Snapshot], bool]:
+    """Predicate: every node's replica holds round `target`'s model."""
+    return lambda snapshot: all(s.get("round", -1) >= target for s in snapshot.values())
+
+
+async def run_devnet(
+    spec: DevnetSpec, on_update: Callable[[Snapshot], None] | None = None
+) -> dict[str, Any]:
+    """Run a devnet to its end and return the result (see `devnet_result`)."""
+    devnet = Devnet(spec)
+    await devnet.start()
+    try:
+        slack = 60.0 + 10 * (spec.total_miners + spec.validators)
+        limit = devnet.end_time() - time.time() + slack
+        await devnet.wait_until(all_at_round(spec.rounds), limit_s=limit,
+                                what=f"every node at round {spec.rounds}", on_update=on_update)
+        limit = devnet.end_time() - time.time() + slack
+        await devnet.wait_until(lambda _: devnet.epochs_settled(), limit_s=limit,
+                                what="the epochs settled on-chain", on_update=on_update)
+        return devnet_result(devnet)
+    finally:
+        await devnet.stop()
+
+
+def devnet_result(devnet: Devnet) -> dict[str, Any]:
+    """The run's summary: final hashes, on-chain rewards, validation loss per round, wiring."""
+    snapshot = devnet.snapshot()
+    validator = next(s for n, s in snapshot.items() if n.startswith("validator"))
+    val_loss = validator.get("ledger", {}).get("val_loss", {})
+    assert devnet.chain is not None and devnet.network is not None
+    return {
+        "final_model_hashes": {n: s.get("model_hash") for n, s in snapshot.items()},
+        "final_rounds": {n: s.get("round") for n, s in snapshot.items()},
+        "rewards": devnet.rewards(),
+        "val_loss": [val_loss[k] for k in sorted(val_loss, key=int)],
+        "transport": devnet.spec.transport,
+        "broker": devnet.spec.broker if devnet.spec.transport == "mqtt" else None,
+        "chain": devnet.chain.kind,
+        "chain_url": devnet.chain.url,
+        "network_id": devnet.network.network_id,
+        "miners": devnet.spec.miners,
+        "attackers": {p.name: p.attack for p in devnet.participants if p.attack},
+        "validators": devnet.spec.validators,
+        "rounds": devnet.spec.rounds,
+        "workdir": str(devnet.workdir),
+        "nodes": snapshot,
+    }

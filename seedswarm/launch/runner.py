@@ -1,0 +1,57 @@
+"""Running one node process: settings file + environment + flags, logging, then the node.
+
+`seedswarm miner` and `seedswarm validator` call `run_role`; the devnet's node processes call
+`run_from_settings` with the miner they inject (seedswarm.devnet.node_process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from seedswarm.launch.compose import MinerFactory, Sidecar, honest_miner, run_node
+from seedswarm.launch.settings import NodeSettings, load_settings
+
+PASSWORD_ENV = "SEEDSWARM_PASSWORD"
+
+
+def configure_logging(settings: NodeSettings) -> None:
+    """Log to the settings' log file (or stderr), one line per record."""
+    handler: logging.Handler
+    if settings.log_file is not None:
+        settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(settings.log_file)
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for noisy in ("libp2p", "multiaddr", "amqtt", "web3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_from_settings(
+    settings: NodeSettings, env: Mapping[str, str], *, miner: MinerFactory = honest_miner,
+    sidecars: Sequence[Sidecar] = (),
+) -> None:
+    """Run the node described by `settings` until SIGTERM / SIGINT (see `run_node`)."""
+
+    password = env.get(PASSWORD_ENV)
+    if password is None:
+        raise SystemExit(f"set {PASSWORD_ENV} to the keystore password")
+    configure_logging(settings)
+    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+        asyncio.run(run_node(settings, password, miner=miner, sidecars=sidecars))
+
+
+def run_role(role: str, config: Path, flags: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """`seedswarm miner` / `seedswarm validator`: settings file + environment + flags, run."""
+    from protocol.errors import ConfigError
+
+    settings = load_settings(config, flags=flags, env=env)
+    if settings.role != role:
+        raise ConfigError(f"{config} describes a {settings.role}, not a {role}")
+    run_from_settings(settings, env)
