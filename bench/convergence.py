@@ -37,6 +37,7 @@ from rich.table import Table
 from protocol.apply import Update, apply_updates_
 from protocol.codecs import spsa_scalars
 from protocol.layout import ParamLayout
+from protocol.netconfig import rule_default
 from protocol.perturb import DirectionSpec
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.report import SimResult, plot_curves
@@ -108,6 +109,11 @@ def _batches(genesis: Genesis, steps: int, batch: int, seed: int) -> list[list[i
     return [torch.randint(n, (batch,), generator=generator).tolist() for _ in range(steps)]
 
 
+def _samples(config: SimConfig) -> int:
+    """Samples per miner per round of the run's network."""
+    return config.samples_per_miner or rule_default("samples_per_miner")
+
+
 def centralized_adamw(plan: Plan, config: SimConfig) -> Record:
     """(a) AdamW, ``miners`` steps of ``samples_per_miner`` samples per round-equivalent."""
     genesis = build_genesis(config)
@@ -115,7 +121,7 @@ def centralized_adamw(plan: Plan, config: SimConfig) -> Record:
     optimizer = torch.optim.AdamW(params, lr=plan.adamw_lr, weight_decay=0.0)
     started = time.perf_counter()
     curve = [validation_loss(genesis.model, genesis.task)]
-    batches = _batches(genesis, plan.rounds * plan.miners, config.samples_per_miner, plan.seed)
+    batches = _batches(genesis, plan.rounds * plan.miners, _samples(config), plan.seed)
     genesis.model.train()
     for step, indices in enumerate(batches, start=1):
         optimizer.zero_grad(set_to_none=True)
@@ -133,15 +139,16 @@ def centralized_mezo(plan: Plan, config: SimConfig) -> Record:
     params = [p for _, p in genesis.named]
     layout = ParamLayout.of(genesis.named)
     spec = DirectionSpec()
+    eps = config.spsa_eps or rule_default("spsa_eps")
     model = genesis.model.eval()
     started = time.perf_counter()
     curve = [validation_loss(model, genesis.task)]
-    batches = _batches(genesis, plan.rounds * plan.miners, config.samples_per_miner, plan.seed)
+    batches = _batches(genesis, plan.rounds * plan.miners, _samples(config), plan.seed)
     for step, indices in enumerate(batches, start=1):
         seed = plan.seed * 1_000_003 + step
         loss = partial(_loss, model, genesis.task.train_batch(indices))
         with torch.no_grad():
-            (g,) = spsa_scalars(loss, params, layout, [seed], config.eps, spec)
+            (g,) = spsa_scalars(loss, params, layout, [seed], eps, spec)
             apply_updates_(params, layout, [Update(seed=seed, coeff=-plan.mezo_lr * g)], spec)
         if step % plan.miners == 0:
             curve.append(validation_loss(model, genesis.task))
@@ -164,13 +171,13 @@ def swarm(name: str, config: SimConfig) -> Record:
 
 def configurations(plan: Plan) -> list[tuple[str, Callable[[], Record]]]:
     zo = plan.sim(codec="zo", scalars=plan.zo_scalars)
-    fo = plan.sim(codec="fo", scalars=plan.fo_scalars, lr=plan.fo_lr)
+    fo = plan.sim(codec="fo", scalars=plan.fo_scalars, outer_lr=plan.fo_lr)
     runs: list[tuple[str, Callable[[], Record]]] = [
         ("adamw", lambda: centralized_adamw(plan, fo)),
         ("mezo", lambda: centralized_mezo(plan, zo)),
     ]
     for n in (1, 4, plan.miners):
-        cfg = replace(zo, miners=n, lr=plan.zo_lr_per_miner * n)
+        cfg = replace(zo, miners=n, outer_lr=plan.zo_lr_per_miner * n)
         runs.append((f"zo-{n}", partial(swarm, f"zo-{n}", cfg)))
     m = plan.miners
     runs.append((f"fo-{m}", lambda: swarm(f"fo-{m}", fo)))

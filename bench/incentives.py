@@ -51,6 +51,7 @@ from bench.dice_testbed.rank_stats import spearman as rank_correlation
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
 from protocol.layout import ParamLayout
+from protocol.netconfig import rule_default
 from protocol.randomness import contribution_seeds, round_beacon
 from seedswarm.sim.attackers import ATTACKS, attacker_kind
 from seedswarm.sim.config import SimConfig
@@ -111,10 +112,15 @@ def variant(config: SimConfig, index: int) -> SimConfig:
 
 
 def honest_specs(config: SimConfig) -> list[HonestSpec]:
-    k = config.scalars
+    k = network_k(config)
     sizes = (k, 3 * k // 4, k // 2, 3 * k // 8, k // 4)
     specs = [HonestSpec(f"K={n}", n) for n in sizes]
     return [*specs, HonestSpec(f"K={k} corrupted data", k, data_noise=0.3)]
+
+
+def network_k(config: SimConfig) -> int:
+    """The run's K (its network's, when the run leaves it to the network)."""
+    return config.scalars or rule_default("scalars")
 
 
 def all_attackers() -> tuple[tuple[str, int], ...]:
@@ -203,7 +209,7 @@ def round_shares(swarm: Swarm, miner: bytes) -> list[float]:
 def recognition(config: SimConfig, quick: bool) -> dict[str, Any]:
     """Rounds until a newcomer earns half its steady share."""
     joins = config.rounds // 3
-    k = config.scalars
+    k = network_k(config)
     specs = [HonestSpec("K=max", k), HonestSpec("K=max b", k), HonestSpec("K=half", k // 2),
              HonestSpec("K=3/4", 3 * k // 4), HonestSpec("newcomer", k, joins_at=joins)]
     swarm, _, seconds = run(replace(config, attackers=(("noise", 1), ("copycat", 1))), specs)

@@ -146,7 +146,8 @@ class Contribution:
         return self.sender
 
     @property
-    def num_scalars(self) -> int:
+    def scalars(self) -> int:
+        """K: how many scalars (one byte each) it carries."""
         return len(self.codes)
 
 

@@ -4,10 +4,9 @@ A network is defined by a small flat TOML file. Two nodes are on the same networ
 their configurations have the same ``digest()``, which covers every field in a canonical
 text form (comments and formatting of the input file do not matter).
 
-Fields added after format 1 (``LATER_FIELDS``: the first-order local work a validator must redo
-to verify an FO contribution) are written, and digested, only when they differ from their
-defaults: a network that does not set them keeps the digest it always had, and any value
-other than the default is still covered by the digest.
+This is the one place a network parameter has its default (``rule_default`` reads it for the
+simulator's and the devnet's options), and ``build_network`` the one builder every tool uses.
+The outer learning rate's default depends on the codec (``DEFAULT_OUTER_LR``).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from protocol.errors import ConfigError
 from protocol.messages import MAX_CERT_ENTRIES, MAX_RANK, MAX_SCALARS
 from protocol.perturb import DirectionKind, DirectionSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_ALLOWANCE = 1024  # bytes a contribution needs besides its scalar codes
 MAX_MESSAGE_LIMIT = MAX_MESSAGE_BYTES  # envelopes never exceed it, whatever the config says
 MAX_SPEC_CHARS = 256
@@ -39,26 +38,36 @@ _PERSON_DIGEST = b"ss:netconfig"
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Consensus parameters. Defaults are starting points for small local networks."""
+    """Consensus parameters. The genesis (id, base model, task, trainable) has no default; every
+    rule's default here is the network's (see the module docstring)."""
 
     network_id: str
     base_checkpoint_hash: str  # hex of protocol.model_hash of the starting trainable tensors
-    task: str = "synthetic"
-    trainable: str = "lora:4"
-    codec: Codec = Codec.ZO
+    task: str
+    """The training task's spec (training.tasks): part of the genesis, like the base model."""
+    trainable: str
+    """What of the base model trains (training.trainable): part of the genesis too."""
+    codec: Codec = Codec.FO
     direction: DirectionSpec = field(default_factory=DirectionSpec)
-    scalars_per_contribution: int = 256
+    scalars: int = 1024
+    """K: scalars (one byte each) per contribution."""
     spsa_eps: float = 1e-3
-    outer_lr: float = 1e-3
+    outer_lr: float = math.nan
+    """The step applied to the averaged update; NaN (not given): the codec's default."""
     samples_per_miner: int = 16
     max_contributions_per_round: int = 32
     data_seed: int = 0
-    round_length_s: float = 30.0
-    epoch_length_rounds: int = 20
+    round_length: float = 30.0
+    """Seconds per round."""
+    epoch_length: int = 20
+    """Rounds per reward epoch."""
     max_message_bytes: int = 64 * 1024
-    fo_local_steps: int = 4
-    fo_local_lr: float = 1e-2
-    fo_weight_decay: float = 0.0
+    local_steps: int = 4
+    """FO: local AdamW steps a miner takes (and a validator redoes) per round."""
+    local_lr: float = 1e-2
+    """FO: the local AdamW learning rate."""
+    local_weight_decay: float = 0.0
+    """FO: the local AdamW weight decay."""
 
     def __post_init__(self) -> None:
         _check_pattern("network_id", self.network_id, _NETWORK_ID)
@@ -70,8 +79,10 @@ class NetworkConfig:
         if not isinstance(self.direction, DirectionSpec):
             raise ConfigError(f"direction: expected a DirectionSpec, got {self.direction!r}")
         _check_int("direction_rank", self.direction.rank, 1, MAX_RANK)
-        _check_int("scalars_per_contribution", self.scalars_per_contribution, 1, MAX_SCALARS)
-        for name in ("spsa_eps", "outer_lr", "round_length_s"):
+        _check_int("scalars", self.scalars, 1, MAX_SCALARS)
+        if isinstance(self.outer_lr, float) and math.isnan(self.outer_lr):
+            object.__setattr__(self, "outer_lr", DEFAULT_OUTER_LR[self.codec])
+        for name in ("spsa_eps", "outer_lr", "round_length"):
             _check_positive(name, getattr(self, name))
             # An int here would print differently in the canonical form and change the digest.
             object.__setattr__(self, name, float(getattr(self, name)))
@@ -79,13 +90,13 @@ class NetworkConfig:
         _check_int("max_contributions_per_round", self.max_contributions_per_round, 1,
                    MAX_CERT_ENTRIES)
         _check_int("data_seed", self.data_seed, 0, 2**63 - 1)
-        _check_int("epoch_length_rounds", self.epoch_length_rounds, 1, 2**32)
+        _check_int("epoch_length", self.epoch_length, 1, 2**32)
         _check_int("max_message_bytes", self.max_message_bytes,
-                   self.scalars_per_contribution + HEADER_ALLOWANCE, MAX_MESSAGE_LIMIT)
-        _check_int("fo_local_steps", self.fo_local_steps, 1, 2**16)
-        _check_positive("fo_local_lr", self.fo_local_lr)
-        _check_nonnegative("fo_weight_decay", self.fo_weight_decay)
-        for name in ("fo_local_lr", "fo_weight_decay"):
+                   self.scalars + HEADER_ALLOWANCE, MAX_MESSAGE_LIMIT)
+        _check_int("local_steps", self.local_steps, 1, 2**16)
+        _check_positive("local_lr", self.local_lr)
+        _check_nonnegative("local_weight_decay", self.local_weight_decay)
+        for name in ("local_lr", "local_weight_decay"):
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
@@ -132,8 +143,6 @@ class NetworkConfig:
         items: list[tuple[str, str]] = [("format", str(FORMAT_VERSION))]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in LATER_FIELDS and value == f.default:
-                continue
             if f.name == "direction":
                 items.append(("direction", _toml_value(value.kind.value)))
                 items.append(("direction_rank", _toml_value(value.rank)))
@@ -152,8 +161,44 @@ def _toml_value(value: object) -> str:
     return str(value)
 
 
-LATER_FIELDS = frozenset({"fo_local_steps", "fo_local_lr", "fo_weight_decay"})
-"""Fields written only when they differ from their defaults (see the module docstring)."""
+DEFAULT_OUTER_LR = {Codec.FO: 0.5, Codec.ZO: 3.0}
+"""The outer learning rate when a network does not set one. Measured on pycode:finetune /
+lora:4 / 8 miners (bench/convergence.py): FO applies an unbiased reconstruction of each
+miner's local AdamW update and 0.5 damps the projection noise (1.0 reached the same loss less
+smoothly, 2.0 diverged); ZO's scalars are raw gradient projections of a LoRA whose gradients
+are tiny, so it needs a large step (3 with 8x32 scalars; 10 diverged)."""
+
+CONTRIBUTION_CAPACITY = (32, MAX_CERT_ENTRIES)
+"""A network admits at least 32 contributions per round, one per miner beyond that, at most
+as many as a certificate can carry."""
+
+
+def rule_default(name: str) -> Any:
+    """The default of network parameter ``name`` (NaN for the outer learning rate: the codec's)."""
+    spec = {f.name: f for f in dataclasses.fields(NetworkConfig)}.get(name)
+    if spec is None:
+        raise ConfigError(f"{name}: not a network parameter")
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return spec.default
+
+
+def build_network(
+    network_id: str, base_hash: bytes, *, task: str, trainable: str, miners: int,
+    **rules: Any,
+) -> NetworkConfig:
+    """The parameters of a network starting from the model hashed ``base_hash``, sized for
+    ``miners``; each rule in ``rules`` left None takes its default. The one builder the
+    simulator, the devnet and the network commands share."""
+    names = {f.name for f in dataclasses.fields(NetworkConfig)}
+    unknown = sorted(set(rules) - names)
+    if unknown:
+        raise ConfigError(f"unknown network parameters: {unknown}")
+    low, high = CONTRIBUTION_CAPACITY
+    given = {k: v for k, v in rules.items() if v is not None}
+    given.setdefault("max_contributions_per_round", min(high, max(low, miners)))
+    return NetworkConfig(network_id=network_id, base_checkpoint_hash=base_hash.hex(),
+                         task=task, trainable=trainable, **given)
 
 _SCALAR_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 

@@ -30,6 +30,9 @@ from training.trainable import TrainableSpec, prepare_trainable
 
 ProgressCallback = Callable[[int, float], None]
 
+DEFAULT_TRAINABLE = "lora:4"
+"""What of a base model trains unless a genesis recipe says otherwise: rank-4 LoRA adapters."""
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -69,7 +72,7 @@ class GenesisSpec:
     """A genesis recipe on its own (see `GenesisRecipe`)."""
 
     task: str
-    trainable: str
+    trainable: str = DEFAULT_TRAINABLE
     base: str = "scratch"
     shape: ModelShape = ModelShape()
     seed: int = 0

@@ -53,7 +53,8 @@ class ScalarRecomputer:
         chosen = [seeds[i] for i in indices]
         if Codec(contribution.codec) is Codec.ZO:
             batch = concat_batches(self._batches(contribution.sender, parts=1))
-            return zo_scalars(ctx.model, ctx.named, batch, chosen, ctx.work.eps, ctx.work.spec)
+            work = ctx.work
+            return zo_scalars(ctx.model, ctx.named, batch, chosen, work.spsa_eps, work.direction)
         return self._fo_scalars(contribution, indices, chosen)
 
     def assigned_loss(self, contribution: Contribution) -> float:
@@ -76,7 +77,7 @@ class ScalarRecomputer:
             one_hot = [1 if b == block else 0 for b in range(len(counts))]
             # One seed alone on its block with count 1 gives v·Δ_b exactly; dividing by the
             # declared count reproduces the miner's v·Δ_b / (ρ K_b) bit for bit (ρ = 1).
-            unit = project_delta(delta, self.layout, [seed], self.ctx.work.spec, one_hot)[0]
+            unit = project_delta(delta, self.layout, [seed], self.ctx.work.direction, one_hot)[0]
             out.append(unit / counts[block])
         return out
 
@@ -86,7 +87,7 @@ class ScalarRecomputer:
             work = self.ctx.work
             batches = self._batches(sender, parts=work.local_steps)
             cached = local_adamw_delta(
-                self.ctx.model, self.ctx.named, batches, work.local_lr, work.weight_decay
+                self.ctx.model, self.ctx.named, batches, work.local_lr, work.local_weight_decay
             )
             self._deltas[sender] = cached
         return cached

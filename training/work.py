@@ -41,19 +41,19 @@ class WorkConfig:
 
     codec: Codec
     scalars: int
-    spec: DirectionSpec
-    eps: float = 1e-3
-    local_steps: int = 4
-    local_lr: float = 1e-3
-    weight_decay: float = 0.0
+    direction: DirectionSpec
+    spsa_eps: float
+    local_steps: int
+    local_lr: float
+    local_weight_decay: float
 
     @classmethod
     def of(cls, network: NetworkConfig) -> WorkConfig:
         """How ``network``'s miners compute: network rules, so a validator can recompute them."""
         return cls(
-            codec=network.codec, scalars=network.scalars_per_contribution,
-            spec=network.direction, eps=network.spsa_eps, local_steps=network.fo_local_steps,
-            local_lr=network.fo_local_lr, weight_decay=network.fo_weight_decay,
+            codec=network.codec, scalars=network.scalars, direction=network.direction,
+            spsa_eps=network.spsa_eps, local_steps=network.local_steps,
+            local_lr=network.local_lr, local_weight_decay=network.local_weight_decay,
         )
 
 
@@ -125,10 +125,10 @@ def fo_scalars(
     config: WorkConfig,
 ) -> tuple[tuple[int, ...], list[float]]:
     """Block counts and projection coordinates of a local AdamW pseudo-gradient."""
-    delta = local_adamw_delta(model, named, batches, config.local_lr, config.weight_decay)
+    delta = local_adamw_delta(model, named, batches, config.local_lr, config.local_weight_decay)
     layout = ParamLayout.of(named)
     block_counts = tuple(allocate_blocks(block_norms(delta), len(seeds)))
-    scalars = project_delta(delta, layout, seeds, config.spec, block_counts)
+    scalars = project_delta(delta, layout, seeds, config.direction, block_counts)
     return block_counts, scalars
 
 
@@ -158,8 +158,8 @@ def make_contribution(
         sequence=sequence,
         base_model_hash=info.base_model_hash,
         codec=config.codec.value,
-        direction=config.spec.kind.value,
-        rank=config.spec.rank,
+        direction=config.direction.kind.value,
+        rank=config.direction.rank,
         block_counts=tuple(block_counts),
         scale=q.scale,
         codes=q.codes,
@@ -180,7 +180,7 @@ def do_work(
     if config.codec is Codec.ZO:
         block_counts: tuple[int, ...] = ()
         scalars = zo_scalars(
-            model, named, concat_batches(batches), info.seeds, config.eps, config.spec
+            model, named, concat_batches(batches), info.seeds, config.spsa_eps, config.direction
         )
     else:
         block_counts, scalars = fo_scalars(model, named, batches, info.seeds, config)

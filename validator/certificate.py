@@ -116,7 +116,7 @@ def mode_shares(
     if mode is WeightMode.EQUAL:
         return [Fraction(1)] * len(contributions)
     if mode is WeightMode.SCALARS:
-        return [Fraction(c.num_scalars) for c in contributions]
+        return [Fraction(c.scalars) for c in contributions]
     return None
 
 

@@ -8,7 +8,7 @@ none raises on bad input, whatever bytes arrive. ``run_filters`` applies them ch
 3. round: exactly the round being collected;
 4. deadline: received between the round's opening and its deadline (plus a clock-skew grace);
 5. format: the network's codec, direction family and rank; 1 to K scalars (K, the network's
-   ``scalars_per_contribution``, is a maximum: miners of smaller capacity send fewer, and the
+   ``scalars``, is a maximum: miners of smaller capacity send fewer, and the
    apply rule normalizes by each contribution's own count); FO block counts over the model's
    tensors, ZO none; a finite positive scale, or zero scale with all-zero codes; no 0x80 code;
 6. sync: ``base_model_hash`` equal to the certified hash, byte for byte;
@@ -179,10 +179,10 @@ def check_format(msg: Contribution, network: NetworkConfig, num_blocks: int) -> 
     if msg.direction != spec.kind.value or msg.rank != spec.rank:
         return fail(FilterReason.WRONG_DIRECTION,
                     f"{msg.direction}/{msg.rank}, network uses {spec.kind.value}/{spec.rank}")
-    if not 1 <= msg.num_scalars <= network.scalars_per_contribution:
+    if not 1 <= msg.scalars <= network.scalars:
         return fail(FilterReason.WRONG_SCALAR_COUNT,
-                    f"{msg.num_scalars} scalars, network allows 1 to "
-                    f"{network.scalars_per_contribution}")
+                    f"{msg.scalars} scalars, network allows 1 to "
+                    f"{network.scalars}")
     blocks = check_blocks(msg, num_blocks)
     if not blocks.passed:
         return blocks
@@ -196,7 +196,7 @@ def check_blocks(msg: Contribution, num_blocks: int) -> FilterVerdict:
     if len(msg.block_counts) != num_blocks:
         return fail(FilterReason.BAD_BLOCKS,
                     f"{len(msg.block_counts)} block counts for {num_blocks} tensors")
-    if sum(msg.block_counts) != msg.num_scalars:
+    if sum(msg.block_counts) != msg.scalars:
         return fail(FilterReason.BAD_BLOCKS, "block counts do not sum to K")
     return PASS
 

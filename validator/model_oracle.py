@@ -78,7 +78,7 @@ class ModelRoundOracle(ScalarRecomputer):
             contribution.block_counts, self.outer_lr, weight,
         )
         zeros = [torch.zeros_like(t, dtype=torch.float32) for _, t in self.ctx.named]
-        apply_updates_(zeros, self.layout, updates, self.ctx.work.spec)
+        apply_updates_(zeros, self.layout, updates, self.ctx.work.direction)
         self._displacements[key] = zeros
         return zeros
 

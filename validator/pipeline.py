@@ -148,7 +148,7 @@ class ScoringPipeline:
         self.validator = validator
         self.secret = secret
         policy = policy or ScoringPolicy()
-        verification = replace(policy.verification, fo_local_steps=network.fo_local_steps)
+        verification = replace(policy.verification, local_steps=network.local_steps)
         self.policy = replace(policy, verification=verification)
         self.ratings = ratings if ratings is not None else RatingStore()
         self.guard = guard if guard is not None else ReplayGuard()
@@ -429,7 +429,7 @@ class ScoringPipeline:
         return out
 
     def _close_epoch(self, t: int) -> dict[str, int] | None:
-        if (t + 1) % self.network.epoch_length_rounds != 0:
+        if (t + 1) % self.network.epoch_length != 0:
             return None
         weights = epoch_weights(self.epoch_scores(), self.policy.weights)
         for book in self.books.values():
@@ -482,9 +482,9 @@ def probe_weights(
     """The weight each contribution is measured at: what it would get if all of them were
     certified (the top ``limit`` by K under ``SCALARS``; equal shares otherwise)."""
     if mode is WeightMode.SCALARS:
-        sizes = sorted((c.num_scalars for c in contributions), reverse=True)[:limit]
+        sizes = sorted((c.scalars for c in contributions), reverse=True)[:limit]
         total = float(sum(sizes))
-        return [c.num_scalars / total for c in contributions]
+        return [c.scalars / total for c in contributions]
     return [1.0 / min(len(contributions), limit)] * len(contributions)
 
 

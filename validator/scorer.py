@@ -137,7 +137,7 @@ class ScoringCertifier:
         """
         from validator.weights import epoch_weights
 
-        length = self.network.epoch_length_rounds
+        length = self.network.epoch_length
         epochs = [(w, length) for w in self.epoch_weights()]
         open_rounds = len(self.rounds) % length
         if open_rounds:

@@ -138,7 +138,7 @@ class VerificationPolicy:
     min_sample: int = 4
     zo_audit_probability: float = 1.0
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
-    fo_local_steps: int = 4
+    local_steps: int = 4
     tolerance: Tolerance = Tolerance()
 
     def __post_init__(self) -> None:
@@ -146,13 +146,13 @@ class VerificationPolicy:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
-        if self.min_sample < 1 or self.fo_local_steps < 1:
-            raise ConfigError("min_sample and fo_local_steps must be >= 1")
+        if self.min_sample < 1 or self.local_steps < 1:
+            raise ConfigError("min_sample and local_steps must be >= 1")
 
-    def sample_size(self, num_scalars: int) -> int:
-        """How many of ``num_scalars`` scalars an audit recomputes."""
-        wanted = max(self.min_sample, math.ceil(self.sample_fraction * num_scalars))
-        return min(num_scalars, wanted)
+    def sample_size(self, scalars: int) -> int:
+        """How many of ``scalars`` scalars an audit recomputes."""
+        wanted = max(self.min_sample, math.ceil(self.sample_fraction * scalars))
+        return min(scalars, wanted)
 
     def audit_probability(self, codec: str) -> float:
         return self.zo_audit_probability if codec == "zo" else self.fo_audit_probability
@@ -179,7 +179,7 @@ def choose_sample(
     key = validator_sample_key(secret, contribution.round_index, contribution.sender)
     if audit_draw(key) >= policy.audit_probability(contribution.codec):
         return SampleChoice(audited=False, indices=())
-    k = contribution.num_scalars
+    k = contribution.scalars
     return SampleChoice(True, tuple(verification_sample(key, k, policy.sample_size(k))))
 
 
@@ -217,16 +217,16 @@ class VerificationCost:
         return self.directions / self.miner_directions if self.miner_directions else 0.0
 
 
-def contribution_cost(codec: str, num_scalars: int, checked: int, local_steps: int,
+def contribution_cost(codec: str, scalars: int, checked: int, local_steps: int,
                       audited: bool) -> VerificationCost:
     """The cost model of the module docstring."""
     if codec == "zo":
-        miner = 2 * num_scalars
+        miner = 2 * scalars
         spent = 2 * checked
     else:
         miner = (1 + BACKWARD_FORWARD_RATIO) * local_steps
         spent = miner if audited else 0
-    return VerificationCost(spent, checked, miner, num_scalars)
+    return VerificationCost(spent, checked, miner, scalars)
 
 
 @dataclass(frozen=True)
@@ -347,8 +347,8 @@ def verify_contribution(
     on the sender's data is known.
     """
     choice = choose_sample(secret, contribution, policy)
-    cost = contribution_cost(contribution.codec, contribution.num_scalars, len(choice.indices),
-                             policy.fo_local_steps, choice.audited)
+    cost = contribution_cost(contribution.codec, contribution.scalars, len(choice.indices),
+                             policy.local_steps, choice.audited)
     if not choice.audited:
         return VerificationResult(None, (), (), cost)
     recomputed = oracle.recompute(contribution, choice.indices)

@@ -59,7 +59,7 @@ class MinerConfig:
 
     @property
     def clock(self) -> RoundClock:
-        return RoundClock(self.genesis_time, self.network.round_length_s, self.work_fraction)
+        return RoundClock(self.genesis_time, self.network.round_length, self.work_fraction)
 
 
 @dataclass

@@ -7,6 +7,7 @@ the run reports validation loss per round, bytes per miner, and where the time w
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -69,26 +70,44 @@ def simulate_command(
     miners: Annotated[int, typer.Option(min=1, help="Honest miners.")] = 8,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds to run.")] = 30,
     codec: Annotated[
-        str, typer.Option(help="fo: local AdamW then projection; zo: SPSA forward passes.")
-    ] = "fo",
-    scalars: Annotated[
-        int, typer.Option(min=1, help="K: scalars (one byte each) per miner per round.")
-    ] = 1024,
-    trainable: Annotated[
-        str, typer.Option(help="What the swarm trains: full, lora:<rank>, last:<k>.")
-    ] = "lora:4",
-    seed: Annotated[int, typer.Option(help="Seed of keys, base init and adapters.")] = 0,
-    lr: Annotated[
-        float | None, typer.Option(help="Outer learning rate (network rule); default per codec.")
+        str | None,
+        typer.Option(help="fo: local AdamW then projection; zo: SPSA forward passes. "
+                     "[default: the network's]"),
     ] = None,
-    eps: Annotated[float, typer.Option(help="SPSA perturbation size (zo).")] = 1e-3,
+    scalars: Annotated[
+        int | None, typer.Option(min=1, help="K: scalars (one byte each) per miner per round. "
+                                 "[default: the network's]")
+    ] = None,
+    trainable: Annotated[
+        str | None,
+        typer.Option(help="What the swarm trains: full, lora:<rank>, last:<k>. [default: lora:4]"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of keys, base init and adapters.")] = 0,
+    outer_lr: Annotated[
+        float | None,
+        typer.Option(help="Outer learning rate. [default: the network's, per codec]"),
+    ] = None,
+    spsa_eps: Annotated[
+        float | None, typer.Option(help="SPSA perturbation size (zo). [default: the network's]")
+    ] = None,
     samples_per_miner: Annotated[
-        int, typer.Option(min=1, help="Samples per miner per round.")
-    ] = 16,
-    local_steps: Annotated[int, typer.Option(min=1, help="Local AdamW steps (fo).")] = 4,
-    local_lr: Annotated[float, typer.Option(help="Local AdamW learning rate (fo).")] = 1e-2,
-    direction: Annotated[str, typer.Option(help="gaussian, rademacher or lowrank.")] = "gaussian",
-    direction_rank: Annotated[int, typer.Option(min=1, help="Rank of lowrank directions.")] = 1,
+        int | None,
+        typer.Option(min=1, help="Samples per miner per round. [default: the network's]"),
+    ] = None,
+    local_steps: Annotated[
+        int | None, typer.Option(min=1, help="Local AdamW steps (fo). [default: the network's]")
+    ] = None,
+    local_lr: Annotated[
+        float | None,
+        typer.Option(help="Local AdamW learning rate (fo). [default: the network's]"),
+    ] = None,
+    direction: Annotated[
+        str | None,
+        typer.Option(help="gaussian, rademacher or lowrank. [default: the network's]"),
+    ] = None,
+    direction_rank: Annotated[
+        int | None, typer.Option(min=1, help="Rank of lowrank directions. [default: 1]")
+    ] = None,
     base: Annotated[
         str,
         typer.Option(help="auto (pretrain once, cached), scratch, or a checkpoint path."),
@@ -145,12 +164,14 @@ def simulate_command(
         config = SimConfig(
             scoring=scoring, attackers=parse_attackers(attackers),
             task=task, miners=miners, rounds=rounds, codec=codec, scalars=scalars,
-            trainable=trainable, seed=seed, lr=lr, eps=eps, direction=direction,
+            seed=seed, outer_lr=outer_lr, spsa_eps=spsa_eps, direction=direction,
             direction_rank=direction_rank, samples_per_miner=samples_per_miner,
             local_steps=local_steps, local_lr=local_lr, base=base,
             pretrain_steps=pretrain_steps, shape=ModelShape(width=width, depth=depth),
             scalar_format=scalar_format, check_replicas=check_replicas, cache_dir=cache_dir,
         )
+        if trainable is not None:
+            config = replace(config, trainable=trainable)
         result = run_with_progress(config, console)
     except SeedswarmError as exc:
         console.print(f"[red]simulate failed:[/] {exc}")

@@ -5,46 +5,33 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from protocol.codecs import Codec
-from protocol.model_hash import model_hash
-from protocol.netconfig import NetworkConfig
+from protocol.netconfig import NetworkConfig, build_network
 from seedswarm.devnet.spec import DevnetSpec
-from training.checkpoint import save_checkpoint
-from training.model import GPT, GPTConfig
-from training.tasks import make_task
-from training.trainable import TrainableSpec, prepare_trainable
+from training.genesis import GenesisSpec, ModelShape, build_genesis, save_genesis
 
-TRAINABLE = "lora:4"
-TASK = "synthetic"
-FO_LOCAL_LR = 3e-3
-"""Local AdamW rate of the devnet's miners: tuned for the small from-scratch model."""
+DEVNET_SHAPE = ModelShape(width=32, depth=2, heads=2, context=32)
+"""Small enough that a round's work takes well under a second on one core."""
+
+
+def devnet_genesis(spec: DevnetSpec) -> GenesisSpec:
+    """A freshly initialised small GPT on the synthetic task (needs no data on disk)."""
+    return GenesisSpec(task="synthetic", base="scratch", shape=DEVNET_SHAPE, seed=spec.seed,
+                       data_seed=spec.seed)
 
 
 def write_base(spec: DevnetSpec, path: Path) -> bytes:
-    """Save a freshly initialised GPT with its adapters; returns its trainable-tensor hash."""
-    task = make_task(TASK, context=spec.context, seed=spec.seed)
-    config = GPTConfig(vocab_size=task.vocab_size, context=spec.context, width=spec.width,
-                       depth=spec.depth, heads=spec.heads)
-    model = GPT(config, seed=spec.seed)
-    named = prepare_trainable(model, TrainableSpec.parse(TRAINABLE), seed=spec.seed)
-    save_checkpoint(path, model, config, {"task": TASK, "devnet": True})
-    return model_hash(named)
+    """Save the devnet's base model with its adapters; returns its trainable-tensor hash."""
+    genesis = build_genesis(devnet_genesis(spec))
+    save_genesis(genesis, path, {"task": genesis.task.name, "devnet": True})
+    return genesis.model_hash
 
 
 def network_config(spec: DevnetSpec, base_hash: bytes) -> NetworkConfig:
-    """The consensus parameters every devnet node shares."""
-    return NetworkConfig(
-        network_id=f"devnet-{secrets.token_hex(4)}",
-        base_checkpoint_hash=base_hash.hex(),
-        task=TASK,
-        trainable=TRAINABLE,
-        codec=Codec(spec.codec),
-        scalars_per_contribution=spec.scalars,
-        outer_lr=spec.outer_lr,
-        samples_per_miner=spec.samples_per_miner,
-        max_contributions_per_round=max(32, spec.total_miners),
-        data_seed=spec.seed,
-        round_length_s=float(spec.round_length),
-        epoch_length_rounds=spec.epoch_rounds,
-        fo_local_lr=FO_LOCAL_LR,
+    """The consensus parameters every devnet node shares: the network's defaults, with the
+    devnet's schedule and size."""
+    recipe = devnet_genesis(spec)
+    return build_network(
+        f"devnet-{secrets.token_hex(4)}", base_hash, task=recipe.task,
+        trainable=recipe.trainable, miners=spec.total_miners, data_seed=recipe.data_seed,
+        round_length=float(spec.round_length), epoch_length=spec.epoch_rounds,
     )

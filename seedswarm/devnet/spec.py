@@ -13,7 +13,12 @@ BROKERS = ("embedded", "mosquitto")
 
 @dataclass(frozen=True)
 class DevnetSpec:
-    """A local network to bring up. `epoch_length` None means one epoch of `rounds` rounds."""
+    """A local network to bring up. `epoch_length` None means one epoch of `rounds` rounds.
+
+    Its model is a small GPT trained from scratch on the synthetic task (the devnet's genesis,
+    seedswarm.devnet.devnet_genesis); every learning rule is the network's default
+    (protocol.netconfig).
+    """
 
     miners: int = 3
     validators: int = 1
@@ -30,14 +35,7 @@ class DevnetSpec:
     startup_s: float = 20.0
     workdir: Path | None = None
     seed: int = 0
-    codec: str = "fo"
-    scalars: int = 64
-    outer_lr: float = 1.0
-    width: int = 32
-    depth: int = 2
-    heads: int = 2
-    context: int = 32
-    samples_per_miner: int = 16
+    """Seeds the base model's initialisation and the data split."""
     attackers: tuple[tuple[str, int], ...] = ()
     """(attack kind, count): extra miners running the simulator's attacker classes."""
 

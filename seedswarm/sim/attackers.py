@@ -69,8 +69,8 @@ def compute_scalars(ctx: RoundContext, batches: Sequence[Batch], seeds: Sequence
     work = ctx.work
     if work.codec is Codec.ZO:
         batch = concat_batches(list(batches))
-        return (), zo_scalars(ctx.model, ctx.named, batch, seeds, work.eps, work.spec)
-    delta = local_adamw_delta(ctx.model, ctx.named, batches, work.local_lr, work.weight_decay)
+        return (), zo_scalars(ctx.model, ctx.named, batch, seeds, work.spsa_eps, work.direction)
+    delta = local_adamw_delta(ctx.model, ctx.named, batches, work.local_lr, work.local_weight_decay)
     return project(ctx, delta, seeds)
 
 
@@ -78,7 +78,7 @@ def project(ctx: RoundContext, delta: Sequence[torch.Tensor], seeds: Sequence[in
     """FO scalars of an update ``delta`` on ``seeds`` (blocks allocated as honest miners do)."""
     counts = tuple(allocate_blocks(block_norms(list(delta)), len(seeds)))
     layout = ParamLayout.of(ctx.named)
-    return counts, project_delta(list(delta), layout, seeds, ctx.work.spec, counts)
+    return counts, project_delta(list(delta), layout, seeds, ctx.work.direction, counts)
 
 
 def uniform_blocks(ctx: RoundContext, k: int) -> tuple[int, ...]:
@@ -272,7 +272,7 @@ class SybilOperator:
         else:
             work = ctx.work
             self.delta = local_adamw_delta(ctx.model, ctx.named, batches, work.local_lr,
-                                           work.weight_decay)
+                                           work.local_weight_decay)
 
 
 class SybilIdentity(Attacker):
@@ -292,7 +292,7 @@ class SybilIdentity(Attacker):
         if ctx.work.codec is Codec.ZO:
             assert op.batch is not None
             w = ctx.work
-            values = zo_scalars(ctx.model, ctx.named, op.batch, seeds, w.eps, w.spec)
+            values = zo_scalars(ctx.model, ctx.named, op.batch, seeds, w.spsa_eps, w.direction)
             return self.publish(ctx, ((), values))
         return self.publish(ctx, project(ctx, op.delta, seeds))
 

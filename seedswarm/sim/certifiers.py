@@ -66,7 +66,7 @@ class EqualWeightCertifier:
 
 def _admissible(ctx: RoundContext, c: Contribution) -> bool:
     """Format checks only: this round, this model, a registered sender, the network's codec."""
-    spec = ctx.work.spec
+    spec = ctx.work.direction
     return (
         c.network_id == ctx.network_id
         and c.round_index == ctx.round_index

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.errors import ConfigError
-from training.genesis import ModelShape
+from training.genesis import DEFAULT_TRAINABLE, ModelShape
 
 SCALAR_FORMATS = ("byte", "fp32")
 SCORINGS = ("gauntlet", "equal")
@@ -15,7 +15,10 @@ DIRECTIONS = ("gaussian", "rademacher", "lowrank")
 
 @dataclass(frozen=True)
 class SimConfig:
-    """One simulated run. ``lr`` None means the codec's default outer learning rate.
+    """One simulated run. The network's rules (codec, scalars, outer_lr, spsa_eps, direction,
+    direction_rank, samples_per_miner, local_steps, local_lr): None means the network's own
+    default (protocol.netconfig, the one place they are set; the outer learning rate's depends
+    on the codec). The run's ``network`` (seedswarm.sim.swarm.network_config) holds them all.
 
     ``scoring``: ``gauntlet`` certifies each round by the validator pipeline (filters,
     verification, loss deltas, DICE influence, ratings: ``validator.scorer``); ``equal``
@@ -30,17 +33,17 @@ class SimConfig:
     task: str = "pycode:finetune"
     miners: int = 8
     rounds: int = 30
-    codec: str = "fo"
-    scalars: int = 1024
-    trainable: str = "lora:4"
+    codec: str | None = None
+    scalars: int | None = None
+    trainable: str = DEFAULT_TRAINABLE
     seed: int = 0
-    lr: float | None = None
-    eps: float = 1e-3
-    direction: str = "gaussian"
-    direction_rank: int = 1
-    samples_per_miner: int = 16
-    local_steps: int = 4
-    local_lr: float = 1e-2
+    outer_lr: float | None = None
+    spsa_eps: float | None = None
+    direction: str | None = None
+    direction_rank: int | None = None
+    samples_per_miner: int | None = None
+    local_steps: int | None = None
+    local_lr: float | None = None
     base: str = "auto"
     pretrain_task: str = "pycode:pretrain"
     pretrain_steps: int = 200
@@ -54,29 +57,13 @@ class SimConfig:
     attackers: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.miners < 1 or self.rounds < 0 or self.scalars < 1:
-            raise ConfigError("simulate needs miners >= 1, rounds >= 0 and scalars >= 1")
-        if self.codec not in ("zo", "fo"):
+        if self.miners < 1 or self.rounds < 0:
+            raise ConfigError("simulate needs miners >= 1 and rounds >= 0")
+        if self.codec not in (None, "zo", "fo"):
             raise ConfigError(f"codec must be zo or fo, got {self.codec!r}")
-        if self.direction not in DIRECTIONS:
+        if self.direction not in (None, *DIRECTIONS):
             raise ConfigError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.scalar_format not in SCALAR_FORMATS:
             raise ConfigError(f"scalar format must be one of {SCALAR_FORMATS}")
         if self.scoring not in SCORINGS:
             raise ConfigError(f"scoring must be one of {SCORINGS}, got {self.scoring!r}")
-        if self.samples_per_miner < 1 or self.local_steps < 1:
-            raise ConfigError("samples_per_miner and local_steps must be positive")
-
-    @property
-    def outer_lr(self) -> float:
-        """The network's outer learning rate for this run."""
-        if self.lr is not None:
-            return self.lr
-        return DEFAULT_OUTER_LR[self.codec]
-
-
-# Measured on pycode:finetune / lora:4 / 8 miners (bench/convergence.py): FO applies an unbiased
-# reconstruction of each miner's local AdamW update, and 0.5 damps the projection noise (1.0
-# reached the same loss less smoothly, 2.0 diverged); ZO's scalars are raw gradient projections of
-# a LoRA whose gradients are tiny, so it needs a large step (3 with 8x32 scalars; 10 diverged).
-DEFAULT_OUTER_LR = {"fo": 0.5, "zo": 3.0}

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
+from protocol.netconfig import NetworkConfig
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.swarm import RoundRecord, SwarmTimes
 
@@ -20,7 +21,7 @@ class SimResult:
     """A finished run."""
 
     config: SimConfig
-    network_digest: str
+    network: NetworkConfig
     base: str
     trainable_numel: int
     initial_val_loss: float
@@ -55,7 +56,7 @@ class SimResult:
         return {
             "rounds": len(self.records),
             "miners": self.config.miners,
-            "codec": self.config.codec,
+            "codec": self.network.codec.value,
             "val_loss": self.val_loss,
             "final_val_loss": self.final_val_loss,
             "initial_val_loss": self.initial_val_loss,
@@ -64,11 +65,12 @@ class SimResult:
             "dense_fp32_bytes": self.dense_bytes,
             "compression_vs_dense": _ratio(self.dense_bytes, self.bytes_per_miner_per_round),
             "trainable_numel": self.trainable_numel,
-            "scalars": self.config.scalars,
+            "scalars": self.network.scalars,
             "task": self.config.task,
             "trainable": self.config.trainable,
             "base": self.base,
-            "network_digest": self.network_digest,
+            "network_digest": self.network.digest().hex(),
+            "network": self.network.to_toml(),
             "replicas_checked": self.replicas_checked,
             "model_hashes": [r.model_hash for r in self.records],
             "times_s": asdict(self.times),
@@ -158,7 +160,7 @@ def plot_curves(
 
 def plot_result(result: SimResult, path: Path) -> None:
     """The validation curve of one run."""
-    label = f"{result.config.codec} x{result.config.miners}, K={result.config.scalars}"
+    label = f"{result.network.codec.value} x{result.config.miners}, K={result.network.scalars}"
     plot_curves(
         [(label, [result.initial_val_loss, *result.val_loss])], path,
         title=f"{result.config.task}, {result.config.trainable}",

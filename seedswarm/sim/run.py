@@ -30,7 +30,7 @@ def simulate(
     records = run_rounds(swarm, config.rounds, on_round)
     return SimResult(
         config=config,
-        network_digest=swarm.network.digest().hex(),
+        network=swarm.network,
         base=swarm.genesis.base_description,
         trainable_numel=swarm.genesis.trainable_numel,
         initial_val_loss=initial,

@@ -25,7 +25,7 @@ from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.model_hash import model_hash
-from protocol.netconfig import NetworkConfig
+from protocol.netconfig import NetworkConfig, build_network, rule_default
 from protocol.perturb import DirectionKind, DirectionSpec
 from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import open_envelope
@@ -73,35 +73,19 @@ class SwarmTimes:
 
 
 def network_config(config: SimConfig, genesis_hash: bytes) -> NetworkConfig:
-    """The consensus parameters of a simulated network."""
-    return NetworkConfig(
-        network_id=config.network_id,
-        base_checkpoint_hash=genesis_hash.hex(),
-        task=config.task,
-        trainable=config.trainable,
-        codec=Codec(config.codec),
-        direction=DirectionSpec(DirectionKind(config.direction), config.direction_rank),
-        scalars_per_contribution=config.scalars,
-        spsa_eps=config.eps,
-        outer_lr=config.outer_lr,
-        samples_per_miner=config.samples_per_miner,
-        max_contributions_per_round=min(512, max(32, config.miners)),
-        data_seed=config.data_seed,
-        fo_local_steps=config.local_steps,
-        fo_local_lr=config.local_lr,
-    )
-
-
-def work_config(config: SimConfig, network: NetworkConfig) -> WorkConfig:
-    """How the honest miners of a run compute."""
-    return WorkConfig(
-        codec=network.codec,
-        scalars=network.scalars_per_contribution,
-        spec=network.direction,
-        eps=network.spsa_eps,
-        local_steps=network.fo_local_steps,
-        local_lr=network.fo_local_lr,
-        weight_decay=network.fo_weight_decay,
+    """The consensus parameters of a simulated network (rules the run leaves unset keep the
+    network's defaults)."""
+    direction = None
+    if config.direction is not None or config.direction_rank is not None:
+        kind = DirectionKind(config.direction or rule_default("direction").kind.value)
+        direction = DirectionSpec(kind, config.direction_rank or 1)
+    return build_network(
+        config.network_id, genesis_hash, task=config.task, trainable=config.trainable,
+        miners=config.miners, data_seed=config.data_seed,
+        codec=None if config.codec is None else Codec(config.codec), direction=direction,
+        scalars=config.scalars, spsa_eps=config.spsa_eps, outer_lr=config.outer_lr,
+        samples_per_miner=config.samples_per_miner, local_steps=config.local_steps,
+        local_lr=config.local_lr,
     )
 
 
@@ -331,7 +315,7 @@ def build_swarm(
     from validator.scorer import ScoringCertifier
 
     network = network_config(config, genesis.model_hash)
-    work = work_config(config, network)
+    work = WorkConfig.of(network)
     if honest is None:
         honest = [HonestMiner(miner_key(config.seed, i)) for i in range(config.miners)]
     attackers = build_attackers(

@@ -11,7 +11,7 @@ import pytest
 from protocol.codecs import Codec
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConfigError
-from protocol.netconfig import NetworkConfig
+from protocol.netconfig import DEFAULT_OUTER_LR, NetworkConfig, build_network, rule_default
 from protocol.perturb import DirectionKind, DirectionSpec
 
 HASH = "ab" * 32
@@ -25,14 +25,14 @@ def _config(**changes: Any) -> NetworkConfig:
         trainable="lora:4",
         codec=Codec.FO,
         direction=DirectionSpec(DirectionKind.LOWRANK, 3),
-        scalars_per_contribution=512,
+        scalars=512,
         spsa_eps=1e-5,
         outer_lr=0.1 + 0.2,  # not a short decimal: the exact float must survive
         samples_per_miner=8,
         max_contributions_per_round=16,
         data_seed=2**63 - 1,
-        round_length_s=12.5,
-        epoch_length_rounds=10,
+        round_length=12.5,
+        epoch_length=10,
         max_message_bytes=8192,
     )
     return dataclasses.replace(base, **changes)
@@ -48,7 +48,8 @@ def test_toml_round_trip_is_exact() -> None:
 
 
 def test_defaults_round_trip_and_load(tmp_path: Path) -> None:
-    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
+    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH, task="synthetic",
+                           trainable="lora:4")
     path = tmp_path / "net.toml"
     path.write_text(config.to_toml(), encoding="utf-8")
     assert NetworkConfig.load(path) == config
@@ -64,7 +65,7 @@ def test_digest_is_stable_and_sensitive() -> None:
     reformatted = "\n\n# a comment\n" + config.to_toml().replace(" = ", "=")
     assert NetworkConfig.from_toml(reformatted).digest() == config.digest()
     # An int where a float is expected means the same network.
-    assert _config(round_length_s=30).digest() == _config(round_length_s=30.0).digest()
+    assert _config(round_length=30).digest() == _config(round_length=30.0).digest()
     changed = [
         _config(network_id="testnet-2"),
         _config(outer_lr=0.3),
@@ -78,7 +79,8 @@ def test_digest_is_stable_and_sensitive() -> None:
 
 def test_known_digest() -> None:
     # Pinned: a change here silently splits existing networks.
-    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
+    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH, task="synthetic",
+                           trainable="lora:4")
     assert config.digest().hex()[:16] == KNOWN_DIGEST_PREFIX
 
 
@@ -92,8 +94,8 @@ def test_known_digest() -> None:
         ("task", ""),
         ("trainable", "line\nbreak"),
         ("codec", "zo"),
-        ("scalars_per_contribution", 0),
-        ("scalars_per_contribution", 10**6),
+        ("scalars", 0),
+        ("scalars", 10**6),
         ("spsa_eps", 0.0),
         ("spsa_eps", float("nan")),
         ("outer_lr", -1.0),
@@ -102,8 +104,8 @@ def test_known_digest() -> None:
         ("max_contributions_per_round", 0),
         ("data_seed", -1),
         ("data_seed", 2**63),
-        ("round_length_s", 0),
-        ("epoch_length_rounds", True),
+        ("round_length", 0),
+        ("epoch_length", True),
         ("max_message_bytes", 600),
     ],
 )
@@ -121,7 +123,7 @@ def test_bad_values_name_the_field(field: str, value: object) -> None:
         (lambda t: t.replace('codec = "fo"', 'codec = "sgd"'), "codec"),
         (lambda t: t.replace('direction = "lowrank"', 'direction = "sparse"'), "direction"),
         (lambda t: t + "surprise = 1\n", "surprise"),
-        (lambda t: t.replace("format = 1", "format = 2"), "format"),
+        (lambda t: t.replace("format = 2", "format = 1"), "format"),
         (lambda t: t.replace("direction_rank = 3", "direction_rank = 0"), "rank"),
         (lambda t: t.replace('network_id = "testnet-1"\n', ""), "network_id"),
         (lambda t: t + "[[[", "TOML"),
@@ -135,21 +137,52 @@ def test_bad_toml_is_a_config_error(edit: Any, key: str) -> None:
         NetworkConfig.from_toml(edited)
 
 
-KNOWN_DIGEST_PREFIX = "9189ab1c691a134c"
+KNOWN_DIGEST_PREFIX = "99081daf54edbfb5"  # format 2 (rules renamed, every field written)
 
 
-def test_fo_work_fields_round_trip_and_leave_default_digests_alone() -> None:
-    default = NetworkConfig(network_id="local", base_checkpoint_hash=HASH)
-    assert "fo_local" not in default.to_toml()  # absent when default: old digests unchanged
-    custom = _config(fo_local_steps=8, fo_local_lr=3e-3, fo_weight_decay=0.01)
+def test_every_field_is_written_and_digested_defaults_included() -> None:
+    default = NetworkConfig(network_id="local", base_checkpoint_hash=HASH, task="synthetic",
+                            trainable="lora:4")
+    keys = [line.split(" = ")[0] for line in default.to_toml().splitlines()[1:]]
+    fields = [f.name for f in dataclasses.fields(NetworkConfig)]
+    assert keys == ["format", *fields[:6], "direction_rank", *fields[6:]]
+    custom = _config(local_steps=8, local_lr=3e-3, local_weight_decay=0.01)
     text = custom.to_toml()
-    assert "fo_local_steps = 8" in text and "fo_weight_decay = 0.01" in text
+    assert "local_steps = 8" in text and "local_weight_decay = 0.01" in text
     back = NetworkConfig.from_toml(text)
     assert back == custom and back.digest() == custom.digest() != _config().digest()
-    assert _config(fo_local_lr=1).fo_local_lr == 1.0
-    for field, value in (("fo_local_steps", 0), ("fo_local_lr", 0.0), ("fo_weight_decay", -1.0)):
+    assert _config(local_lr=1).local_lr == 1.0
+    for field, value in (("local_steps", 0), ("local_lr", 0.0), ("local_weight_decay", -1.0)):
         with pytest.raises(ConfigError, match=field):
             _config(**{field: value})
+
+
+@pytest.mark.parametrize(("codec", "expected"), [(Codec.FO, 0.5), (Codec.ZO, 3.0)])
+def test_the_outer_learning_rate_defaults_by_codec_in_one_place(codec: Codec,
+                                                                 expected: float) -> None:
+    config = NetworkConfig(network_id="local", base_checkpoint_hash=HASH, task="synthetic",
+                           trainable="lora:4", codec=codec)
+    assert config.outer_lr == DEFAULT_OUTER_LR[codec] == expected
+    assert f"outer_lr = {expected}" in config.to_toml()  # the digest covers the value in force
+    assert _config(codec=codec, outer_lr=0.25).outer_lr == 0.25
+
+
+def test_build_network_fills_the_rules_left_unset_with_their_defaults() -> None:
+    built = build_network("local", bytes.fromhex(HASH), task="synthetic", trainable="lora:4",
+                          miners=3, scalars=64, outer_lr=None, local_lr=None)
+    assert built.scalars == 64
+    assert built.outer_lr == DEFAULT_OUTER_LR[rule_default("codec")]
+    assert built.local_lr == rule_default("local_lr") == 1e-2
+    assert built.max_contributions_per_round == 32  # at least 32
+    assert build_network("local", bytes(32), task="synthetic", trainable="lora:4",
+                         miners=100).max_contributions_per_round == 100  # one per miner
+    assert build_network("local", bytes(32), task="synthetic", trainable="lora:4",
+                         miners=10_000).max_contributions_per_round == 512  # a certificate's max
+    with pytest.raises(ConfigError, match="spsa"):
+        build_network("local", bytes(32), task="synthetic", trainable="lora:4", miners=1,
+                      spsa=1.0)
+    with pytest.raises(ConfigError, match="not a network parameter"):
+        rule_default("learning_rate")
 
 
 def test_max_message_bytes_is_capped_at_the_envelope_limit() -> None:

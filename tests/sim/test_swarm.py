@@ -23,7 +23,7 @@ def test_four_fo_miners_lower_validation_loss_within_five_rounds() -> None:
 
 
 def test_four_zo_miners_lower_validation_loss_within_four_rounds() -> None:
-    result = simulate(tiny_config(codec="zo", scalars=32, rounds=4, lr=0.05))
+    result = simulate(tiny_config(codec="zo", scalars=32, rounds=4, outer_lr=0.05))
     assert result.initial_val_loss - result.final_val_loss > 0.1
 
 

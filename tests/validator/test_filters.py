@@ -31,8 +31,8 @@ STRANGER = NodeKey.from_bytes(b"\x08" * 32)
 
 
 def network(codec: Codec = Codec.ZO) -> NetworkConfig:
-    return NetworkConfig(network_id=NET, base_checkpoint_hash=HASH.hex(), codec=codec,
-                         scalars_per_contribution=K)
+    return NetworkConfig(network_id=NET, base_checkpoint_hash=HASH.hex(), task="synthetic",
+                         trainable="lora:4", codec=codec, scalars=K)
 
 
 def context(codec: Codec = Codec.ZO) -> FilterContext:

@@ -92,10 +92,10 @@ def test_k_is_a_maximum_and_each_contribution_is_normalized_by_its_own_k() -> No
     swarm = build_swarm(config, genesis, honest=honest)
     run_rounds(swarm, 3)
     small = honest[2].key.public.raw
-    counts = {c.sender: c.num_scalars for entries in swarm.log for c, _ in entries}
+    counts = {c.sender: c.scalars for entries in swarm.log for c, _ in entries}
     assert counts[small] == 64 and counts[honest[0].key.public.raw] == 256
     # Inverse-variance weights: proportional to K within every certified round.
-    rounds = [dict((c.sender, (c.num_scalars, w)) for c, w in entries) for entries in swarm.log]
+    rounds = [dict((c.sender, (c.scalars, w)) for c, w in entries) for entries in swarm.log]
     both = [r for r in rounds if small in r and len(r) > 1]
     assert both
     for r in both:

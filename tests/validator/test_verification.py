@@ -53,7 +53,7 @@ NET = "verify-test"
 K = 32
 SECRET = b"validator-secret-0123456789abcdef"
 AUDIT_ALL = VerificationPolicy(sample_fraction=0.25, min_sample=4, fo_audit_probability=1.0,
-                               fo_local_steps=4)
+                               local_steps=4)
 
 
 @dataclass
@@ -72,8 +72,8 @@ def build_world(codec: Codec, round_index: int = 3, *, width: int = 32, context:
     named = prepare_trainable(model, TrainableSpec.parse(trainable), seed=1)
     model.eval()
     miners = [HonestMiner(NodeKey.from_bytes(bytes([40 + i]) * 32)) for i in range(3)]
-    work = WorkConfig(codec=codec, scalars=K, spec=DirectionSpec(), eps=1e-3, local_steps=4,
-                      local_lr=3e-3)
+    work = WorkConfig(codec=codec, scalars=K, direction=DirectionSpec(), spsa_eps=1e-3,
+                      local_steps=4, local_lr=3e-3, local_weight_decay=0.0)
     base = model_hash(named)
     ctx = RoundContext(
         network_id=NET, round_index=round_index,
@@ -130,7 +130,7 @@ def honest(world: World, miner: int = 0) -> Contribution:
 def verify(world: World, c: Contribution) -> VerificationResult:
     absolute = 0.0
     if c.codec == "zo":
-        absolute = zo_noise_floor(world.oracle.assigned_loss(c), world.ctx.work.eps)
+        absolute = zo_noise_floor(world.oracle.assigned_loss(c), world.ctx.work.spsa_eps)
     return verify_contribution(c, world.oracle, secret=SECRET, policy=AUDIT_ALL,
                                absolute=absolute)
 
@@ -162,11 +162,11 @@ def test_honest_scalars_with_measured_float_noise_pass(zo: World, fo: World) -> 
         assert last is not None
         indices = list(range(K))
         loss = world.oracle.assigned_loss(c)
-        floor = zo_noise_floor(loss, world.ctx.work.eps, ulps)  # ~4 ulps were measured
+        floor = zo_noise_floor(loss, world.ctx.work.spsa_eps, ulps)  # ~4 ulps were measured
         noisy = [v * (1 + rng.choice((-1, 1)) * relative) + rng.choice((-1, 1)) * floor
                  for v in last.raw_scalars]
         band = Tolerance(tol.relative, tol.of_reference,
-                         zo_noise_floor(loss, world.ctx.work.eps) if c.codec == "zo" else 0.0)
+                         zo_noise_floor(loss, world.ctx.work.spsa_eps) if c.codec == "zo" else 0.0)
         assert check_scalars(c, indices, noisy, band) == []
 
 
@@ -229,7 +229,7 @@ def test_wrong_batch_fails(zo: World) -> None:
     batch = ctx.task.train_batch(range(5000, 5008))
     seeds = ctx.seeds(c.sender)
     _fails(zo, with_scalars(c, zo_scalars(ctx.model, ctx.named, batch, seeds, 1e-3,
-                                          ctx.work.spec), zo))
+                                          ctx.work.direction), zo))
 
 
 def test_old_model_fails(zo: World) -> None:
@@ -244,7 +244,8 @@ def test_old_model_fails(zo: World) -> None:
             for (_, p), d in zip(ctx.named, delta, strict=True):
                 p.add_(d)  # one large step back along a real update
         batch = concat_batches([ctx.task.train_batch(ctx.assigned_samples(c.sender))])
-        stale = zo_scalars(ctx.model, ctx.named, batch, ctx.seeds(c.sender), 1e-3, ctx.work.spec)
+        stale = zo_scalars(ctx.model, ctx.named, batch, ctx.seeds(c.sender), 1e-3,
+                           ctx.work.direction)
     finally:
         with torch.no_grad():
             for (_, p), s in zip(ctx.named, saved, strict=True):

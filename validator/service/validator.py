@@ -83,7 +83,7 @@ class ValidatorConfig:
 
     @property
     def clock(self) -> RoundClock:
-        return RoundClock(self.genesis_time, self.network.round_length_s, self.work_fraction)
+        return RoundClock(self.genesis_time, self.network.round_length, self.work_fraction)
 
 
 class ValidatorService:
@@ -291,7 +291,7 @@ class ValidatorService:
         # a certificate averages updates with
         rewards = {miner.hex(): r for miner, r in decision.rewards.items()}
         epoch = epoch_of(self.clock.phase(self.now()).round_index,
-                         self.config.network.epoch_length_rounds)
+                         self.config.network.epoch_length)
         self.ledger.add_scores(epoch, decision.round_index, rewards)
         self.ratings.rate_round(decision.round_index, rewards)
         ppb = {miner: to_ppb(w) for miner, w in decision.weights().items()}
@@ -396,7 +396,7 @@ class ValidatorService:
 
     async def _epoch_pass(self, chain: EpochChain) -> None:
         current_epoch = epoch_of(self.clock.phase(self.now()).round_index,
-                                 self.config.network.epoch_length_rounds)
+                                 self.config.network.epoch_length)
         for epoch, record in sorted(self.ledger.epochs.items()):
             if epoch >= current_epoch or record.stage in ("settled", "skipped", "failed"):
                 continue
