@@ -29,19 +29,13 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
-from adapters.chain import (
-    ChainClient,
-    EconomicParams,
-    NetworkParams,
-    build_reward_tree,
-    commit_digest,
-    connect,
-    funded_account,
-    normalize_weights,
-    settle_reference,
-)
+from adapters.chain import ChainClient, connect, funded_account
 from adapters.chain.backends import chain_time, set_time
 from adapters.chain.devnode import AnvilNode
+from protocol.settlement.median import settle_reference
+from protocol.settlement.merkle import build_reward_tree
+from protocol.settlement.params import EconomicParams, NetworkParams
+from protocol.settlement.weight_vector import commit_digest, normalize_weights
 
 BLOCK_GAS_LIMIT = 30_000_000
 STAKE = 10**18

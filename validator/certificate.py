@@ -13,10 +13,9 @@
   weights come from the leader's scores, which a reviewer cannot reproduce: only their sum is
   checked.) The verdict
   becomes a ``CertificateEndorsement`` (approve, or dispute with the reason).
-* Finality (``is_final``, ``approving_stake``): approvals (the leader's signature counts as
-  one) from validators holding more than ``threshold`` of the stake (1/2 by default; 2/3 for
-  BFT-style safety). They live in protocol.finality (followers apply final rounds only) and are
-  re-exported here.
+* Finality is protocol.finality's rule (``is_final``, ``approving_stake``): approvals (the
+  leader's signature counts as one) from validators holding more than ``threshold`` of the stake;
+  followers apply final rounds only.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from fractions import Fraction
 from itertools import pairwise
 
 from protocol.errors import ConsensusError, MessageRejected, SeedswarmError
-from protocol.finality import approving_stake, is_final
 from protocol.identity import NodeKey
 from protocol.leader import select_leader
 from protocol.messages import (
@@ -305,9 +303,9 @@ def endorse(
     )
 
 
-__all__ = [  # approving_stake / is_final are re-exported from protocol.finality
+__all__ = [
     "APPROVED", "ApplyFn", "Candidate", "CertificateCheck", "CertificateReview", "Dispute",
-    "ReviewContext", "WeightMode", "WeightedContribution", "allocate_ppb", "approving_stake",
+    "ReviewContext", "WeightMode", "WeightedContribution", "allocate_ppb",
     "build_certificate", "certificate_entries", "check_certificate", "check_entries", "endorse",
-    "entry_weight", "is_final", "mode_shares", "review_certificate", "select_top",
+    "entry_weight", "mode_shares", "review_certificate", "select_top",
 ]

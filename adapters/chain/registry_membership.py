@@ -22,13 +22,10 @@ from dataclasses import dataclass
 
 from adapters.chain.chain_errors import ChainError
 from adapters.chain.registry_contract import ZERO_ADDRESS, Registration, RegistryClient
-from protocol.membership import KEY_BYTES, Membership, MembershipError, MembershipSchedule
+from protocol.membership import Membership, MembershipError, MembershipSchedule
 from protocol.settlement.params import Role
 
-__all__ = [
-    "KEY_BYTES", "EpochMembership", "Membership", "MembershipSchedule", "is_settled",
-    "read_membership", "watch_membership",
-]
+__all__ = ["EpochMembership", "is_settled", "read_membership", "watch_membership"]
 
 _log = logging.getLogger("adapters.chain.registry_membership")
 

@@ -89,8 +89,9 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON")] = False,
 ) -> None:
     """Deploy Token, Registry and Incentives; genesis is the chain's current time."""
-    from adapters.chain import EconomicParams, NetworkParams, connect, deploy_suite
+    from adapters.chain import connect, deploy_suite
     from adapters.chain.backends import chain_time
+    from protocol.settlement.params import EconomicParams, NetworkParams
 
     w3 = connect(rpc)
     network = NetworkParams(

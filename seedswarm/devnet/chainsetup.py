@@ -17,17 +17,10 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from adapters.chain import (
-    ChainClient,
-    Deployment,
-    EconomicParams,
-    NetworkParams,
-    connect,
-    deploy_suite,
-    funded_account,
-)
+from adapters.chain import ChainClient, Deployment, connect, deploy_suite, funded_account
 from adapters.chain.backends import chain_time, fund
 from adapters.storage.keystore import KeyBundle
+from protocol.settlement.params import EconomicParams, NetworkParams
 from seedswarm.devnet.spec import DevnetSpec
 
 _log = logging.getLogger("seedswarm.devnet.chain")

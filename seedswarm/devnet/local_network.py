@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.chain import ChainClient, Deployment, EpochStatus, funded_account
+from adapters.chain import ChainClient, Deployment, funded_account
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from adapters.storage.logstore import write_atomic
 from protocol.identity import peer_id_from_public_bytes
 from protocol.netconfig import NetworkConfig
+from protocol.settlement.params import EpochStatus
 from seedswarm.devnet.chainsetup import (
     ChainHandle,
     Participant,

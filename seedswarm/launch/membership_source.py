@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from adapters.chain.registry_membership import EpochMembership, Membership, MembershipSchedule
+from adapters.chain.registry_membership import EpochMembership
 from protocol.errors import ConfigError
-from protocol.membership import DEFAULT_KEEP, MembershipTimeline
+from protocol.membership import DEFAULT_KEEP, Membership, MembershipSchedule, MembershipTimeline
 from seedswarm.launch.settings import NodeSettings
 
 if TYPE_CHECKING:

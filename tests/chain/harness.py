@@ -7,14 +7,10 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from adapters.chain import (
-    ChainClient,
-    EconomicParams,
-    NetworkParams,
-    commit_digest,
-    funded_account,
-)
+from adapters.chain import ChainClient, funded_account
 from adapters.chain.backends import chain_time, set_time
+from protocol.settlement.params import EconomicParams, NetworkParams
+from protocol.settlement.weight_vector import commit_digest
 
 ETH = 10**18
 EMISSION = 1_000 * ETH

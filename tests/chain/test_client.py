@@ -10,10 +10,11 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from adapters.chain import ChainClient, ChainRevert, TransientRpcError, connect, normalize_weights
+from adapters.chain import ChainClient, ChainRevert, TransientRpcError, connect
 from adapters.chain.devnode import AnvilNode, free_port
 from adapters.chain.journal import JournalEntry
 from adapters.chain.retry import RetryPolicy, call_with_retries
+from protocol.settlement.weight_vector import normalize_weights
 from tests.chain.harness import ETH, Net, make_net
 
 pytestmark = pytest.mark.chain

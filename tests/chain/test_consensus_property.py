@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from adapters.chain import consensus_weight
+from protocol.settlement.median import consensus_weight
 from tests.chain.harness import Net, make_net
 
 pytestmark = pytest.mark.chain

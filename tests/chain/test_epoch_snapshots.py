@@ -6,16 +6,11 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import (
-    ChainClient,
-    ChainRevert,
-    EpochStatus,
-    Role,
-    build_reward_tree,
-    funded_account,
-    normalize_weights,
-    settle_reference,
-)
+from adapters.chain import ChainClient, ChainRevert, funded_account
+from protocol.settlement.median import settle_reference
+from protocol.settlement.merkle import build_reward_tree
+from protocol.settlement.params import EpochStatus, Role
+from protocol.settlement.weight_vector import normalize_weights
 from tests.chain.harness import EMISSION, ETH, Net, make_net, node_key
 
 pytestmark = pytest.mark.chain

@@ -13,8 +13,6 @@ from web3 import Web3
 from adapters.chain import (
     ChainError,
     EpochMembership,
-    Membership,
-    MembershipSchedule,
     RegistryClient,
     is_settled,
     read_membership,
@@ -22,7 +20,7 @@ from adapters.chain import (
 )
 from adapters.chain.backends import advance_time, chain_time, is_embedded, set_time
 from protocol.errors import ConfigError
-from protocol.membership import MembershipError
+from protocol.membership import Membership, MembershipError, MembershipSchedule
 from seedswarm.launch.membership_source import ChainMembership, resolve_membership, resolve_timeline
 from seedswarm.launch.settings import NodeSettings
 from tests.chain.harness import ETH, Net, make_net, node_key

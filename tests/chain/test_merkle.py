@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert, EpochStatus, RewardTree, build_reward_tree
+from adapters.chain import ChainRevert
+from protocol.settlement.merkle import RewardTree, build_reward_tree
+from protocol.settlement.params import EpochStatus
 from tests.chain.harness import EMISSION, ETH, Net, make_net
 
 pytestmark = pytest.mark.chain

@@ -12,23 +12,16 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.chain import (
-    WEIGHT_SCALE,
-    InvalidWeights,
-    JournalConflict,
-    TransientRpcError,
-    build_reward_tree,
-    consensus_weight,
-    normalize_weights,
-    reward_leaf,
-    settle_reference,
-)
+from adapters.chain import InvalidWeights, JournalConflict, TransientRpcError
 from adapters.chain.artifacts import all_abis
 from adapters.chain.journal import JournalEntry, SubmissionJournal
 from adapters.chain.nonce import NonceManager
 from adapters.chain.retry import RetryPolicy, call_with_retries
 from adapters.chain.revert import RevertDecoder
-from protocol.settlement.merkle import process_proof
+from protocol.settlement.median import consensus_weight, settle_reference
+from protocol.settlement.merkle import build_reward_tree, process_proof, reward_leaf
+from protocol.settlement.params import WEIGHT_SCALE
+from protocol.settlement.weight_vector import normalize_weights
 
 ALICE = "0x" + "11" * 20
 BOB = "0x" + "22" * 20

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert, Role, normalize_weights
+from adapters.chain import ChainRevert
 from adapters.chain.backends import advance_time
+from protocol.settlement.params import Role
+from protocol.settlement.weight_vector import normalize_weights
 from tests.chain.harness import ETH, Net, make_net, node_key
 
 pytestmark = pytest.mark.chain

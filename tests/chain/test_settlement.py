@@ -7,7 +7,10 @@ import random
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert, EpochStatus, normalize_weights, settle_reference
+from adapters.chain import ChainRevert
+from protocol.settlement.median import settle_reference
+from protocol.settlement.params import EpochStatus
+from protocol.settlement.weight_vector import normalize_weights
 from tests.chain.harness import EMISSION, ETH, Net, make_net
 
 pytestmark = pytest.mark.chain

@@ -79,12 +79,6 @@ def test_lookups_accept_a_timeline_a_function_or_a_fixed_table() -> None:
     assert miners_at([key(1), key(1)])(0) == frozenset({key(1)})
 
 
-def test_chain_module_re_exports_the_same_class() -> None:
-    from adapters.chain.registry_membership import Membership as ChainMembershipClass
-
-    assert ChainMembershipClass is Membership
-
-
 entries = st.lists(st.tuples(st.integers(0, 60), st.integers(0, 4)), max_size=12)
 
 

@@ -12,9 +12,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from adapters.chain import ChainClient, ChainError, ChainRevert, EpochStatus, normalize_weights
+from adapters.chain import ChainClient, ChainError, ChainRevert
 from protocol.membership import MembershipTimeline
-from protocol.settlement.params import EpochWindows
+from protocol.settlement.params import EpochStatus, EpochWindows
+from protocol.settlement.weight_vector import normalize_weights
 from validator.weights import epoch_weights
 
 _log = logging.getLogger("validator.service.epoch_chain")

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import validator.certificate as certificate_module
 from adapters.storage.logstore import RoundLogStore, write_atomic
 from adapters.transport.base import Limits
 from adapters.transport.memory import MemoryNetwork, MemoryTransport
@@ -138,11 +137,6 @@ def gate() -> PeerGate:
 
 
 # -- the rule --------------------------------------------------------------------------------
-
-
-def test_the_rule_moved_to_protocol_and_is_still_importable_from_validator() -> None:
-    assert certificate_module.is_final is is_final
-    assert certificate_module.approving_stake is approving_stake
 
 
 def test_three_validators_40_35_25_need_two_approvals() -> None:
