@@ -11,7 +11,7 @@ import pytest
 
 from adapters.transport.base import Limits, RequestTimeout
 from adapters.transport.mqtt import MqttConfig, MqttTransport
-from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
+from adapters.transport.mqtt_broker import BrokerUnavailable, EmbeddedBroker, MosquittoBroker
 from adapters.transport.mqtt_wire import Auth, PublishEnvelope, SequenceCounter, seal
 from adapters.transport.stats import DropReason
 from protocol.identity import NodeKey
@@ -105,3 +105,15 @@ def test_mosquitto_process_is_started_on_loopback_and_stopped(mosquitto_port: in
         assert not process_exists(pid)  # exited and reaped, not a zombie
 
     asyncio.run(scenario())
+
+
+def test_a_missing_mosquitto_is_one_error_that_says_how_to_install_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nodes never install system packages; without the binary they say what to do."""
+    import adapters.transport.mqtt_broker as brokers
+
+    monkeypatch.setattr(brokers, "find_mosquitto", lambda: None)
+    with pytest.raises(BrokerUnavailable, match="apt-get install -y mosquitto") as caught:
+        asyncio.run(MosquittoBroker().start())
+    assert "\n" not in str(caught.value)
+    assert not hasattr(brokers, "install_mosquitto")
