@@ -111,12 +111,12 @@ class JoinBundle:
                  f"format = {_value(FORMAT)}", "", "[network]",
                  f"digest = {_value(net.digest().hex())}"]
         lines += net.to_toml().splitlines()[2:]  # after the header comment and format line
-        lines += ["", "[genesis]"] + _table(self.genesis.__dict__)
+        lines += ["", "[genesis]", *_table(self.genesis.__dict__)]
         chain = dict(self.chain.__dict__)
         for name in ("min_miner_stake", "min_validator_stake"):
             chain[name] = str(chain[name])
-        lines += ["", "[chain]"] + _table(chain)
-        lines += ["", "[peers]"] + _table(self.peers.__dict__)
+        lines += ["", "[chain]", *_table(chain)]
+        lines += ["", "[peers]", *_table(self.peers.__dict__)]
         return "\n".join(lines) + "\n"
 
     @classmethod

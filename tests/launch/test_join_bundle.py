@@ -81,5 +81,5 @@ def test_genesis_must_name_the_networks_base_model() -> None:
 
 
 def test_a_missing_file_says_which_and_why(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.toml"):
+    with pytest.raises(ConfigError, match=r"missing\.toml"):
         JoinBundle.load(tmp_path / "missing.toml")
