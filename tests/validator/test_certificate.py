@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from protocol.errors import ConsensusError
+from protocol.finality import is_final
 from protocol.identity import NodeKey
 from protocol.leader import select_leader
 from protocol.messages import (
@@ -37,7 +38,6 @@ from validator.certificate import (
     build_certificate,
     check_entries,
     endorse,
-    is_final,
     review_certificate,
     select_top,
 )
