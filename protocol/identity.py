@@ -14,7 +14,6 @@ not move when a dependency does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NewType
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-PeerId = NewType("PeerId", str)
+from protocol.domain_types import PeerId
 
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32

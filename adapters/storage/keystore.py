@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from protocol.domain_types import PeerId
 from protocol.errors import KeystoreError
-from protocol.identity import PRIVATE_KEY_BYTES, NodeKey, PeerId
+from protocol.identity import PRIVATE_KEY_BYTES, NodeKey
 
 KEYSTORE_FORMAT = "seedswarm-keystore"
 KEYSTORE_VERSION = 1
