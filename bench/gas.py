@@ -32,6 +32,7 @@ from web3 import Web3
 from adapters.chain import ChainClient, connect, funded_account
 from adapters.chain.backends import chain_time, set_time
 from adapters.chain.devnode import AnvilNode
+from protocol.domain_types import ModelHash
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EconomicParams, NetworkParams
@@ -79,7 +80,7 @@ def _deploy(w3: Web3, accounts: Accounts, miners: int, validators: int) -> Chain
         genesis_time=chain_time(w3),
         round_length=10,
         epoch_length=6,
-        genesis_model_hash=bytes(32),
+        genesis_model_hash=ModelHash(bytes(32)),
         min_miner_stake=STAKE,
         min_validator_stake=STAKE,
         unbonding_delay=3_600,

@@ -17,12 +17,13 @@ from adapters.chain.deployment import TxResult
 from adapters.chain.retry import RetryPolicy, call_with_retries
 from adapters.chain.revert import RevertDecoder
 from adapters.chain.sender import TransactionSender
+from protocol.domain_types import PublicKey
 from protocol.settlement.params import NetworkParams, Role
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
-def _node_key_word(node_key: bytes) -> bytes:
+def _node_key_word(node_key: PublicKey) -> bytes:
     if len(node_key) != 32:
         raise ChainError(f"node keys are 32-byte Ed25519 public keys, got {len(node_key)} bytes")
     return node_key
@@ -37,7 +38,7 @@ class Registration:
     """
 
     account: str
-    node_key: bytes
+    node_key: PublicKey
     role: Role
     block_number: int
     log_index: int
@@ -69,12 +70,12 @@ class RegistryClient:
 
     # -- transactions
 
-    def register_miner(self, node_key: bytes, stake: int) -> TxResult:
+    def register_miner(self, node_key: PublicKey, stake: int) -> TxResult:
         """Registers as a miner bound to the Ed25519 `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerMiner(_node_key_word(node_key))
         return self._tx().send(fn, value=stake)
 
-    def register_validator(self, node_key: bytes, stake: int) -> TxResult:
+    def register_validator(self, node_key: PublicKey, stake: int) -> TxResult:
         """Registers as a validator bound to `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerValidator(_node_key_word(node_key))
         return self._tx().send(fn, value=stake)
@@ -113,11 +114,11 @@ class RegistryClient:
         """Active stake of `account` in wei."""
         return int(self._view(self._contract.functions.stakeOf(self._who(account))))
 
-    def node_key_of(self, account: str | None = None) -> bytes:
+    def node_key_of(self, account: str | None = None) -> PublicKey:
         """The Ed25519 key bound to `account` (zeros if none)."""
-        return bytes(self._view(self._contract.functions.nodeKeyOf(self._who(account))))
+        return PublicKey(bytes(self._view(self._contract.functions.nodeKeyOf(self._who(account)))))
 
-    def account_of_node_key(self, node_key: bytes) -> str:
+    def account_of_node_key(self, node_key: PublicKey) -> str:
         """The account bound to `node_key` (zero address if none)."""
         fn = self._contract.functions.accountOfNodeKey(_node_key_word(node_key))
         return str(self._view(fn))
@@ -196,7 +197,7 @@ class RegistryClient:
                 times[block] = int(self._rpc(partial(self._w3.eth.get_block, block))["timestamp"])
             self._registrations.append(Registration(
                 account=to_checksum_address(log["args"]["account"]),
-                node_key=bytes(log["args"]["nodeKey"]), role=role, block_number=block,
+                node_key=PublicKey(bytes(log["args"]["nodeKey"])), role=role, block_number=block,
                 log_index=int(log["logIndex"]), timestamp=times[block],
             ))
         self._scanned_to = head

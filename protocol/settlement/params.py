@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.domain_types import ModelHash
+
 WEIGHT_SCALE = 65_535
 """Revealed weight vectors sum to exactly this (uint16 max)."""
 
@@ -37,7 +39,7 @@ class NetworkParams:
     genesis_time: int
     round_length: int
     epoch_length: int
-    genesis_model_hash: bytes
+    genesis_model_hash: ModelHash
     min_miner_stake: int
     min_validator_stake: int
     unbonding_delay: int
@@ -73,7 +75,7 @@ class NetworkParams:
             genesis_time=int(values[0]),
             round_length=int(values[1]),
             epoch_length=int(values[2]),
-            genesis_model_hash=bytes(values[3]),
+            genesis_model_hash=ModelHash(bytes(values[3])),
             min_miner_stake=int(values[4]),
             min_validator_stake=int(values[5]),
             unbonding_delay=int(values[6]),

@@ -91,6 +91,7 @@ def deploy(
     """Deploy Token, Registry and Incentives; genesis is the chain's current time."""
     from adapters.chain import connect, deploy_suite
     from adapters.chain.backends import chain_time
+    from protocol.domain_types import ModelHash
     from protocol.settlement.params import EconomicParams, NetworkParams
 
     w3 = connect(rpc)
@@ -98,7 +99,7 @@ def deploy(
         genesis_time=chain_time(w3),
         round_length=round_length,
         epoch_length=epoch_length,
-        genesis_model_hash=bytes.fromhex(genesis_model_hash.removeprefix("0x")),
+        genesis_model_hash=ModelHash(bytes.fromhex(genesis_model_hash.removeprefix("0x"))),
         min_miner_stake=int(min_stake * ETH),
         min_validator_stake=int(min_stake * ETH),
         unbonding_delay=unbonding,

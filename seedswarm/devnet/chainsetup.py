@@ -20,6 +20,7 @@ from web3 import Web3
 from adapters.chain import ChainClient, Deployment, connect, deploy_suite, funded_account
 from adapters.chain.backends import chain_time, fund
 from adapters.storage.keystore import KeyBundle
+from protocol.domain_types import ModelHash
 from protocol.settlement.params import EconomicParams, NetworkParams
 from seedswarm.devnet.spec import DevnetSpec
 
@@ -109,7 +110,9 @@ class Participant:
     """Miners only: the simulator attacker this miner runs ("" for honest)."""
 
 
-def deploy(handle: ChainHandle, spec: DevnetSpec, base_hash: bytes, genesis: int) -> Deployment:
+def deploy(
+    handle: ChainHandle, spec: DevnetSpec, base_hash: ModelHash, genesis: int
+) -> Deployment:
     """Deploy the suite with the devnet's schedule (genesis in chain seconds)."""
     network = NetworkParams(
         genesis_time=genesis,
