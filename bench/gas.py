@@ -32,15 +32,15 @@ from web3 import Web3
 from adapters.chain import ChainClient, connect, funded_account
 from adapters.chain.backends import chain_time, set_time
 from adapters.chain.devnode import AnvilNode
-from protocol.domain_types import ModelHash
+from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EconomicParams, NetworkParams
 from protocol.settlement.weight_vector import commit_digest, normalize_weights
 
 BLOCK_GAS_LIMIT = 30_000_000
-STAKE = 10**18
-EMISSION = 1_000 * 10**18
+STAKE = Wei(10**18)
+EMISSION = Wei(1_000 * 10**18)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,9 @@ def _merkle_epoch(
     epoch = 1
     stakes = [(i + 1) * STAKE for i in range(len(vals))]
     result = settle_reference(rows, stakes, len(mins), EMISSION)
-    payouts = {m.address: r for m, r in zip(mins, result.miner_rewards, strict=True) if r}
+    payouts: dict[str, int] = {
+        m.address: r for m, r in zip(mins, result.miner_rewards, strict=True) if r
+    }
     payouts.update({v.address: r for v, r in zip(vals, result.validator_rewards, strict=True) if r})
     tree = build_reward_tree(epoch, payouts)
     set_time(w3, suite.registry.epoch_end(epoch))

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from protocol.domain_types import Digest, PublicKey
+from protocol.domain_types import Digest, PublicKey, Wei
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.leader import StakeTable, canonical_stakes
 from protocol.membership import MembershipTimeline, StakesAt, stakes_at
@@ -39,7 +39,7 @@ MAX_CERTIFICATES_PER_VALIDATOR = 4
 """Distinct certificates one validator may vote on in one round (fallback leaders make more
 than one legitimate); bounds what a single validator can make others store."""
 
-Stakes = Sequence[tuple[PublicKey, int]]
+Stakes = Sequence[tuple[PublicKey, Wei]]
 """(Ed25519 public key, stake) of every validator."""
 
 SignedEndorsement = Signed[CertificateEndorsement]
@@ -153,7 +153,7 @@ class EndorsementBook:
         by_digest[e.certificate_digest] = votes
         self._rounds[e.round_index] = by_digest
 
-    def stakes(self, round_index: int) -> list[tuple[PublicKey, int]]:
+    def stakes(self, round_index: int) -> list[tuple[PublicKey, Wei]]:
         """The canonical stake table that counts for `round_index`."""
         return canonical_stakes(self._stakes_at(round_index))
 
@@ -252,7 +252,7 @@ def _open_proof(
     frames: Sequence[bytes],
     bundle: RoundBundle,
     network_id: str,
-    stake_of: dict[PublicKey, int],
+    stake_of: dict[PublicKey, Wei],
     max_envelope_bytes: int,
 ) -> tuple[SignedEndorsement, ...]:
     out: list[SignedEndorsement] = []

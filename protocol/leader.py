@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from protocol.domain_types import Beacon, ModelHash, PublicKey
+from protocol.domain_types import Beacon, ModelHash, PublicKey, Wei
 from protocol.errors import ConsensusError
 from protocol.randomness import keyed_hash, round_beacon
 
@@ -33,11 +33,11 @@ KEY_BYTES = 32
 LEADER_ATTEMPTS = 8
 """Leaders a round may be certified by: the elected one and its fallbacks, cycled in turn."""
 
-StakeTable = Iterable[tuple[PublicKey, int]]
-"""(validator public key, stake in integer units) pairs."""
+StakeTable = Iterable[tuple[PublicKey, Wei]]
+"""(validator public key, stake in wei) pairs."""
 
 
-def canonical_stakes(stakes: StakeTable) -> list[tuple[PublicKey, int]]:
+def canonical_stakes(stakes: StakeTable) -> list[tuple[PublicKey, Wei]]:
     """Stakes sorted by key, zero stakes dropped; ConsensusError on a malformed table."""
     table = list(stakes)
     keys = [key for key, _ in table]

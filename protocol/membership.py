@@ -19,7 +19,7 @@ import bisect
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from protocol.domain_types import PublicKey
+from protocol.domain_types import PublicKey, Wei
 from protocol.errors import ConsensusError
 from protocol.settlement.params import NetworkParams
 
@@ -27,7 +27,7 @@ KEY_BYTES = 32
 DEFAULT_KEEP = 16
 """Entries a timeline keeps (one per epoch at most: sixteen epochs of history)."""
 
-Stakes = Sequence[tuple[PublicKey, int]]
+Stakes = Sequence[tuple[PublicKey, Wei]]
 """(validator public key, stake) pairs."""
 
 StakesAt = Callable[[int], Stakes]
@@ -46,7 +46,7 @@ class Membership:
     """Registered miners' node keys and validators' (node key, stake in wei), sorted by key."""
 
     miners: tuple[PublicKey, ...]
-    validators: tuple[tuple[PublicKey, int], ...]
+    validators: tuple[tuple[PublicKey, Wei], ...]
 
     def __post_init__(self) -> None:
         keys = list(self.miners) + [k for k, _ in self.validators]
@@ -60,16 +60,16 @@ class Membership:
 
     @classmethod
     def of(
-        cls, miners: Iterable[PublicKey], validators: Iterable[tuple[PublicKey, int]]
+        cls, miners: Iterable[PublicKey], validators: Iterable[tuple[PublicKey, Wei]]
     ) -> Membership:
         """The canonical form of any listing (sorted by key, zero stakes dropped)."""
-        table = sorted((PublicKey(bytes(k)), int(s)) for k, s in validators if s > 0)
+        table = sorted((PublicKey(bytes(k)), Wei(int(s))) for k, s in validators if s > 0)
         return cls(tuple(sorted({PublicKey(bytes(k)) for k in miners})), tuple(table))
 
     @property
-    def total_stake(self) -> int:
+    def total_stake(self) -> Wei:
         """Sum of the validators' stakes in wei."""
-        return sum(s for _, s in self.validators)
+        return Wei(sum(s for _, s in self.validators))
 
 
 class MembershipTimeline:
@@ -127,7 +127,7 @@ class MembershipTimeline:
         index = bisect.bisect_right(self._firsts, round_index) - 1
         return self._tables[max(index, 0)]
 
-    def validators_at(self, round_index: int) -> tuple[tuple[PublicKey, int], ...]:
+    def validators_at(self, round_index: int) -> tuple[tuple[PublicKey, Wei], ...]:
         """The stake table of `round_index`."""
         return self.at(round_index).validators
 

@@ -27,7 +27,7 @@ from enum import StrEnum
 from fractions import Fraction
 from itertools import pairwise
 
-from protocol.domain_types import Digest, ModelHash, PublicKey
+from protocol.domain_types import Digest, ModelHash, PublicKey, Wei
 from protocol.errors import ConsensusError, MessageRejected, SeedswarmError
 from protocol.identity import NodeKey
 from protocol.leader import select_leader
@@ -207,7 +207,7 @@ class ReviewContext:
     network_id: str
     round_index: int
     certified_hash: ModelHash
-    stakes: Sequence[tuple[PublicKey, int]]
+    stakes: Sequence[tuple[PublicKey, Wei]]
     max_entries: int
     seen: Mapping[Digest, Contribution]  # envelope digest -> contribution it received
     # Digests it found invalid: filters, failed verification, banned sender

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from adapters.chain.chain_errors import ChainError
 from adapters.chain.registry_contract import ZERO_ADDRESS, Registration, RegistryClient
-from protocol.domain_types import PublicKey
+from protocol.domain_types import EvmAddress, PublicKey
 from protocol.membership import Membership, MembershipError, MembershipSchedule
 from protocol.settlement.params import Role
 
@@ -65,7 +65,7 @@ def _read_latest(registry: RegistryClient) -> Membership:
 
 
 def _key_at(
-    registrations: list[Registration], account: str, role: Role, at: int
+    registrations: list[Registration], account: EvmAddress, role: Role, at: int
 ) -> PublicKey:
     """The key `account` bound in its latest registration (in `role`) stamped before `at`."""
     bound = [r.node_key for r in registrations

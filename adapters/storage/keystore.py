@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from protocol.domain_types import PeerId, PublicKey
+from protocol.domain_types import EvmAddress, PeerId, PublicKey
 from protocol.errors import KeystoreError
 from protocol.identity import PRIVATE_KEY_BYTES, NodeKey
 
@@ -101,8 +101,8 @@ class KeyBundle:
         return self.node_key.peer_id
 
     @property
-    def evm_address(self) -> str:
-        return str(self.evm_account.address)
+    def evm_address(self) -> EvmAddress:
+        return EvmAddress(str(self.evm_account.address))
 
     def __repr__(self) -> str:
         return f"KeyBundle(peer_id={self.peer_id}, evm_address={self.evm_address})"
