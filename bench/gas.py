@@ -32,14 +32,15 @@ from web3 import Web3
 from adapters.chain import ChainClient, connect, funded_account
 from adapters.chain.backends import chain_time, set_time
 from adapters.chain.devnode import AnvilNode
+from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EconomicParams, NetworkParams
 from protocol.settlement.weight_vector import commit_digest, normalize_weights
 
 BLOCK_GAS_LIMIT = 30_000_000
-STAKE = 10**18
-EMISSION = 1_000 * 10**18
+STAKE = Wei(10**18)
+EMISSION = Wei(1_000 * 10**18)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _deploy(w3: Web3, accounts: Accounts, miners: int, validators: int) -> Chain
         genesis_time=chain_time(w3),
         round_length=10,
         epoch_length=6,
-        genesis_model_hash=bytes(32),
+        genesis_model_hash=ModelHash(bytes(32)),
         min_miner_stake=STAKE,
         min_validator_stake=STAKE,
         unbonding_delay=3_600,
@@ -148,7 +149,9 @@ def _merkle_epoch(
     epoch = 1
     stakes = [(i + 1) * STAKE for i in range(len(vals))]
     result = settle_reference(rows, stakes, len(mins), EMISSION)
-    payouts = {m.address: r for m, r in zip(mins, result.miner_rewards, strict=True) if r}
+    payouts: dict[str, int] = {
+        m.address: r for m, r in zip(mins, result.miner_rewards, strict=True) if r
+    }
     payouts.update({v.address: r for v, r in zip(vals, result.validator_rewards, strict=True) if r})
     tree = build_reward_tree(epoch, payouts)
     set_time(w3, suite.registry.epoch_end(epoch))

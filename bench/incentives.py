@@ -50,6 +50,7 @@ from rich.table import Table
 from bench.dice_testbed.rank_stats import spearman as rank_correlation
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
+from protocol.domain_types import PublicKey
 from protocol.layout import ParamLayout
 from protocol.netconfig import rule_default
 from protocol.randomness import contribution_seeds, round_beacon
@@ -150,7 +151,7 @@ def run(config: SimConfig, specs: Sequence[HonestSpec]) -> tuple[Swarm, float, f
     return swarm, records[-1].val_loss, time.perf_counter() - start
 
 
-def replay_loss(config: SimConfig, swarm: Swarm, drop: bytes | None) -> float:
+def replay_loss(config: SimConfig, swarm: Swarm, drop: PublicKey | None) -> float:
     """Final validation loss of the certified log replayed from genesis without ``drop``'s
     entries (the other entries of a round renormalized to sum 1, as the certifier's
     K-proportional weights would be): the counterfactual with everyone else's work fixed."""
@@ -179,12 +180,12 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     return 0.0 if math.isnan(rho) else rho
 
 
-def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[bytes, float]]:
+def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[PublicKey, float]]:
     certifier = swarm.certifier
     assert isinstance(certifier, ScoringCertifier)
     totals = certifier.reward_totals()
     by_kind: dict[str, float] = {}
-    by_miner: dict[bytes, float] = {}
+    by_miner: dict[PublicKey, float] = {}
     for miner in swarm.miners:
         share = totals.get(miner.key.public.raw.hex(), 0.0)
         by_miner[miner.key.public.raw] = share
@@ -194,7 +195,7 @@ def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[bytes, float]]:
     return by_kind, by_miner
 
 
-def round_shares(swarm: Swarm, miner: bytes) -> list[float]:
+def round_shares(swarm: Swarm, miner: PublicKey) -> list[float]:
     """The miner's share of each round's total reward score (0 when nobody earned)."""
     certifier = swarm.certifier
     assert isinstance(certifier, ScoringCertifier)

@@ -30,6 +30,7 @@ from typing import Any
 from bench.network_barrier import arrive
 from bench.network_timing import RoundMarks, instrument_miner, instrument_validator
 from bench.network_wire import WireCounters, install_counters, key_seed, owned_transport
+from protocol.domain_types import PublicKey
 
 PROBE_TOPIC = "bench-probe"
 MESH_TARGET = 4  # GossipSub's D_low in adapters.transport.libp2p_host
@@ -141,7 +142,7 @@ def absent_names(plan: NodePlan) -> tuple[str, ...]:
     return tuple(f"absent-{i}" for i in range(plan.absent))
 
 
-def _miner_keys(plan: NodePlan) -> tuple[bytes, ...]:
+def _miner_keys(plan: NodePlan) -> tuple[PublicKey, ...]:
     """Every registered miner's key, running or absent (the network's membership)."""
     return tuple(key_of(n).public.raw for n in (*plan.names[1:], *absent_names(plan)))
 

@@ -10,6 +10,7 @@ from public data alone. The permutation is evaluated per position, so the cost i
 
 from __future__ import annotations
 
+from protocol.domain_types import Beacon
 from protocol.errors import ConfigError
 from protocol.randomness import KeyedPermutation, keyed_hash
 
@@ -23,7 +24,9 @@ def _check_counts(**counts: int) -> None:
             raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-def assign_samples(beacon: bytes, num_samples: int, miner_index: int, per_miner: int) -> list[int]:
+def assign_samples(
+    beacon: Beacon, num_samples: int, miner_index: int, per_miner: int
+) -> list[int]:
     """The training-sample indices of miner ``miner_index`` in the round of ``beacon``.
 
     Raises ConfigError if ``(miner_index + 1) * per_miner > num_samples``.

@@ -25,6 +25,7 @@ import math
 import struct
 from collections.abc import Callable
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.errors import MessageRejected, RejectReason
 from protocol.messages import (
     CODECS,
@@ -112,6 +113,15 @@ class Reader:
     def fixed(self, size: int) -> bytes:
         return self.take(size)
 
+    def key(self) -> PublicKey:
+        return PublicKey(self.take(KEY_BYTES))
+
+    def model_hash(self) -> ModelHash:
+        return ModelHash(self.take(HASH_BYTES))
+
+    def digest(self) -> Digest:
+        return Digest(self.take(HASH_BYTES))
+
     def count(self, width: int, limit: int, what: str) -> int:
         value = self.uint(width)
         if value > limit:
@@ -157,16 +167,18 @@ class Reader:
             raise MessageRejected(RejectReason.MALFORMED, "trailing bytes after message")
 
 
-def _write_header(w: Writer, network_id: str, round_index: int, author: bytes, seq: int) -> None:
+def _write_header(
+    w: Writer, network_id: str, round_index: int, author: PublicKey, seq: int
+) -> None:
     w.text(network_id, prefix_width=1)
     w.uint(round_index, 8)
     w.fixed(author)
     w.uint(seq, 8)
 
 
-def _read_header(r: Reader) -> tuple[str, int, bytes, int]:
+def _read_header(r: Reader) -> tuple[str, int, PublicKey, int]:
     network_id = r.text(MAX_NETWORK_ID_BYTES, "network_id", prefix_width=1)
-    return network_id, r.uint(8), r.fixed(KEY_BYTES), r.uint(8)
+    return network_id, r.uint(8), r.key(), r.uint(8)
 
 
 def _write_contribution(w: Writer, m: Contribution) -> None:
@@ -185,7 +197,7 @@ def _write_contribution(w: Writer, m: Contribution) -> None:
 
 def _read_contribution(r: Reader) -> Contribution:
     network_id, round_index, sender, sequence = _read_header(r)
-    base_model_hash = r.fixed(HASH_BYTES)
+    base_model_hash = r.model_hash()
     codec = r.choice(CODECS, "codec")
     direction = r.choice(DIRECTIONS, "direction")
     rank = r.uint(2)
@@ -220,11 +232,11 @@ def _write_certificate(w: Writer, m: RoundCertificate) -> None:
 
 def _read_certificate(r: Reader) -> RoundCertificate:
     network_id, round_index, leader, sequence = _read_header(r)
-    prev_model_hash = r.fixed(HASH_BYTES)
+    prev_model_hash = r.model_hash()
     num_entries = r.count(2, MAX_CERT_ENTRIES, "number of entries")
     entries = tuple(
         CertEntry(
-            sender=r.fixed(KEY_BYTES), contribution_digest=r.fixed(HASH_BYTES), weight_ppb=r.uint(4)
+            sender=r.key(), contribution_digest=r.digest(), weight_ppb=r.uint(4)
         )
         for _ in range(num_entries)
     )
@@ -235,7 +247,7 @@ def _read_certificate(r: Reader) -> RoundCertificate:
         sequence=sequence,
         prev_model_hash=prev_model_hash,
         entries=entries,
-        new_model_hash=r.fixed(HASH_BYTES),
+        new_model_hash=r.model_hash(),
     )
 
 
@@ -253,7 +265,7 @@ def _read_endorsement(r: Reader) -> CertificateEndorsement:
         round_index=round_index,
         validator=validator,
         sequence=sequence,
-        certificate_digest=r.fixed(HASH_BYTES),
+        certificate_digest=r.digest(),
         approve=r.boolean("approve"),
         reason=r.text(MAX_REASON_BYTES, "reason"),
     )
@@ -277,7 +289,7 @@ def _read_receipt(r: Reader) -> ScoreReceipt:
         round_index=round_index,
         validator=validator,
         sequence=sequence,
-        miner=r.fixed(KEY_BYTES),
+        miner=r.key(),
         filters_passed=r.boolean("filters_passed"),
         verified=r.optional_boolean("verified"),
         loss_delta_own=r.f64("loss_delta_own"),

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from protocol.domain_types import Digest, PublicKey, Wei
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.leader import StakeTable, canonical_stakes
 from protocol.membership import MembershipTimeline, StakesAt, stakes_at
@@ -38,7 +39,7 @@ MAX_CERTIFICATES_PER_VALIDATOR = 4
 """Distinct certificates one validator may vote on in one round (fallback leaders make more
 than one legitimate); bounds what a single validator can make others store."""
 
-Stakes = Sequence[tuple[bytes, int]]
+Stakes = Sequence[tuple[PublicKey, Wei]]
 """(Ed25519 public key, stake) of every validator."""
 
 SignedEndorsement = Signed[CertificateEndorsement]
@@ -53,8 +54,8 @@ def approving_stake(
     that both approved and disputed the same certificate does not count."""
     table = dict(canonical_stakes(stakes))
     digest = message_digest(cert)
-    approvals: set[bytes] = {cert.leader}
-    disputes: set[bytes] = set()
+    approvals: set[PublicKey] = {cert.leader}
+    disputes: set[PublicKey] = set()
     for e in endorsements:
         same = (e.certificate_digest == digest and e.round_index == cert.round_index
                 and e.network_id == cert.network_id)
@@ -84,14 +85,14 @@ def is_final(
 class _Votes:
     """The votes on one certificate, at most one approval and one dispute per validator."""
 
-    approvals: dict[bytes, SignedEndorsement] = field(default_factory=dict)
-    disputes: dict[bytes, SignedEndorsement] = field(default_factory=dict)
+    approvals: dict[PublicKey, SignedEndorsement] = field(default_factory=dict)
+    disputes: dict[PublicKey, SignedEndorsement] = field(default_factory=dict)
 
     def all(self) -> list[SignedEndorsement]:
         both = [*self.approvals.values(), *self.disputes.values()]
         return sorted(both, key=lambda s: (s.message.validator, s.message.approve))
 
-    def involves(self, validator: bytes) -> bool:
+    def involves(self, validator: PublicKey) -> bool:
         return validator in self.approvals or validator in self.disputes
 
 
@@ -118,7 +119,7 @@ class EndorsementBook:
         self._stakes_at = stakes_at(validators)
         self.max_envelope_bytes = max_envelope_bytes
         self.threshold = threshold
-        self._rounds: dict[int, dict[bytes, _Votes]] = {}
+        self._rounds: dict[int, dict[Digest, _Votes]] = {}
         self._floor = 0
 
     def add_raw(self, raw: bytes) -> SignedEndorsement:
@@ -152,11 +153,13 @@ class EndorsementBook:
         by_digest[e.certificate_digest] = votes
         self._rounds[e.round_index] = by_digest
 
-    def stakes(self, round_index: int) -> list[tuple[bytes, int]]:
+    def stakes(self, round_index: int) -> list[tuple[PublicKey, Wei]]:
         """The canonical stake table that counts for `round_index`."""
         return canonical_stakes(self._stakes_at(round_index))
 
-    def endorsements(self, round_index: int, certificate_digest: bytes) -> list[SignedEndorsement]:
+    def endorsements(
+        self, round_index: int, certificate_digest: Digest
+    ) -> list[SignedEndorsement]:
         """Every kept vote on a certificate (approvals and disputes), by validator key."""
         votes = self._rounds.get(round_index, {}).get(certificate_digest)
         return [] if votes is None else votes.all()
@@ -249,11 +252,11 @@ def _open_proof(
     frames: Sequence[bytes],
     bundle: RoundBundle,
     network_id: str,
-    stake_of: dict[bytes, int],
+    stake_of: dict[PublicKey, Wei],
     max_envelope_bytes: int,
 ) -> tuple[SignedEndorsement, ...]:
     out: list[SignedEndorsement] = []
-    seen: set[bytes] = set()
+    seen: set[PublicKey] = set()
     for frame in frames:
         signed = open_envelope(frame, network_id=network_id, max_size=max_envelope_bytes,
                                expect=CertificateEndorsement)

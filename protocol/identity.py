@@ -14,7 +14,6 @@ not move when a dependency does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NewType
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-PeerId = NewType("PeerId", str)
+from protocol.domain_types import PeerId, PublicKey
 
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32
@@ -67,39 +66,39 @@ def base58btc_decode(text: str) -> bytes:
     return b"\0" * zeros + body
 
 
-def peer_id_from_public_bytes(raw: bytes) -> PeerId:
+def peer_id_from_public_bytes(raw: PublicKey) -> PeerId:
     """libp2p peer id of a raw 32-byte Ed25519 public key."""
     if len(raw) != PUBLIC_KEY_BYTES:
         raise ValueError(f"an Ed25519 public key has {PUBLIC_KEY_BYTES} bytes, got {len(raw)}")
     return PeerId(base58btc_encode(_MULTIHASH_PREFIX + _PROTOBUF_ED25519_PREFIX + raw))
 
 
-def public_bytes_from_peer_id(peer_id: str) -> bytes:
+def public_bytes_from_peer_id(peer_id: str) -> PublicKey:
     """Raw Ed25519 public key inside a peer id; ValueError if it is not an Ed25519 peer id."""
     decoded = base58btc_decode(peer_id)
     prefix = _MULTIHASH_PREFIX + _PROTOBUF_ED25519_PREFIX
     if len(decoded) != len(prefix) + PUBLIC_KEY_BYTES or not decoded.startswith(prefix):
         raise ValueError("not an identity-multihash Ed25519 peer id")
-    return decoded[len(prefix) :]
+    return PublicKey(decoded[len(prefix) :])
 
 
 @dataclass(frozen=True)
 class NodePublicKey:
     """An Ed25519 public key: the identity other participants verify signatures against."""
 
-    raw: bytes
+    raw: PublicKey
     _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.raw) != PUBLIC_KEY_BYTES:
             raise ValueError(f"an Ed25519 public key has {PUBLIC_KEY_BYTES} bytes")
-        object.__setattr__(self, "raw", bytes(self.raw))
+        object.__setattr__(self, "raw", PublicKey(bytes(self.raw)))
         object.__setattr__(self, "_key", Ed25519PublicKey.from_public_bytes(self.raw))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> NodePublicKey:
         """Wrap 32 raw public-key bytes (ValueError if the length is wrong)."""
-        return cls(raw)
+        return cls(PublicKey(raw))
 
     @classmethod
     def from_peer_id(cls, peer_id: str) -> NodePublicKey:
@@ -132,7 +131,7 @@ class NodeKey:
     def __init__(self, key: Ed25519PrivateKey) -> None:
         self._key = key
         raw_public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._public = NodePublicKey(raw_public)
+        self._public = NodePublicKey.from_bytes(raw_public)
 
     @classmethod
     def generate(cls) -> NodeKey:

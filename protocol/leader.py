@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
+from protocol.domain_types import Beacon, ModelHash, PublicKey, Wei
 from protocol.errors import ConsensusError
 from protocol.randomness import keyed_hash, round_beacon
 
@@ -32,11 +33,11 @@ KEY_BYTES = 32
 LEADER_ATTEMPTS = 8
 """Leaders a round may be certified by: the elected one and its fallbacks, cycled in turn."""
 
-StakeTable = Iterable[tuple[bytes, int]]
-"""(validator public key, stake in integer units) pairs."""
+StakeTable = Iterable[tuple[PublicKey, Wei]]
+"""(validator public key, stake in wei) pairs."""
 
 
-def canonical_stakes(stakes: StakeTable) -> list[tuple[bytes, int]]:
+def canonical_stakes(stakes: StakeTable) -> list[tuple[PublicKey, Wei]]:
     """Stakes sorted by key, zero stakes dropped; ConsensusError on a malformed table."""
     table = list(stakes)
     keys = [key for key, _ in table]
@@ -50,7 +51,7 @@ def canonical_stakes(stakes: StakeTable) -> list[tuple[bytes, int]]:
     return sorted((key, stake) for key, stake in table if stake > 0)
 
 
-def leader_sequence(beacon: bytes, stakes: StakeTable, count: int) -> list[bytes]:
+def leader_sequence(beacon: Beacon, stakes: StakeTable, count: int) -> list[PublicKey]:
     """The leaders of attempts 0 .. count - 1 for n validators (count <= n: all distinct)."""
     table = canonical_stakes(stakes)
     if not table:
@@ -58,7 +59,7 @@ def leader_sequence(beacon: bytes, stakes: StakeTable, count: int) -> list[bytes
     if len(beacon) != 32 or count < 0:
         raise ConsensusError("need a 32-byte beacon and a non-negative count")
     remaining = list(table)
-    picks: list[bytes] = []
+    picks: list[PublicKey] = []
     for attempt in range(min(count, len(table))):
         total = sum(stake for _, stake in remaining)
         draw = keyed_hash(beacon, _PERSON_LEADER, struct.pack("<Q", attempt), size=32)
@@ -72,7 +73,7 @@ def leader_sequence(beacon: bytes, stakes: StakeTable, count: int) -> list[bytes
     return [picks[k % len(picks)] for k in range(count)]
 
 
-def select_leader(beacon: bytes, stakes: StakeTable, attempt: int = 0) -> bytes:
+def select_leader(beacon: Beacon, stakes: StakeTable, attempt: int = 0) -> PublicKey:
     """The public key of the round's leader (``attempt`` > 0: the fallbacks, in order)."""
     if attempt < 0:
         raise ConsensusError("need a 32-byte beacon and a non-negative attempt")
@@ -83,8 +84,8 @@ def select_leader(beacon: bytes, stakes: StakeTable, attempt: int = 0) -> bytes:
 
 
 def elected_leaders(
-    beacon: bytes, stakes: StakeTable, attempts: int = LEADER_ATTEMPTS
-) -> frozenset[bytes]:
+    beacon: Beacon, stakes: StakeTable, attempts: int = LEADER_ATTEMPTS
+) -> frozenset[PublicKey]:
     """The keys allowed to certify the round of ``beacon``: attempts 0 .. attempts - 1."""
     return frozenset(leader_sequence(beacon, stakes, attempts))
 
@@ -95,9 +96,9 @@ def leader_attempt(clock_round: int, round_index: int) -> int:
 
 
 def leader_for(
-    network_id: str, round_index: int, prev_model_hash: bytes, clock_round: int,
+    network_id: str, round_index: int, prev_model_hash: ModelHash, clock_round: int,
     validators: StakeTable,
-) -> bytes:
+) -> PublicKey:
     """The public key of the validator that certifies `round_index` during `clock_round`."""
     beacon = round_beacon(network_id, round_index, prev_model_hash)
     return select_leader(beacon, validators, leader_attempt(clock_round, round_index))

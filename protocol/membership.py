@@ -19,6 +19,7 @@ import bisect
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from protocol.domain_types import PublicKey, Wei
 from protocol.errors import ConsensusError
 from protocol.settlement.params import NetworkParams
 
@@ -26,13 +27,13 @@ KEY_BYTES = 32
 DEFAULT_KEEP = 16
 """Entries a timeline keeps (one per epoch at most: sixteen epochs of history)."""
 
-Stakes = Sequence[tuple[bytes, int]]
+Stakes = Sequence[tuple[PublicKey, Wei]]
 """(validator public key, stake) pairs."""
 
 StakesAt = Callable[[int], Stakes]
 """The stake table in force for a round index."""
 
-MinersAt = Callable[[int], Collection[bytes]]
+MinersAt = Callable[[int], Collection[PublicKey]]
 """The registered miners' keys for a round index."""
 
 
@@ -44,8 +45,8 @@ class MembershipError(ConsensusError):
 class Membership:
     """Registered miners' node keys and validators' (node key, stake in wei), sorted by key."""
 
-    miners: tuple[bytes, ...]
-    validators: tuple[tuple[bytes, int], ...]
+    miners: tuple[PublicKey, ...]
+    validators: tuple[tuple[PublicKey, Wei], ...]
 
     def __post_init__(self) -> None:
         keys = list(self.miners) + [k for k, _ in self.validators]
@@ -58,15 +59,17 @@ class Membership:
             raise MembershipError("validators must be distinct, sorted by key, with positive stake")
 
     @classmethod
-    def of(cls, miners: Iterable[bytes], validators: Iterable[tuple[bytes, int]]) -> Membership:
+    def of(
+        cls, miners: Iterable[PublicKey], validators: Iterable[tuple[PublicKey, Wei]]
+    ) -> Membership:
         """The canonical form of any listing (sorted by key, zero stakes dropped)."""
-        table = sorted((bytes(k), int(s)) for k, s in validators if s > 0)
-        return cls(tuple(sorted({bytes(k) for k in miners})), tuple(table))
+        table = sorted((PublicKey(bytes(k)), Wei(int(s))) for k, s in validators if s > 0)
+        return cls(tuple(sorted({PublicKey(bytes(k)) for k in miners})), tuple(table))
 
     @property
-    def total_stake(self) -> int:
+    def total_stake(self) -> Wei:
         """Sum of the validators' stakes in wei."""
-        return sum(s for _, s in self.validators)
+        return Wei(sum(s for _, s in self.validators))
 
 
 class MembershipTimeline:
@@ -124,11 +127,11 @@ class MembershipTimeline:
         index = bisect.bisect_right(self._firsts, round_index) - 1
         return self._tables[max(index, 0)]
 
-    def validators_at(self, round_index: int) -> tuple[tuple[bytes, int], ...]:
+    def validators_at(self, round_index: int) -> tuple[tuple[PublicKey, Wei], ...]:
         """The stake table of `round_index`."""
         return self.at(round_index).validators
 
-    def miners_at(self, round_index: int) -> tuple[bytes, ...]:
+    def miners_at(self, round_index: int) -> tuple[PublicKey, ...]:
         """The registered miners of `round_index`."""
         return self.at(round_index).miners
 
@@ -157,7 +160,7 @@ def stakes_at(validators: Stakes | MembershipTimeline | StakesAt) -> StakesAt:
     return lambda _round: fixed
 
 
-def miners_at(miners: Collection[bytes] | MembershipTimeline | MinersAt) -> MinersAt:
+def miners_at(miners: Collection[PublicKey] | MembershipTimeline | MinersAt) -> MinersAt:
     """A per-round miner lookup from a timeline, a lookup, or one fixed set (every round)."""
     if isinstance(miners, MembershipTimeline):
         return miners.miners_at

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.errors import MessageRejected, RejectReason
 
 # Per-field bounds. They keep every valid message well under encoding.MAX_MESSAGE_BYTES.
@@ -100,9 +101,9 @@ class Contribution:
 
     network_id: str
     round_index: int
-    sender: bytes
+    sender: PublicKey
     sequence: int
-    base_model_hash: bytes
+    base_model_hash: ModelHash
     codec: str
     direction: str
     rank: int
@@ -142,7 +143,7 @@ class Contribution:
             raise MessageRejected(RejectReason.MALFORMED, "block counts must sum to #scalars")
 
     @property
-    def author(self) -> bytes:
+    def author(self) -> PublicKey:
         return self.sender
 
     @property
@@ -155,8 +156,8 @@ class Contribution:
 class CertEntry:
     """One included contribution of a certificate and its weight (ppb, at most 1.0)."""
 
-    sender: bytes
-    contribution_digest: bytes
+    sender: PublicKey
+    contribution_digest: Digest
     weight_ppb: int
 
     def __post_init__(self) -> None:
@@ -174,11 +175,11 @@ class RoundCertificate:
 
     network_id: str
     round_index: int
-    leader: bytes
+    leader: PublicKey
     sequence: int
-    prev_model_hash: bytes
+    prev_model_hash: ModelHash
     entries: tuple[CertEntry, ...]
-    new_model_hash: bytes
+    new_model_hash: ModelHash
 
     def __post_init__(self) -> None:
         _check_header(self.network_id, self.round_index, self.sequence)
@@ -195,7 +196,7 @@ class RoundCertificate:
             raise MessageRejected(RejectReason.MALFORMED, "a contribution is certified twice")
 
     @property
-    def author(self) -> bytes:
+    def author(self) -> PublicKey:
         return self.leader
 
 
@@ -207,9 +208,9 @@ class CertificateEndorsement:
 
     network_id: str
     round_index: int
-    validator: bytes
+    validator: PublicKey
     sequence: int
-    certificate_digest: bytes
+    certificate_digest: Digest
     approve: bool
     reason: str
 
@@ -222,7 +223,7 @@ class CertificateEndorsement:
         _check_text("reason", self.reason, MAX_REASON_CHARS)
 
     @property
-    def author(self) -> bytes:
+    def author(self) -> PublicKey:
         return self.validator
 
 
@@ -238,9 +239,9 @@ class ScoreReceipt:
 
     network_id: str
     round_index: int
-    validator: bytes
+    validator: PublicKey
     sequence: int
-    miner: bytes
+    miner: PublicKey
     filters_passed: bool
     verified: bool | None
     loss_delta_own: float
@@ -268,7 +269,7 @@ class ScoreReceipt:
         _check_text("reason", self.reason, MAX_REASON_CHARS)
 
     @property
-    def author(self) -> bytes:
+    def author(self) -> PublicKey:
         return self.validator
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from protocol.domain_types import ModelHash
 from protocol.gaussian import tensor_le_bytes
 
 DOMAIN = b"seedswarm/model-hash/v1\0"
@@ -27,7 +28,7 @@ def _dtype_name(dtype: torch.dtype) -> bytes:
     return str(dtype).removeprefix("torch.").encode("ascii")
 
 
-def model_hash(named: Sequence[tuple[str, torch.Tensor]]) -> bytes:
+def model_hash(named: Sequence[tuple[str, torch.Tensor]]) -> ModelHash:
     """32-byte SHA-256 of the names, dtypes, shapes and bytes of ``named``, in order."""
     h = hashlib.sha256(DOMAIN)
     h.update(struct.pack("<Q", len(named)))
@@ -41,4 +42,4 @@ def model_hash(named: Sequence[tuple[str, torch.Tensor]]) -> bytes:
         data = tensor_le_bytes(tensor)
         h.update(struct.pack("<Q", len(data)))
         h.update(data)
-    return h.digest()
+    return ModelHash(h.digest())

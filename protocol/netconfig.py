@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.codecs import Codec
+from protocol.domain_types import ModelHash
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConfigError
 from protocol.messages import MAX_CERT_ENTRIES, MAX_RANK, MAX_SCALARS
@@ -100,9 +101,9 @@ class NetworkConfig:
             object.__setattr__(self, name, float(getattr(self, name)))
 
     @property
-    def base_checkpoint_digest(self) -> bytes:
+    def base_checkpoint_digest(self) -> ModelHash:
         """The 32-byte model hash of the starting point."""
-        return bytes.fromhex(self.base_checkpoint_hash)
+        return ModelHash(bytes.fromhex(self.base_checkpoint_hash))
 
     def to_toml(self) -> str:
         """The configuration as a flat TOML document (canonical: fixed order and formatting)."""
@@ -184,7 +185,7 @@ def rule_default(name: str) -> Any:
 
 
 def build_network(
-    network_id: str, base_hash: bytes, *, task: str, trainable: str, miners: int,
+    network_id: str, base_hash: ModelHash, *, task: str, trainable: str, miners: int,
     **rules: Any,
 ) -> NetworkConfig:
     """The parameters of a network starting from the model hashed ``base_hash``, sized for

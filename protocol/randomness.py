@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from protocol.domain_types import Beacon, ModelHash, PublicKey
 from protocol.errors import SeedswarmError
 
 SEED_BITS = 63
@@ -61,14 +62,16 @@ def keyed_hash(key: bytes, person: bytes, data: bytes, size: int = 32) -> bytes:
     return hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
 
 
-def round_beacon(network_id: str, round_index: int, prev_model_hash: bytes) -> bytes:
+def round_beacon(network_id: str, round_index: int, prev_model_hash: ModelHash) -> Beacon:
     """The 32-byte randomness of round ``round_index``, keyed by the previous certified model."""
     key = _check_len(prev_model_hash, 32, "prev_model_hash")
     data = _framed(network_id.encode("utf-8"), _u64(round_index, "round_index"))
-    return keyed_hash(key, _PERSON_BEACON, data)
+    return Beacon(keyed_hash(key, _PERSON_BEACON, data))
 
 
-def derive_seed(network_id: str, beacon: bytes, miner: bytes, round_index: int, index: int) -> int:
+def derive_seed(
+    network_id: str, beacon: Beacon, miner: PublicKey, round_index: int, index: int
+) -> int:
     """Seed number ``index`` of ``miner`` (32-byte Ed25519 public key) in a round; in [0, 2**63)."""
     key = _check_len(beacon, 32, "beacon")
     data = _framed(
@@ -81,7 +84,7 @@ def derive_seed(network_id: str, beacon: bytes, miner: bytes, round_index: int, 
 
 
 def contribution_seeds(
-    network_id: str, beacon: bytes, miner: bytes, round_index: int, count: int
+    network_id: str, beacon: Beacon, miner: PublicKey, round_index: int, count: int
 ) -> list[int]:
     """The seeds of indices ``0 .. count-1`` of ``miner``'s contribution in a round."""
     if count < 0:
@@ -89,7 +92,7 @@ def contribution_seeds(
     return [derive_seed(network_id, beacon, miner, round_index, i) for i in range(count)]
 
 
-def validator_sample_key(secret: bytes, round_index: int, miner: bytes) -> bytes:
+def validator_sample_key(secret: bytes, round_index: int, miner: PublicKey) -> bytes:
     """A validator's private 32-byte key for choosing which of ``miner``'s scalars to verify.
 
     It depends on the validator's ``secret`` (16-64 bytes), so a miner cannot know in advance

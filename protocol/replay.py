@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from protocol.domain_types import Digest, PublicKey
 from protocol.errors import MessageRejected, RejectReason
 from protocol.messages import Message
 from protocol.signing import Signed
@@ -33,7 +34,7 @@ from protocol.signing import Signed
 @dataclass
 class _SenderState:
     highest: int
-    recent: dict[int, bytes] = field(default_factory=dict)  # sequence -> digest
+    recent: dict[int, Digest] = field(default_factory=dict)  # sequence -> digest
 
 
 class ReplayGuard:
@@ -59,8 +60,8 @@ class ReplayGuard:
         self.history = max(history, reorder_window + 1)
         self.max_digests = max_digests
         self.max_senders = max_senders
-        self._digests: OrderedDict[bytes, int] = OrderedDict()  # digest -> round
-        self._senders: OrderedDict[tuple[bytes, str], _SenderState] = OrderedDict()
+        self._digests: OrderedDict[Digest, int] = OrderedDict()  # digest -> round
+        self._senders: OrderedDict[tuple[PublicKey, str], _SenderState] = OrderedDict()
 
     def check(self, signed: Signed[Message], *, current_round: int) -> None:
         """Raise MessageRejected if `signed` must be dropped; otherwise remember it."""
@@ -91,7 +92,7 @@ class ReplayGuard:
                 RejectReason.WRONG_ROUND, f"round {round_index} outside [{low}, {high}]"
             )
 
-    def _check_sequence(self, state: _SenderState, sequence: int, digest: bytes) -> None:
+    def _check_sequence(self, state: _SenderState, sequence: int, digest: Digest) -> None:
         seen = state.recent.get(sequence)
         if seen is not None:
             reason = RejectReason.DUPLICATE if seen == digest else RejectReason.REPLAYED
@@ -106,7 +107,7 @@ class ReplayGuard:
             )
 
     def _remember(
-        self, key: tuple[bytes, str], state: _SenderState | None, msg: Message, digest: bytes
+        self, key: tuple[PublicKey, str], state: _SenderState | None, msg: Message, digest: Digest
     ) -> None:
         self._digests[digest] = msg.round_index
         while len(self._digests) > self.max_digests:

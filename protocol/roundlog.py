@@ -19,6 +19,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from protocol.domain_types import ModelHash, PublicKey, Wei
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.leader import elected_leaders
@@ -81,11 +82,11 @@ class RoundBundle:
         return self.certificate.message.round_index
 
     @property
-    def prev_model_hash(self) -> bytes:
+    def prev_model_hash(self) -> ModelHash:
         return self.certificate.message.prev_model_hash
 
     @property
-    def new_model_hash(self) -> bytes:
+    def new_model_hash(self) -> ModelHash:
         return self.certificate.message.new_model_hash
 
     def entries(self) -> list[CertifiedEntry]:
@@ -151,7 +152,7 @@ def open_bundle(
 
 
 def _check_leader(
-    network_id: str, cert: RoundCertificate, validators: Sequence[tuple[bytes, int]]
+    network_id: str, cert: RoundCertificate, validators: Sequence[tuple[PublicKey, Wei]]
 ) -> None:
     """MessageRejected(UNKNOWN_SENDER) unless the signer is one of the round's leaders."""
     # A wrong prev_model_hash only moves the beacon; applying such a bundle fails anyway.

@@ -22,6 +22,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
+from protocol.domain_types import Digest, PublicKey
 from protocol.encoding import MAX_MESSAGE_BYTES, Writer, decode, encode
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import SIGNATURE_BYTES, NodeKey, NodePublicKey
@@ -40,7 +41,7 @@ class Signed(Generic[M]):
 
     message: M
     signer: NodePublicKey
-    digest: bytes
+    digest: Digest
     envelope: bytes
 
 
@@ -57,9 +58,9 @@ def _signed_bytes(msg: Message, encoded: bytes) -> bytes:
     return domain(msg.network_id, msg.TYPE_NAME) + encoded
 
 
-def message_digest(msg: Message) -> bytes:
+def message_digest(msg: Message) -> Digest:
     """The 32-byte digest of a message, as `open_envelope` reports it for its envelope."""
-    return hashlib.sha256(_signed_bytes(msg, encode(msg))).digest()
+    return Digest(hashlib.sha256(_signed_bytes(msg, encode(msg))).digest())
 
 
 def seal(msg: Message, key: NodeKey) -> bytes:
@@ -126,11 +127,11 @@ def open_envelope(
     signed_bytes = _signed_bytes(msg, encoded)
     if not signer.verify(signature, signed_bytes):
         raise MessageRejected(RejectReason.BAD_SIGNATURE, f"from {signer.peer_id}")
-    digest = hashlib.sha256(signed_bytes).digest()
+    digest = Digest(hashlib.sha256(signed_bytes).digest())
     return Signed(message=msg, signer=signer, digest=digest, envelope=data)
 
 
-def _public_key(raw: bytes) -> NodePublicKey:
+def _public_key(raw: PublicKey) -> NodePublicKey:
     try:
         return NodePublicKey.from_bytes(raw)
     except ValueError:  # cannot happen for a decoded message (32 bytes); kept for safety

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from adapters.storage.logstore import RoundLogStore
 from adapters.transport.base import Transport
+from protocol.domain_types import Digest, ModelHash
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.finality import (
     FINALITY_THRESHOLD,
@@ -51,9 +52,9 @@ class ReplicaPort(Protocol):
     def round_index(self) -> int: ...
 
     @property
-    def model_hash(self) -> bytes: ...
+    def model_hash(self) -> ModelHash: ...
 
-    def apply_bundle(self, bundle: RoundBundle) -> bytes:
+    def apply_bundle(self, bundle: RoundBundle) -> ModelHash:
         """Advance by one round; ConsensusError when the result is not the certified hash."""
         ...
 
@@ -96,7 +97,7 @@ class Follower:
         self.on_applied = on_applied
         self.endorsements = EndorsementBook(network_id, validators, max_envelope_bytes,
                                             threshold)
-        self._candidates: dict[int, dict[bytes, RoundBundle]] = {}
+        self._candidates: dict[int, dict[Digest, RoundBundle]] = {}
         self.failures = 0
 
     # -- opening ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from adapters.storage.logstore import fsync_directory
+from protocol.domain_types import ModelHash, PublicKey
 from protocol.errors import ConfigError, ConsensusError
 from protocol.membership import MembershipTimeline, miners_at
 from protocol.netconfig import NetworkConfig
@@ -74,10 +75,10 @@ class ModelState:
         return self.replica.round_index
 
     @property
-    def model_hash(self) -> bytes:
+    def model_hash(self) -> ModelHash:
         return self.replica.model_hash
 
-    def round_context(self, miners: Collection[bytes] | MembershipTimeline, work: WorkConfig
+    def round_context(self, miners: Collection[PublicKey] | MembershipTimeline, work: WorkConfig
                       ) -> RoundContext:
         """The round this state is at, as a miner computes it and a validator recomputes it;
         `miners` (the registered set, which assigns the data) is looked up for that round."""
@@ -95,7 +96,7 @@ class ModelState:
             work=work,
         )
 
-    def apply_bundle(self, bundle: RoundBundle) -> bytes:
+    def apply_bundle(self, bundle: RoundBundle) -> ModelHash:
         """Advance by one certified round; ConsensusError if it does not follow or mismatches."""
         if bundle.round_index != self.round_index:
             raise ConsensusError(f"bundle of round {bundle.round_index}, at {self.round_index}")

@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from protocol.domain_types import ModelHash
 from protocol.errors import ConfigError
 from protocol.model_hash import model_hash
 from training.model import GPT, GPTConfig
@@ -37,19 +38,19 @@ class CheckpointError(ConfigError):
     """A checkpoint file is unreadable, malformed, or does not match its recorded hash."""
 
 
-def hash_named_tensors(named: Sequence[tuple[str, torch.Tensor]]) -> bytes:
+def hash_named_tensors(named: Sequence[tuple[str, torch.Tensor]]) -> ModelHash:
     """32-byte hash of ``named`` in the given order (the one place checkpoints choose it)."""
     return model_hash(named)
 
 
-def state_hash(model: torch.nn.Module) -> bytes:
+def state_hash(model: torch.nn.Module) -> ModelHash:
     """Hash of every parameter of ``model``, sorted by name: a checkpoint's identity."""
     return hash_named_tensors(sorted(model.named_parameters(), key=lambda item: item[0]))
 
 
 def save_checkpoint(
     path: str | Path, model: GPT, config: GPTConfig, meta: Mapping[str, Any] | None = None
-) -> bytes:
+) -> ModelHash:
     """Write ``model`` to ``path`` (parents created) and return its hash."""
     if config != model.config:
         raise ConfigError("save_checkpoint: config differs from the model's own")
@@ -117,7 +118,7 @@ def load_checkpoint(path: str | Path) -> tuple[GPT, dict[str, Any]]:
 
 
 def _check_hash(
-    path: str | Path, header: Mapping[str, str], recorded: bytes, actual: bytes
+    path: str | Path, header: Mapping[str, str], recorded: bytes, actual: ModelHash
 ) -> None:
     if actual == recorded:
         return

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import torch
 
+from protocol.domain_types import ModelHash
 from protocol.errors import ConfigError
 from protocol.model_hash import model_hash
 from training.checkpoint import load_checkpoint, save_checkpoint
@@ -90,7 +91,7 @@ class Genesis:
     named: list[tuple[str, torch.nn.Parameter]]
     task: Task
     base_description: str
-    model_hash: bytes
+    model_hash: ModelHash
 
     @property
     def trainable_numel(self) -> int:

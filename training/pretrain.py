@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from protocol.domain_types import ModelHash
 from protocol.errors import ConfigError
 from training.checkpoint import save_checkpoint, state_hash
 from training.model import GPT, GPTConfig, eval_loss
@@ -108,7 +109,7 @@ def pretrain(
     *,
     task: Task | None = None,
     progress: ProgressCallback | None = None,
-) -> tuple[GPT, bytes, PretrainHistory]:
+) -> tuple[GPT, ModelHash, PretrainHistory]:
     """Train a fresh model on ``config.task`` (or the given ``task``).
 
     Returns (model in eval mode, its state hash, history).
@@ -149,7 +150,7 @@ def pretrain(
 
 def save_pretrained(
     path: str | Path, model: GPT, config: PretrainConfig, history: PretrainHistory
-) -> bytes:
+) -> ModelHash:
     """Save a pretrained model with the metadata a swarm's genesis needs; returns its hash."""
     meta = {
         "task": config.task,

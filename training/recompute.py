@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from protocol.codecs import Codec, project_delta, seed_blocks
+from protocol.domain_types import PublicKey
 from protocol.errors import ConsensusError
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
@@ -37,7 +38,7 @@ class ScalarRecomputer:
     def __init__(self, ctx: RoundContext) -> None:
         self.ctx = ctx
         self.layout = ParamLayout.of(ctx.named)
-        self._deltas: dict[bytes, list[torch.Tensor]] = {}
+        self._deltas: dict[PublicKey, list[torch.Tensor]] = {}
 
     def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
         """The scalars at ``indices`` an honest sender would have computed before quantizing."""
@@ -61,7 +62,7 @@ class ScalarRecomputer:
         """The round model's loss on the sender's assigned data (sets the ZO noise floor)."""
         return eval_loss(self.ctx.model, concat_batches(self._batches(contribution.sender, 1)))
 
-    def _batches(self, sender: bytes, parts: int) -> list[Batch]:
+    def _batches(self, sender: PublicKey, parts: int) -> list[Batch]:
         samples = self.ctx.assigned_samples(sender)
         return [self.ctx.task.train_batch(part) for part in split_batches(samples, parts)]
 
@@ -81,7 +82,7 @@ class ScalarRecomputer:
             out.append(unit / counts[block])
         return out
 
-    def _local_delta(self, sender: bytes) -> list[torch.Tensor]:
+    def _local_delta(self, sender: PublicKey) -> list[torch.Tensor]:
         cached = self._deltas.get(sender)
         if cached is None:
             work = self.ctx.work

@@ -16,6 +16,7 @@ import torch
 
 from protocol.apply import Update, apply_updates_
 from protocol.codecs import Codec, contribution_updates
+from protocol.domain_types import ModelHash
 from protocol.errors import ConsensusError
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
@@ -69,7 +70,7 @@ def canonical_order(entries: Sequence[CertifiedEntry]) -> list[CertifiedEntry]:
 def round_updates(
     rule: ApplyRule,
     round_index: int,
-    prev_model_hash: bytes,
+    prev_model_hash: ModelHash,
     entries: Sequence[CertifiedEntry],
     scalars_of: ScalarSource = contribution_scalars,
 ) -> list[Update]:
@@ -95,7 +96,7 @@ def round_updates(
 
 
 def _check_contribution(
-    rule: ApplyRule, round_index: int, prev_model_hash: bytes, contribution: Contribution
+    rule: ApplyRule, round_index: int, prev_model_hash: ModelHash, contribution: Contribution
 ) -> None:
     if contribution.network_id != rule.network_id:
         raise ConsensusError(f"contribution for network {contribution.network_id!r}")
@@ -141,10 +142,10 @@ class Replica:
     def apply_round(
         self,
         entries: Sequence[CertifiedEntry],
-        expected_hash: bytes | None = None,
+        expected_hash: ModelHash | None = None,
         *,
         scalars_of: ScalarSource = contribution_scalars,
-    ) -> bytes:
+    ) -> ModelHash:
         """Apply one certified round and return the new model hash.
 
         Raises ConsensusError when a contribution does not belong to this round and model, or

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from protocol.assignment import assign_samples
+from protocol.domain_types import Beacon, ModelHash, PublicKey
 from protocol.randomness import contribution_seeds
 from training.model import GPT
 from training.tasks.task import Task
@@ -29,20 +30,20 @@ class RoundContext:
 
     network_id: str
     round_index: int
-    beacon: bytes
-    base_model_hash: bytes
+    beacon: Beacon
+    base_model_hash: ModelHash
     model: GPT
     named: Sequence[tuple[str, torch.Tensor]]
     task: Task
-    miner_keys: Sequence[bytes]
+    miner_keys: Sequence[PublicKey]
     samples_per_miner: int
     work: WorkConfig
 
-    def miner_index(self, public_key: bytes) -> int:
+    def miner_index(self, public_key: PublicKey) -> int:
         """A miner's slot in the round's data assignment (its rank by public key)."""
         return sorted(self.miner_keys).index(public_key)
 
-    def assigned_samples(self, public_key: bytes) -> list[int]:
+    def assigned_samples(self, public_key: PublicKey) -> list[int]:
         """The training-sample indices the protocol assigns to ``public_key`` this round."""
         return assign_samples(
             self.beacon,
@@ -51,7 +52,7 @@ class RoundContext:
             self.samples_per_miner,
         )
 
-    def seeds(self, public_key: bytes, count: int | None = None) -> list[int]:
+    def seeds(self, public_key: PublicKey, count: int | None = None) -> list[int]:
         """The first ``count`` (default: the network's K) seeds of ``public_key`` this round."""
         k = self.work.scalars if count is None else count
         return contribution_seeds(self.network_id, self.beacon, public_key, self.round_index, k)

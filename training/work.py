@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from protocol.codecs import Codec, allocate_blocks, block_norms, project_delta, spsa_scalars
+from protocol.domain_types import ModelHash
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
@@ -63,7 +64,7 @@ class RoundInfo:
 
     network_id: str
     round_index: int
-    base_model_hash: bytes
+    base_model_hash: ModelHash
     seeds: tuple[int, ...]
 
 

@@ -27,6 +27,7 @@ from enum import StrEnum
 from fractions import Fraction
 from itertools import pairwise
 
+from protocol.domain_types import Digest, ModelHash, PublicKey, Wei
 from protocol.errors import ConsensusError, MessageRejected, SeedswarmError
 from protocol.identity import NodeKey
 from protocol.leader import select_leader
@@ -41,7 +42,7 @@ from protocol.randomness import round_beacon
 from protocol.signing import Signed, message_digest, open_envelope, seal
 
 WeightedContribution = tuple[Contribution, float]
-ApplyFn = Callable[[Sequence[WeightedContribution]], bytes]
+ApplyFn = Callable[[Sequence[WeightedContribution]], ModelHash]
 """Applies (contribution, weight) pairs to a *copy* of the certified model; returns its hash."""
 
 
@@ -61,7 +62,7 @@ class Candidate:
     """A contribution that passed filters and verification, its envelope digest and score."""
 
     contribution: Contribution
-    digest: bytes
+    digest: Digest
     score: float
 
 
@@ -72,7 +73,7 @@ def select_top(
 
     Non-finite scores never qualify; in proportional mode neither do scores <= 0.
     """
-    best: dict[bytes, Candidate] = {}
+    best: dict[PublicKey, Candidate] = {}
     for c in candidates:
         if not math.isfinite(c.score) or (mode is WeightMode.PROPORTIONAL and c.score <= 0.0):
             continue
@@ -138,7 +139,7 @@ def build_certificate(
     network_id: str,
     round_index: int,
     sequence: int,
-    prev_model_hash: bytes,
+    prev_model_hash: ModelHash,
     candidates: Iterable[Candidate],
     limit: int,
     apply: ApplyFn,
@@ -205,13 +206,13 @@ class ReviewContext:
 
     network_id: str
     round_index: int
-    certified_hash: bytes
-    stakes: Sequence[tuple[bytes, int]]
+    certified_hash: ModelHash
+    stakes: Sequence[tuple[PublicKey, Wei]]
     max_entries: int
-    seen: Mapping[bytes, Contribution]  # envelope digest -> contribution it received
+    seen: Mapping[Digest, Contribution]  # envelope digest -> contribution it received
     # Digests it found invalid: filters, failed verification, banned sender
     # (``RoundScoring.invalid``; a stricter reviewer may pass ``RoundScoring.rejected``).
-    rejected: Collection[bytes] = ()
+    rejected: Collection[Digest] = ()
     leader_attempt: int = 0
     weight_mode: WeightMode = WeightMode.SCALARS  # the network's certificate mode
 

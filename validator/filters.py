@@ -26,6 +26,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.errors import MessageRejected, RejectReason
 from protocol.messages import Contribution
 from protocol.netconfig import NetworkConfig
@@ -76,8 +77,8 @@ class FilterVerdict:
     reason: FilterReason
     detail: str = ""
     signed: Signed[Contribution] | None = None
-    sender: bytes | None = None
-    digest: bytes | None = None
+    sender: PublicKey | None = None
+    digest: Digest | None = None
 
     @property
     def passed(self) -> bool:
@@ -115,8 +116,8 @@ class FilterContext:
 
     network: NetworkConfig
     window: RoundWindow
-    certified_hash: bytes
-    registered: Collection[bytes]
+    certified_hash: ModelHash
+    registered: Collection[PublicKey]
     num_blocks: int
     grace_s: float = 0.0
 
@@ -147,7 +148,7 @@ def check_envelope(raw: object, network: NetworkConfig) -> FilterVerdict | Signe
         return from_rejection(exc)
 
 
-def check_sender(msg: Contribution, registered: Collection[bytes]) -> FilterVerdict:
+def check_sender(msg: Contribution, registered: Collection[PublicKey]) -> FilterVerdict:
     if msg.sender not in registered:
         return fail(FilterReason.UNKNOWN_SENDER, f"sender {msg.sender.hex()[:16]}")
     return PASS
@@ -211,7 +212,7 @@ def check_scale_and_codes(msg: Contribution) -> FilterVerdict:
     return PASS
 
 
-def check_sync(msg: Contribution, certified_hash: bytes) -> FilterVerdict:
+def check_sync(msg: Contribution, certified_hash: ModelHash) -> FilterVerdict:
     if msg.base_model_hash != certified_hash:
         return fail(FilterReason.OUT_OF_SYNC,
                     f"base {msg.base_model_hash.hex()[:16]}, certified {certified_hash.hex()[:16]}")

@@ -14,6 +14,7 @@ import torch
 
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
+from protocol.domain_types import Digest
 from protocol.messages import Contribution
 from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import message_digest
@@ -47,7 +48,7 @@ class ModelRoundOracle(ScalarRecomputer):
         validation = ctx.task.validation_batch()
         n = max(1, min(influence_samples, len(validation.inputs)))
         self.validation = Batch(validation.inputs[:n], validation.targets[:n])
-        self._displacements: dict[tuple[bytes, float], list[torch.Tensor]] = {}
+        self._displacements: dict[tuple[Digest, float], list[torch.Tensor]] = {}
         self._before: dict[tuple[int, ...], float] = {}
         self._validation_loss: float | None = None
         self.forward_passes = 0  # forward passes spent on value measurement (any batch size)

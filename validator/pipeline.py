@@ -56,6 +56,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from protocol.assignment import random_samples
+from protocol.domain_types import Digest, PublicKey
 from protocol.encoding import decode, encode
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution
 from protocol.netconfig import NetworkConfig
@@ -118,7 +119,7 @@ class _Pending:
     """A contribution between stages."""
 
     contribution: Contribution
-    digest: bytes
+    digest: Digest
     verification: VerificationResult | None = None
     gate: bool = False
     delta: LossDelta | None = None
@@ -137,7 +138,7 @@ class ScoringPipeline:
         self,
         network: NetworkConfig,
         *,
-        validator: bytes,
+        validator: PublicKey,
         secret: bytes,
         policy: ScoringPolicy | None = None,
         ratings: RatingStore | None = None,
@@ -152,7 +153,7 @@ class ScoringPipeline:
         self.policy = replace(policy, verification=verification)
         self.ratings = ratings if ratings is not None else RatingStore()
         self.guard = guard if guard is not None else ReplayGuard()
-        self.books: dict[bytes, MinerBook] = {}
+        self.books: dict[PublicKey, MinerBook] = {}
         self.history: deque[tuple[int, list[WeightedContribution]]] = deque()
         self._counter = 0
         self._sequence = sequence
@@ -225,7 +226,7 @@ class ScoringPipeline:
         forced = replace(policy, zo_audit_probability=1.0, fo_audit_probability=1.0)
         return self._audit(round_index, contribution, oracle, forced)
 
-    def book(self, miner: bytes) -> MinerBook:
+    def book(self, miner: PublicKey) -> MinerBook:
         """The book of ``miner`` (created empty for a stranger)."""
         return self.books.setdefault(miner, MinerBook())
 
@@ -239,8 +240,8 @@ class ScoringPipeline:
                 book.presence = None
                 book.audits = replace(book.audits, passed=0)
 
-    def _cascade(self, t: int, oracle: RoundOracle) -> dict[bytes, float]:
-        credit: dict[bytes, float] = {}
+    def _cascade(self, t: int, oracle: RoundOracle) -> dict[PublicKey, float]:
+        credit: dict[PublicKey, float] = {}
         for round_index, entries in self.history:
             hop = t - round_index
             if not 1 <= hop <= self.policy.cascade_hops:
@@ -255,11 +256,11 @@ class ScoringPipeline:
 
     def _filter(
         self, arrivals: Iterable[Arrival], ctx: FilterContext, counters: FilterCounters
-    ) -> tuple[dict[bytes, _Pending], dict[bytes, FilterVerdict], int, frozenset[bytes]]:
-        pending: dict[bytes, _Pending] = {}
-        failed: dict[bytes, FilterVerdict] = {}
+    ) -> tuple[dict[PublicKey, _Pending], dict[PublicKey, FilterVerdict], int, frozenset[Digest]]:
+        pending: dict[PublicKey, _Pending] = {}
+        failed: dict[PublicKey, FilterVerdict] = {}
         refused = 0
-        rejected: set[bytes] = set()
+        rejected: set[Digest] = set()
         for arrival in arrivals:
             verdict = run_filters(arrival.raw, ctx, self.guard, arrival.received_at, counters)
             if not verdict.passed and verdict.digest is not None:
@@ -280,7 +281,7 @@ class ScoringPipeline:
                 failed.setdefault(named, verdict)
         return pending, failed, refused, frozenset(rejected)
 
-    def _raw_value(self, p: _Pending, cascade: dict[bytes, float], loss: float) -> float:
+    def _raw_value(self, p: _Pending, cascade: dict[PublicKey, float], loss: float) -> float:
         """The value the contribution would score if it passed every gate."""
         provisional = RoundOutcome(True, True, True, p.delta, p.influence, 0.0,
                                    cascade=cascade.get(p.contribution.sender))
@@ -333,10 +334,10 @@ class ScoringPipeline:
                                               self.policy.indicator_alpha)
 
     def _outcomes(
-        self, t: int, pending: dict[bytes, _Pending], failed: dict[bytes, FilterVerdict],
-        cascade: dict[bytes, float],
-    ) -> dict[bytes, RoundOutcome]:
-        outcomes: dict[bytes, RoundOutcome] = {}
+        self, t: int, pending: dict[PublicKey, _Pending], failed: dict[PublicKey, FilterVerdict],
+        cascade: dict[PublicKey, float],
+    ) -> dict[PublicKey, RoundOutcome]:
+        outcomes: dict[PublicKey, RoundOutcome] = {}
         for miner, verdict in failed.items():
             book = self.book(miner)
             synced = verdict.reason is not FilterReason.OUT_OF_SYNC
@@ -356,9 +357,9 @@ class ScoringPipeline:
         return outcomes
 
     def _rewards(
-        self, outcomes: dict[bytes, RoundOutcome], values: dict[bytes, float]
-    ) -> dict[bytes, float]:
-        rewards: dict[bytes, float] = {}
+        self, outcomes: dict[PublicKey, RoundOutcome], values: dict[PublicKey, float]
+    ) -> dict[PublicKey, float]:
+        rewards: dict[PublicKey, float] = {}
         for miner, outcome in outcomes.items():
             rating = self.ratings.get(miner.hex())
             rewards[miner] = reward_score(outcome, values[miner], rating, self.policy.reward)
@@ -366,7 +367,8 @@ class ScoringPipeline:
         return rewards
 
     def _credit_absent_cascade(
-        self, t: int, pending: dict[bytes, _Pending], cascade: dict[bytes, float], loss: float
+        self, t: int, pending: dict[PublicKey, _Pending], cascade: dict[PublicKey, float],
+        loss: float,
     ) -> None:
         """Cascade credit of miners with no contribution scored this round (absent, or failed
         the filters): their earlier certified work still helps this round's model, so it joins
@@ -384,8 +386,8 @@ class ScoringPipeline:
                                  * indicator_factor(book.indicator, self.policy.reward))
 
     def _certificate(
-        self, pending: dict[bytes, _Pending], values: dict[bytes, float],
-        rewards: dict[bytes, float],
+        self, pending: dict[PublicKey, _Pending], values: dict[PublicKey, float],
+        rewards: dict[PublicKey, float],
     ) -> list[CertEntry]:
         candidates = [Candidate(p.contribution, p.digest, values[m])
                       for m, p in pending.items() if _eligible(p, rewards.get(m, 0.0))]
@@ -394,11 +396,11 @@ class ScoringPipeline:
         return certificate_entries(chosen, mode) if chosen else []
 
     def _miner_rounds(
-        self, t: int, pending: dict[bytes, _Pending], failed: dict[bytes, FilterVerdict],
-        outcomes: dict[bytes, RoundOutcome], values: dict[bytes, float],
-        rewards: dict[bytes, float], ppb: dict[bytes, int],
-    ) -> dict[bytes, MinerRound]:
-        out: dict[bytes, MinerRound] = {}
+        self, t: int, pending: dict[PublicKey, _Pending], failed: dict[PublicKey, FilterVerdict],
+        outcomes: dict[PublicKey, RoundOutcome], values: dict[PublicKey, float],
+        rewards: dict[PublicKey, float], ppb: dict[PublicKey, int],
+    ) -> dict[PublicKey, MinerRound]:
+        out: dict[PublicKey, MinerRound] = {}
         for miner, outcome in sorted(outcomes.items()):
             p = pending.get(miner)
             verdict = failed.get(miner)
@@ -460,7 +462,8 @@ class ScoringPipeline:
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unknown pipeline state version {data.get('version')}")
         self._counter = int(data["counter"])
-        self.books = {bytes.fromhex(m): _book_from_json(b) for m, b in data["books"].items()}
+        self.books = {PublicKey(bytes.fromhex(m)): _book_from_json(b)
+                      for m, b in data["books"].items()}
         self.history = deque()
         for r, entries in data["history"]:
             decoded = []

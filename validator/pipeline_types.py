@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from protocol.domain_types import Digest, PublicKey
 from protocol.messages import CertEntry, Contribution, ScoreReceipt
 from validator.certificate import WeightMode
 from validator.filters import FilterCounters, FilterReason
@@ -103,11 +104,11 @@ class MinerBook:
 class MinerRound:
     """One miner's round as this validator saw it."""
 
-    miner: bytes
+    miner: PublicKey
     filter: FilterReason
     detail: str
     contribution: Contribution | None
-    digest: bytes | None
+    digest: Digest | None
     verification: VerificationResult | None
     outcome: RoundOutcome
     value: float
@@ -128,7 +129,7 @@ class RoundScoring:
     """
 
     round_index: int
-    miners: dict[bytes, MinerRound]
+    miners: dict[PublicKey, MinerRound]
     refused: int
     entries: tuple[CertEntry, ...]
     certified: tuple[WeightedContribution, ...]
@@ -136,10 +137,10 @@ class RoundScoring:
     verify_passes: int
     miner_passes: int
     counters: FilterCounters
-    rejected: frozenset[bytes] = frozenset()
+    rejected: frozenset[Digest] = frozenset()
     """Digests of every contribution this validator would not certify (failed filters,
     verification, ban, or no positive reward)."""
-    invalid: frozenset[bytes] = frozenset()
+    invalid: frozenset[Digest] = frozenset()
     """The objective part of ``rejected``: failed filters, failed verification, banned
     sender. A reviewer passes these as ``ReviewContext.rejected``: "no positive reward" rests
     on this validator's own random evaluation data, so honest validators can differ on it,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from protocol.domain_types import PublicKey
 from protocol.messages import MAX_REASON_CHARS, ScoreReceipt
 from validator.outcome import RoundOutcome, explain
 from validator.ratings import Rating
@@ -17,9 +18,9 @@ def build_receipt(
     *,
     network_id: str,
     round_index: int,
-    validator: bytes,
+    validator: PublicKey,
     sequence: int,
-    miner: bytes,
+    miner: PublicKey,
     outcome: RoundOutcome,
     rating: Rating,
     weight_ppb: int,

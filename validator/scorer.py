@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from protocol.domain_types import PublicKey
 from protocol.identity import NodeKey
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.netconfig import NetworkConfig
@@ -68,7 +69,7 @@ class ScoringCertifier:
             policy=self.policy, ratings=self.ratings,
         )
         self.rounds: list[RoundScoring] = []
-        self.sealed: dict[bytes, list[bytes]] = {}
+        self.sealed: dict[PublicKey, list[bytes]] = {}
         self.totals = ScoringTotals()
 
     def certify_envelopes(
@@ -110,13 +111,13 @@ class ScoringCertifier:
         return [self.pipeline.audit(ctx.round_index, c, oracle).verified is not False
                 for c in contributions]
 
-    def receipts(self, miner: bytes) -> list[ScoreReceipt]:
+    def receipts(self, miner: PublicKey) -> list[ScoreReceipt]:
         """Every receipt this validator issued to ``miner``, oldest first."""
         return [
             r.miners[miner].receipt for r in self.rounds if miner in r.miners
         ]
 
-    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+    def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The receipt issued to ``miner`` for ``round_index`` (None if not scored here)."""
         for scored in reversed(self.rounds):
             if scored.round_index == round_index:

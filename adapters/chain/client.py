@@ -18,6 +18,7 @@ from adapters.chain.journal import SubmissionJournal
 from adapters.chain.registry_contract import RegistryClient
 from adapters.chain.sender import SenderConfig, TransactionSender
 from adapters.chain.submitter import WeightSubmitter
+from protocol.domain_types import EvmAddress, Wei
 from protocol.settlement.params import EconomicParams, NetworkParams
 
 
@@ -38,7 +39,7 @@ class ChainClient:
     weights: WeightSubmitter | None
 
     @property
-    def address(self) -> str:
+    def address(self) -> EvmAddress:
         """The account's address."""
         return self.sender.address
 
@@ -87,12 +88,12 @@ class ChainClient:
         deployment = deploy_suite(w3, account, network, economics)
         return cls.connect(w3, deployment, account, journal_path=journal_path)
 
-    def token_balance(self, account: str | None = None) -> int:
+    def token_balance(self, account: EvmAddress | None = None) -> Wei:
         """Reward tokens held by `account` (default: this account)."""
         who = to_checksum_address(account or self.address)
-        return int(self.sender.call_decoded(self.token.functions.balanceOf(who)))
+        return Wei(int(self.sender.call_decoded(self.token.functions.balanceOf(who))))
 
-    def eth_balance(self, account: str | None = None) -> int:
+    def eth_balance(self, account: EvmAddress | None = None) -> Wei:
         """Native balance of `account` in wei."""
         who = to_checksum_address(account or self.address)
-        return int(self.w3.eth.get_balance(who))
+        return Wei(int(self.w3.eth.get_balance(who)))

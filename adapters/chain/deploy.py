@@ -11,10 +11,11 @@ from adapters.chain.artifacts import load_artifact
 from adapters.chain.chain_errors import ChainError
 from adapters.chain.deployment import Deployment
 from adapters.chain.sender import TransactionSender
+from protocol.domain_types import EvmAddress
 from protocol.settlement.params import EconomicParams, NetworkParams
 
 
-def _deploy(w3: Web3, sender: TransactionSender, name: str, *args: object) -> str:
+def _deploy(w3: Web3, sender: TransactionSender, name: str, *args: object) -> EvmAddress:
     artifact = load_artifact(name)
     factory = w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
     constructor = factory.constructor(*args)
@@ -22,7 +23,7 @@ def _deploy(w3: Web3, sender: TransactionSender, name: str, *args: object) -> st
     address = receipt["contractAddress"]
     if receipt["status"] != 1 or address is None:
         raise ChainError(f"deploying {name} failed")
-    return str(address)
+    return EvmAddress(str(address))
 
 
 def _bound(w3: Web3, name: str, address: str) -> Contract:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from adapters.chain.chain_errors import ChainError
+from protocol.domain_types import EvmAddress
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,9 @@ class Deployment:
     """Where a network's contracts live."""
 
     chain_id: int
-    token: str
-    registry: str
-    incentives: str
+    token: EvmAddress
+    registry: EvmAddress
+    incentives: EvmAddress
 
     def to_json(self) -> str:
         """Stable JSON text, for network files."""

@@ -12,6 +12,7 @@ from web3.contract import Contract
 from adapters.chain.artifacts import load_artifact
 from adapters.chain.deployment import TxResult
 from adapters.chain.sender import TransactionSender
+from protocol.domain_types import EvmAddress, Wei
 from protocol.settlement.params import Commitment, EconomicParams, EpochStatus, EpochWindows
 
 
@@ -30,7 +31,7 @@ class IncentivesClient:
         return self._contract
 
     @property
-    def account(self) -> str:
+    def account(self) -> EvmAddress:
         """The account this client sends from."""
         return self._sender.address
 
@@ -60,12 +61,12 @@ class IncentivesClient:
         """Mints the account's credited rewards (reverts NothingToClaim when there are none)."""
         return self._sender.send(self._contract.functions.claim())
 
-    def propose_root(self, epoch: int, root: bytes, total: int) -> TxResult:
+    def propose_root(self, epoch: int, root: bytes, total: Wei) -> TxResult:
         """Votes for paying `epoch` by a Merkle root whose leaves sum to `total`."""
         return self._sender.send(self._contract.functions.proposeRoot(epoch, root, total))
 
     def claim_merkle(
-        self, epoch: int, account: str, amount: int, proof: Sequence[bytes]
+        self, epoch: int, account: EvmAddress, amount: Wei, proof: Sequence[bytes]
     ) -> TxResult:
         """Mints `amount` to `account` for a Merkle-settled `epoch`."""
         fn = self._contract.functions.claimMerkle(
@@ -84,13 +85,15 @@ class IncentivesClient:
         commit, reveal, settle = self._view(self._contract.functions.windows(epoch))
         return EpochWindows(int(commit), int(reveal), int(settle))
 
-    def commitment(self, epoch: int, validator: str | None = None) -> Commitment:
+    def commitment(self, epoch: int, validator: EvmAddress | None = None) -> Commitment:
         """The commitment of `validator` (default: the sender) for `epoch`."""
         raw = self._view(self._contract.functions.commitment(epoch, self._who(validator)))
         digest, stake, revealed = tuple(raw)
-        return Commitment(bytes(digest), int(stake), bool(revealed))
+        return Commitment(bytes(digest), Wei(int(stake)), bool(revealed))
 
-    def revealed_weights(self, epoch: int, validator: str | None = None) -> tuple[int, ...]:
+    def revealed_weights(
+        self, epoch: int, validator: EvmAddress | None = None
+    ) -> tuple[int, ...]:
         """The weights `validator` revealed for `epoch` (empty if none)."""
         fn = self._contract.functions.revealedWeights(epoch, self._who(validator))
         return tuple(int(w) for w in self._view(fn))
@@ -99,9 +102,9 @@ class IncentivesClient:
         """Open, settling, settled, no quorum, or Merkle-settled."""
         return EpochStatus(int(self._view(self._contract.functions.epochStatus(epoch))))
 
-    def claimable(self, account: str | None = None) -> int:
+    def claimable(self, account: EvmAddress | None = None) -> Wei:
         """Credited, unclaimed rewards of `account`."""
-        return int(self._view(self._contract.functions.claimable(self._who(account))))
+        return Wei(int(self._view(self._contract.functions.claimable(self._who(account)))))
 
     def miner_performances(self) -> tuple[int, ...]:
         """Per slot, the performance from the latest directly settled epoch."""
@@ -114,11 +117,11 @@ class IncentivesClient:
         fn = self._contract.functions.consensusWeight(list(weights), list(stakes), kappa_bps)
         return int(self._view(fn))
 
-    def root_support(self, epoch: int, root: bytes, total: int) -> int:
+    def root_support(self, epoch: int, root: bytes, total: Wei) -> Wei:
         """Stake that voted for (root, total) in `epoch`."""
-        return int(self._view(self._contract.functions.rootSupport(epoch, root, total)))
+        return Wei(int(self._view(self._contract.functions.rootSupport(epoch, root, total))))
 
-    def _who(self, account: str | None) -> str:
+    def _who(self, account: EvmAddress | None) -> str:
         return to_checksum_address(account or self._sender.address)
 
     def _view(self, fn: object) -> Any:

@@ -17,12 +17,13 @@ from adapters.chain.deployment import TxResult
 from adapters.chain.retry import RetryPolicy, call_with_retries
 from adapters.chain.revert import RevertDecoder
 from adapters.chain.sender import TransactionSender
+from protocol.domain_types import EvmAddress, PublicKey, Wei
 from protocol.settlement.params import NetworkParams, Role
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
-def _node_key_word(node_key: bytes) -> bytes:
+def _node_key_word(node_key: PublicKey) -> bytes:
     if len(node_key) != 32:
         raise ChainError(f"node keys are 32-byte Ed25519 public keys, got {len(node_key)} bytes")
     return node_key
@@ -36,8 +37,8 @@ class Registration:
     again under another key, so a past key binding is only recoverable from these events.
     """
 
-    account: str
-    node_key: bytes
+    account: EvmAddress
+    node_key: PublicKey
     role: Role
     block_number: int
     log_index: int
@@ -69,17 +70,17 @@ class RegistryClient:
 
     # -- transactions
 
-    def register_miner(self, node_key: bytes, stake: int) -> TxResult:
+    def register_miner(self, node_key: PublicKey, stake: Wei) -> TxResult:
         """Registers as a miner bound to the Ed25519 `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerMiner(_node_key_word(node_key))
         return self._tx().send(fn, value=stake)
 
-    def register_validator(self, node_key: bytes, stake: int) -> TxResult:
+    def register_validator(self, node_key: PublicKey, stake: Wei) -> TxResult:
         """Registers as a validator bound to `node_key`, staking `stake` wei."""
         fn = self._contract.functions.registerValidator(_node_key_word(node_key))
         return self._tx().send(fn, value=stake)
 
-    def add_stake(self, amount: int) -> TxResult:
+    def add_stake(self, amount: Wei) -> TxResult:
         """Adds `amount` wei to the account's stake."""
         return self._tx().send(self._contract.functions.addStake(), value=amount)
 
@@ -105,54 +106,54 @@ class RegistryClient:
         """Timestamp at which `epoch` ends."""
         return int(self._view(self._contract.functions.epochEnd(epoch)))
 
-    def role_of(self, account: str | None = None) -> Role:
+    def role_of(self, account: EvmAddress | None = None) -> Role:
         """Role of `account` (default: the sender)."""
         return Role(int(self._view(self._contract.functions.roleOf(self._who(account)))))
 
-    def stake_of(self, account: str | None = None) -> int:
+    def stake_of(self, account: EvmAddress | None = None) -> Wei:
         """Active stake of `account` in wei."""
-        return int(self._view(self._contract.functions.stakeOf(self._who(account))))
+        return Wei(int(self._view(self._contract.functions.stakeOf(self._who(account)))))
 
-    def node_key_of(self, account: str | None = None) -> bytes:
+    def node_key_of(self, account: EvmAddress | None = None) -> PublicKey:
         """The Ed25519 key bound to `account` (zeros if none)."""
-        return bytes(self._view(self._contract.functions.nodeKeyOf(self._who(account))))
+        return PublicKey(bytes(self._view(self._contract.functions.nodeKeyOf(self._who(account)))))
 
-    def account_of_node_key(self, node_key: bytes) -> str:
+    def account_of_node_key(self, node_key: PublicKey) -> EvmAddress:
         """The account bound to `node_key` (zero address if none)."""
         fn = self._contract.functions.accountOfNodeKey(_node_key_word(node_key))
-        return str(self._view(fn))
+        return EvmAddress(str(self._view(fn)))
 
-    def unbonding_of(self, account: str | None = None) -> tuple[int, int]:
+    def unbonding_of(self, account: EvmAddress | None = None) -> tuple[Wei, int]:
         """(amount, release time) of `account`'s unbonding stake."""
         amount, release = self._view(self._contract.functions.unbondingOf(self._who(account)))
-        return int(amount), int(release)
+        return Wei(int(amount)), int(release)
 
-    def miner_slots(self) -> list[str]:
+    def miner_slots(self) -> list[EvmAddress]:
         """Occupant of every miner slot (zero address where free)."""
-        return [str(a) for a in self._view(self._contract.functions.minerSlots())]
+        return [EvmAddress(str(a)) for a in self._view(self._contract.functions.minerSlots())]
 
-    def miner_slot_of(self, account: str | None = None) -> int | None:
+    def miner_slot_of(self, account: EvmAddress | None = None) -> int | None:
         """The slot `account` occupies, if it is a miner."""
         wanted = self._who(account)
         slots = self.miner_slots()
         return slots.index(wanted) if wanted in slots else None
 
-    def validators(self) -> list[str]:
+    def validators(self) -> list[EvmAddress]:
         """Current validator set."""
-        return [str(a) for a in self._view(self._contract.functions.validators())]
+        return [EvmAddress(str(a)) for a in self._view(self._contract.functions.validators())]
 
-    def total_validator_stake(self) -> int:
+    def total_validator_stake(self) -> Wei:
         """Sum of the validators' stakes in wei."""
-        return int(self._view(self._contract.functions.totalValidatorStake()))
+        return Wei(int(self._view(self._contract.functions.totalValidatorStake())))
 
-    def total_validator_stake_at(self, timestamp: int) -> int:
+    def total_validator_stake_at(self, timestamp: int) -> Wei:
         """Total validator stake as it stood before `timestamp` (e.g. an epoch's end)."""
-        return int(self._view(self._contract.functions.totalValidatorStakeAt(timestamp)))
+        return Wei(int(self._view(self._contract.functions.totalValidatorStakeAt(timestamp))))
 
-    def validator_stake_at(self, timestamp: int, account: str | None = None) -> int:
+    def validator_stake_at(self, timestamp: int, account: EvmAddress | None = None) -> Wei:
         """`account`'s validator stake before `timestamp`; 0 if it was no validator then."""
         fn = self._contract.functions.validatorStakeAt(self._who(account), timestamp)
-        return int(self._view(fn))
+        return Wei(int(self._view(fn)))
 
     def epoch_start(self, epoch: int) -> int:
         """Timestamp at which `epoch` starts (`epoch_start(0)` is the genesis time)."""
@@ -162,12 +163,14 @@ class RegistryClient:
         """Miner slots ever opened (slots are never closed, so this only grows)."""
         return int(self._view(self._contract.functions.minerSlotCount()))
 
-    def miners_in_range_at(self, start: int, stop: int, timestamp: int) -> list[str]:
+    def miners_in_range_at(self, start: int, stop: int, timestamp: int) -> list[EvmAddress]:
         """Occupants of slots [start, stop) before `timestamp` (zero address where free)."""
         fn = self._contract.functions.minersInRangeAt(start, stop, _snapshot_time(timestamp))
-        return [str(a) for a in self._view(fn)]
+        return [EvmAddress(str(a)) for a in self._view(fn)]
 
-    def validator_stakes_at(self, accounts: list[str], timestamp: int) -> dict[str, int]:
+    def validator_stakes_at(
+        self, accounts: list[EvmAddress], timestamp: int
+    ) -> dict[EvmAddress, Wei]:
         """Validator stake of each of `accounts` before `timestamp` (0: no validator then)."""
         ts = _snapshot_time(timestamp)
         return {a: self.validator_stake_at(ts, a) for a in accounts}
@@ -195,8 +198,8 @@ class RegistryClient:
             if block not in times:
                 times[block] = int(self._rpc(partial(self._w3.eth.get_block, block))["timestamp"])
             self._registrations.append(Registration(
-                account=to_checksum_address(log["args"]["account"]),
-                node_key=bytes(log["args"]["nodeKey"]), role=role, block_number=block,
+                account=EvmAddress(to_checksum_address(log["args"]["account"])),
+                node_key=PublicKey(bytes(log["args"]["nodeKey"])), role=role, block_number=block,
                 log_index=int(log["logIndex"]), timestamp=times[block],
             ))
         self._scanned_to = head
@@ -227,10 +230,10 @@ class RegistryClient:
         """Timestamp of the chain's latest block: snapshots before it can no longer change."""
         return int(self._rpc(lambda: self._w3.eth.get_block("latest"))["timestamp"])
 
-    def _who(self, account: str | None) -> str:
+    def _who(self, account: EvmAddress | None) -> EvmAddress:
         if account is None:
             account = self._tx().address
-        return to_checksum_address(account)
+        return EvmAddress(to_checksum_address(account))
 
     def _tx(self) -> TransactionSender:
         if self._sender is None:

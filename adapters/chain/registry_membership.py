@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from adapters.chain.chain_errors import ChainError
 from adapters.chain.registry_contract import ZERO_ADDRESS, Registration, RegistryClient
+from protocol.domain_types import EvmAddress, PublicKey
 from protocol.membership import Membership, MembershipError, MembershipSchedule
 from protocol.settlement.params import Role
 
@@ -63,7 +64,9 @@ def _read_latest(registry: RegistryClient) -> Membership:
     return Membership.of(miners, validators)
 
 
-def _key_at(registrations: list[Registration], account: str, role: Role, at: int) -> bytes:
+def _key_at(
+    registrations: list[Registration], account: EvmAddress, role: Role, at: int
+) -> PublicKey:
     """The key `account` bound in its latest registration (in `role`) stamped before `at`."""
     bound = [r.node_key for r in registrations
              if r.account == account and r.role == role and r.timestamp < at]

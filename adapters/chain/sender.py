@@ -18,6 +18,7 @@ from adapters.chain.deployment import TxResult
 from adapters.chain.nonce import NonceManager, nonce_manager_for
 from adapters.chain.retry import RetryPolicy, call_with_retries, is_transient
 from adapters.chain.revert import RevertDecoder
+from protocol.domain_types import EvmAddress
 
 _ALREADY_SENT = ("already known", "known transaction", "nonce too low", "already imported")
 
@@ -54,9 +55,9 @@ class TransactionSender:
         )
 
     @property
-    def address(self) -> str:
+    def address(self) -> EvmAddress:
         """The sending account."""
-        return str(self._account.address)
+        return EvmAddress(str(self._account.address))
 
     @property
     def decoder(self) -> RevertDecoder:

@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from protocol.domain_types import EvmAddress, PeerId, PublicKey
 from protocol.errors import KeystoreError
-from protocol.identity import PRIVATE_KEY_BYTES, NodeKey, PeerId
+from protocol.identity import PRIVATE_KEY_BYTES, NodeKey
 
 KEYSTORE_FORMAT = "seedswarm-keystore"
 KEYSTORE_VERSION = 1
@@ -100,8 +101,8 @@ class KeyBundle:
         return self.node_key.peer_id
 
     @property
-    def evm_address(self) -> str:
-        return str(self.evm_account.address)
+    def evm_address(self) -> EvmAddress:
+        return EvmAddress(str(self.evm_account.address))
 
     def __repr__(self) -> str:
         return f"KeyBundle(peer_id={self.peer_id}, evm_address={self.evm_address})"
@@ -114,7 +115,7 @@ class KeystoreInfo:
     version: int
     peer_id: str
     evm_address: str
-    node_public_key: bytes
+    node_public_key: PublicKey
     scrypt: ScryptParams
 
 
@@ -196,7 +197,7 @@ def read_keystore_info(text: str) -> KeystoreInfo:
         version=document["version"],
         peer_id=str(document["peer_id"]),
         evm_address=str(document["address"]),
-        node_public_key=_hex_field(document, "node_public_key", 32),
+        node_public_key=PublicKey(_hex_field(document, "node_public_key", 32)),
         scrypt=_scrypt_params(document["kdf"]),
     )
 

@@ -15,6 +15,7 @@ from adapters.transport.core import TransportCore, poll_until, raise_for_status
 from adapters.transport.framing import ResponseStatus
 from adapters.transport.libp2p_host import Libp2pConfig, Libp2pNode
 from adapters.transport.trio_bridge import TrioBridge
+from protocol.domain_types import PublicKey
 from protocol.identity import peer_id_from_public_bytes
 
 _TRAITS = Traits(ordered_per_publisher=False, may_replay_recent=True)
@@ -129,4 +130,4 @@ class Libp2pTransport(TransportCore):
 
 def _peer_id_of_seed(seed: bytes) -> str:
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
-    return peer_id_from_public_bytes(public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return peer_id_from_public_bytes(PublicKey(public.public_bytes(Encoding.Raw, PublicFormat.Raw)))

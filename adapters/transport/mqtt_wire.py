@@ -248,7 +248,7 @@ class FrameVerifier:
             self._keys.move_to_end(raw)
             return cached
         try:
-            public = NodePublicKey(raw)
+            public = NodePublicKey.from_bytes(raw)
         except ValueError:
             raise Refused(DropReason.BAD_SIGNATURE, "sender key is no Ed25519 key") from None
         cached = (public, public.peer_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 from adapters.transport.base import Subscription, Transport, TransportError
 from node.service.miner_machine import MinerAction, MinerView, next_action
+from protocol.domain_types import PublicKey, Wei
 from protocol.membership import MembershipTimeline
 from protocol.netconfig import NetworkConfig
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS
@@ -44,7 +45,7 @@ class MinerConfig:
     network: NetworkConfig
     state_dir: Path
     genesis_time: float
-    validators: tuple[tuple[bytes, int], ...]
+    validators: tuple[tuple[PublicKey, Wei], ...]
     """(public key, stake) of every validator: the stake table that elects each round's leader
     (for every round, unless the service is given a membership timeline)."""
     peers: tuple[str, ...] = ()

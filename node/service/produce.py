@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from node.honest_miner import Miner
+from protocol.domain_types import PublicKey
 from protocol.membership import MembershipTimeline, miners_at
 from runtime.model_state import ModelState
 from training.work import WorkConfig
@@ -17,7 +18,7 @@ class MinerProduce:
     """`Produce` for the miner service: ``miner.work`` on the round the state is at."""
 
     miner: Miner
-    miners: Collection[bytes] | MembershipTimeline
+    miners: Collection[PublicKey] | MembershipTimeline
     """The registered miners: a timeline (each round its own set) or one fixed set."""
     work: WorkConfig
 

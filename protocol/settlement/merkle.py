@@ -14,6 +14,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from protocol.domain_types import EvmAddress, Wei
 from protocol.errors import SettlementError
 
 
@@ -45,7 +46,7 @@ class RewardTree:
     """A built tree: its root, the rewards it pays, and proofs for them."""
 
     epoch: int
-    rewards: tuple[tuple[str, int], ...]
+    rewards: tuple[tuple[EvmAddress, Wei], ...]
     levels: tuple[tuple[bytes, ...], ...]
 
     @property
@@ -54,14 +55,14 @@ class RewardTree:
         return self.levels[-1][0]
 
     @property
-    def total(self) -> int:
+    def total(self) -> Wei:
         """Sum of all amounts (voted together with the root)."""
-        return sum(amount for _, amount in self.rewards)
+        return Wei(sum(amount for _, amount in self.rewards))
 
-    def amount_of(self, account: str) -> int:
+    def amount_of(self, account: str) -> Wei:
         """The amount paid to `account` (0 if absent)."""
-        wanted = to_checksum_address(account)
-        return next((a for acc, a in self.rewards if acc == wanted), 0)
+        wanted = EvmAddress(to_checksum_address(account))
+        return next((a for acc, a in self.rewards if acc == wanted), Wei(0))
 
     def proof(self, account: str) -> list[bytes]:
         """Sibling hashes from `account`'s leaf up to the root."""
@@ -83,7 +84,9 @@ def build_reward_tree(epoch: int, rewards: Mapping[str, int]) -> RewardTree:
     """Builds the tree paying `rewards` (account -> amount) for `epoch`."""
     if not rewards:
         raise SettlementError("a reward tree needs at least one leaf")
-    items = tuple(sorted((to_checksum_address(a), int(v)) for a, v in rewards.items()))
+    items = tuple(
+        sorted((EvmAddress(to_checksum_address(a)), Wei(int(v))) for a, v in rewards.items())
+    )
     level = tuple(sorted(reward_leaf(epoch, a, v) for a, v in items))
     levels = [level]
     while len(level) > 1:

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from protocol.domain_types import ModelHash, Wei
+
 WEIGHT_SCALE = 65_535
 """Revealed weight vectors sum to exactly this (uint16 max)."""
 
@@ -37,9 +39,9 @@ class NetworkParams:
     genesis_time: int
     round_length: int
     epoch_length: int
-    genesis_model_hash: bytes
-    min_miner_stake: int
-    min_validator_stake: int
+    genesis_model_hash: ModelHash
+    min_miner_stake: Wei
+    min_validator_stake: Wei
     unbonding_delay: int
     max_miners: int
     max_validators: int
@@ -73,9 +75,9 @@ class NetworkParams:
             genesis_time=int(values[0]),
             round_length=int(values[1]),
             epoch_length=int(values[2]),
-            genesis_model_hash=bytes(values[3]),
-            min_miner_stake=int(values[4]),
-            min_validator_stake=int(values[5]),
+            genesis_model_hash=ModelHash(bytes(values[3])),
+            min_miner_stake=Wei(int(values[4])),
+            min_validator_stake=Wei(int(values[5])),
             unbonding_delay=int(values[6]),
             max_miners=int(values[7]),
             max_validators=int(values[8]),
@@ -87,7 +89,7 @@ class NetworkParams:
 class EconomicParams:
     """Incentives.EconomicParams: emission, its split, consensus quantile, windows."""
 
-    emission_per_epoch: int
+    emission_per_epoch: Wei
     commit_window: int
     reveal_window: int
     miner_share_bps: int = 5_000
@@ -107,7 +109,7 @@ class EconomicParams:
     def from_tuple(cls, raw: Any) -> EconomicParams:
         """Builds from the struct as web3 returns it."""
         emission, share, kappa, commit, reveal = (int(v) for v in tuple(raw))
-        return cls(emission, commit, reveal, miner_share_bps=share, kappa_bps=kappa)
+        return cls(Wei(emission), commit, reveal, miner_share_bps=share, kappa_bps=kappa)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class Commitment:
     """Incentives.Commitment of one validator for one epoch."""
 
     digest: bytes
-    stake: int
+    stake: Wei
     revealed: bool
 
     @property

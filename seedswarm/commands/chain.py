@@ -91,6 +91,7 @@ def deploy(
     """Deploy Token, Registry and Incentives; genesis is the chain's current time."""
     from adapters.chain import connect, deploy_suite
     from adapters.chain.backends import chain_time
+    from protocol.domain_types import ModelHash, Wei
     from protocol.settlement.params import EconomicParams, NetworkParams
 
     w3 = connect(rpc)
@@ -98,16 +99,16 @@ def deploy(
         genesis_time=chain_time(w3),
         round_length=round_length,
         epoch_length=epoch_length,
-        genesis_model_hash=bytes.fromhex(genesis_model_hash.removeprefix("0x")),
-        min_miner_stake=int(min_stake * ETH),
-        min_validator_stake=int(min_stake * ETH),
+        genesis_model_hash=ModelHash(bytes.fromhex(genesis_model_hash.removeprefix("0x"))),
+        min_miner_stake=Wei(int(min_stake * ETH)),
+        min_validator_stake=Wei(int(min_stake * ETH)),
         unbonding_delay=unbonding,
         max_miners=max_miners,
         max_validators=max_validators,
         immunity_epochs=immunity_epochs,
     )
     economics = EconomicParams(
-        emission_per_epoch=int(emission * ETH),
+        emission_per_epoch=Wei(int(emission * ETH)),
         commit_window=commit_window,
         reveal_window=reveal_window,
         miner_share_bps=round(miner_share * 10_000),

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from protocol.domain_types import ModelHash
 from protocol.errors import SeedswarmError
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path("runs/pretrain/base.safetensors")
 
 
-def run_with_progress(config: PretrainConfig, console: Console) -> tuple[Any, bytes, Any]:
+def run_with_progress(config: PretrainConfig, console: Console) -> tuple[Any, ModelHash, Any]:
     """Run ``pretrain`` with a rich progress bar showing the training loss."""
     from rich.progress import (
         BarColumn,
@@ -53,7 +54,7 @@ def run_with_progress(config: PretrainConfig, console: Console) -> tuple[Any, by
 
 
 def summary(
-    config: PretrainConfig, history: PretrainHistory, digest: bytes, out: Path
+    config: PretrainConfig, history: PretrainHistory, digest: ModelHash, out: Path
 ) -> dict[str, Any]:
     """The run's figures as a JSON-ready dict."""
     return {

@@ -20,13 +20,14 @@ from web3 import Web3
 from adapters.chain import ChainClient, Deployment, connect, deploy_suite, funded_account
 from adapters.chain.backends import chain_time, fund
 from adapters.storage.keystore import KeyBundle
+from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.params import EconomicParams, NetworkParams
 from seedswarm.devnet.spec import DevnetSpec
 
 _log = logging.getLogger("seedswarm.devnet.chain")
 ETH = 10**18
-STAKE = ETH
-EMISSION = 1_000 * ETH
+STAKE = Wei(ETH)
+EMISSION = Wei(1_000 * ETH)
 
 
 @dataclass
@@ -104,12 +105,14 @@ class Participant:
     name: str
     role: str
     keys: KeyBundle
-    stake: int = STAKE
+    stake: Wei = STAKE
     attack: str = ""
     """Miners only: the simulator attacker this miner runs ("" for honest)."""
 
 
-def deploy(handle: ChainHandle, spec: DevnetSpec, base_hash: bytes, genesis: int) -> Deployment:
+def deploy(
+    handle: ChainHandle, spec: DevnetSpec, base_hash: ModelHash, genesis: int
+) -> Deployment:
     """Deploy the suite with the devnet's schedule (genesis in chain seconds)."""
     network = NetworkParams(
         genesis_time=genesis,

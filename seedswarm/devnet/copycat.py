@@ -22,6 +22,7 @@ from typing import Any
 
 from adapters.storage.logstore import write_atomic
 from adapters.transport.base import Transport
+from protocol.domain_types import ModelHash, PublicKey
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import MessageRejected
 from protocol.identity import NodeKey
@@ -51,7 +52,7 @@ class ContributionTap:
     is bounded: the newest `KEPT_ROUNDS` rounds, `KEPT_PER_ROUND` messages each.
     """
 
-    def __init__(self, me: bytes, *, max_envelope_bytes: int = MAX_MESSAGE_BYTES) -> None:
+    def __init__(self, me: PublicKey, *, max_envelope_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.me = me
         self.max_envelope_bytes = max_envelope_bytes
         self._rounds: dict[int, deque[Signed[Contribution]]] = {}
@@ -80,7 +81,7 @@ class ContributionTap:
         return True
 
     def freshest(
-        self, round_index: int, base_model_hash: bytes, miners: Collection[bytes]
+        self, round_index: int, base_model_hash: ModelHash, miners: Collection[PublicKey]
     ) -> Signed[Contribution] | None:
         """The latest contribution heard for this round and model from another of `miners`."""
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from protocol.domain_types import ModelHash
 from protocol.netconfig import NetworkConfig, build_network
 from seedswarm.devnet.spec import DevnetSpec
 from training.genesis import GenesisSpec, ModelShape, build_genesis, save_genesis
@@ -19,14 +20,14 @@ def devnet_genesis(spec: DevnetSpec) -> GenesisSpec:
                        data_seed=spec.seed)
 
 
-def write_base(spec: DevnetSpec, path: Path) -> bytes:
+def write_base(spec: DevnetSpec, path: Path) -> ModelHash:
     """Save the devnet's base model with its adapters; returns its trainable-tensor hash."""
     genesis = build_genesis(devnet_genesis(spec))
     save_genesis(genesis, path, {"task": genesis.task.name, "devnet": True})
     return genesis.model_hash
 
 
-def network_config(spec: DevnetSpec, base_hash: bytes) -> NetworkConfig:
+def network_config(spec: DevnetSpec, base_hash: ModelHash) -> NetworkConfig:
     """The consensus parameters every devnet node shares: the network's defaults, with the
     devnet's schedule and size."""
     recipe = devnet_genesis(spec)

@@ -22,6 +22,7 @@ from typing import Any
 from adapters.chain import ChainClient, Deployment, funded_account
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from adapters.storage.logstore import write_atomic
+from protocol.domain_types import Wei
 from protocol.identity import peer_id_from_public_bytes
 from protocol.netconfig import NetworkConfig
 from protocol.settlement.params import EpochStatus
@@ -112,7 +113,7 @@ class Devnet:
     def _make_participants(self) -> list[Participant]:
         spec = self.spec
         out = [Participant(f"validator-{i}", "validator", KeyBundle.generate(),
-                           stake=(i + 1) * 10**18) for i in range(spec.validators)]
+                           stake=Wei((i + 1) * 10**18)) for i in range(spec.validators)]
         out += [Participant(f"miner-{i}", "miner", KeyBundle.generate())
                 for i in range(spec.miners)]
         out += [Participant(f"attacker-{kind}-{i}", "miner", KeyBundle.generate(), attack=kind)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.chain.registry_membership import EpochMembership
+from protocol.domain_types import PublicKey, Wei
 from protocol.errors import ConfigError
 from protocol.membership import DEFAULT_KEEP, Membership, MembershipSchedule, MembershipTimeline
 from seedswarm.launch.settings import NodeSettings
@@ -102,8 +103,8 @@ class ChainMembership:
 
 def settings_membership(settings: NodeSettings) -> Membership:
     """The fallback for chainless runs: the settings file's lists."""
-    return Membership.of((bytes.fromhex(k) for k in settings.miners),
-                         ((bytes.fromhex(k), s) for k, s in settings.validators))
+    return Membership.of((PublicKey(bytes.fromhex(k)) for k in settings.miners),
+                         ((PublicKey(bytes.fromhex(k)), Wei(s)) for k, s in settings.validators))
 
 
 def has_chain(settings: NodeSettings) -> bool:

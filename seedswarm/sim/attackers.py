@@ -38,6 +38,7 @@ import torch
 
 from node.honest_miner import HonestMiner, Miner
 from protocol.codecs import Codec, allocate_blocks, block_norms, project_delta
+from protocol.domain_types import PublicKey
 from protocol.errors import ConfigError
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
@@ -98,7 +99,7 @@ class Attacker:
         self.sequence = 0
 
     @property
-    def me(self) -> bytes:
+    def me(self) -> PublicKey:
         return self.key.public.raw
 
     def honest(self, ctx: RoundContext) -> Scalars:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from protocol.domain_types import PublicKey
 from protocol.messages import WEIGHT_ONE_PPB, Contribution
 from training.replica import CertifiedEntry
 from training.round_context import RoundContext
@@ -52,7 +53,7 @@ class EqualWeightCertifier:
         self, ctx: RoundContext, contributions: Sequence[Contribution]
     ) -> list[CertifiedEntry]:
         """Equal weights over the admissible contributions, one per sender."""
-        chosen: dict[bytes, Contribution] = {}
+        chosen: dict[PublicKey, Contribution] = {}
         for c in contributions:
             if _admissible(ctx, c) and c.sender not in chosen:
                 chosen[c.sender] = c

@@ -20,6 +20,7 @@ import torch
 from node.honest_miner import HonestMiner, Miner
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
+from protocol.domain_types import ModelHash, PublicKey
 from protocol.errors import ConsensusError, MessageRejected
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
@@ -72,7 +73,7 @@ class SwarmTimes:
     other: float = 0.0
 
 
-def network_config(config: SimConfig, genesis_hash: bytes) -> NetworkConfig:
+def network_config(config: SimConfig, genesis_hash: ModelHash) -> NetworkConfig:
     """The consensus parameters of a simulated network (rules the run leaves unset keep the
     network's defaults)."""
     direction = None
@@ -106,7 +107,7 @@ class ExplicitReplay:
 
     def apply(
         self, round_index: int, entries: Sequence[CertifiedEntry], scalars_of: ScalarSource
-    ) -> bytes:
+    ) -> ModelHash:
         """Advance by one certified round; returns the new hash."""
         net = self.network
         beacon = round_beacon(net.network_id, round_index, self.hash)
@@ -170,7 +171,7 @@ class Swarm:
     def validation_loss(self) -> float:
         return validation_loss(self.genesis.model, self.genesis.task)
 
-    def receipts(self, miner: bytes) -> list[ScoreReceipt]:
+    def receipts(self, miner: PublicKey) -> list[ScoreReceipt]:
         """The score receipts the swarm's validator issued to ``miner`` (none without one)."""
         receipts = getattr(self.certifier, "receipts", None)
         return list(receipts(miner)) if callable(receipts) else []
@@ -263,7 +264,7 @@ class Swarm:
         return source
 
     def _check(
-        self, round_index: int, entries: Sequence[CertifiedEntry], new_hash: bytes,
+        self, round_index: int, entries: Sequence[CertifiedEntry], new_hash: ModelHash,
         scalars_of: ScalarSource,
     ) -> None:
         """Every peer replica and the explicit replay must reach ``new_hash`` bit for bit."""

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from fractions import Fraction
 
+from protocol.domain_types import ModelHash, PublicKey
 from protocol.identity import NodeKey
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.roundlog import CertifiedEntry, RoundBundle
@@ -32,7 +33,7 @@ def chosen_entries(
     sum); weights that already do are kept as they are.
     """
     by_digest = {s.digest: s for s in received}
-    picked: dict[bytes, tuple[Signed[Contribution], int]] = {}
+    picked: dict[PublicKey, tuple[Signed[Contribution], int]] = {}
     for contribution, weight in decision:
         signed = by_digest.get(message_digest(contribution))
         if signed is not None and to_ppb(weight) > 0:
@@ -52,8 +53,8 @@ def build_bundle(
     *,
     network_id: str,
     round_index: int,
-    prev_model_hash: bytes,
-    new_model_hash: bytes,
+    prev_model_hash: ModelHash,
+    new_model_hash: ModelHash,
     chosen: Sequence[tuple[Signed[Contribution], int]],
 ) -> RoundBundle:
     """Sign the certificate of `chosen` and pack it with the contributions it names."""

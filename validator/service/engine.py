@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.membership import MembershipTimeline
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.roundlog import CertifiedEntry, RoundBundle
@@ -33,7 +34,7 @@ class ScoringEngine:
 
     state: ModelState
     scorer: ScoringCertifier
-    miners: Collection[bytes] | MembershipTimeline
+    miners: Collection[PublicKey] | MembershipTimeline
     """The registered miners: a timeline (each round its own set) or one fixed set."""
     work: WorkConfig
 
@@ -42,14 +43,14 @@ class ScoringEngine:
         return self.state.round_index
 
     @property
-    def model_hash(self) -> bytes:
+    def model_hash(self) -> ModelHash:
         return self.state.model_hash
 
     def round_context(self) -> RoundContext:
         """The replica's round as the pipeline sees it."""
         return self.state.round_context(self.miners, self.work)
 
-    def apply_bundle(self, bundle: RoundBundle) -> bytes:
+    def apply_bundle(self, bundle: RoundBundle) -> ModelHash:
         new_hash = self.state.apply_bundle(bundle)
         self.observe_final(bundle)
         return new_hash
@@ -79,7 +80,7 @@ class ScoringEngine:
             rewards={m: r.reward for m, r in scoring.miners.items()},
         )
 
-    def audit(self, decision: RoundDecision, digests: Sequence[bytes]) -> frozenset[bytes]:
+    def audit(self, decision: RoundDecision, digests: Sequence[Digest]) -> frozenset[Digest]:
         """Full audits of `decision`'s contributions `digests`; the digests that failed."""
         seen = decision.seen
         known = [d for d in digests if d in seen]
@@ -88,13 +89,13 @@ class ScoringEngine:
         passed = self.scorer.audit(self.round_context(), [seen[d] for d in known])
         return frozenset(d for d, ok in zip(known, passed, strict=True) if not ok)
 
-    def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:
+    def preview(self, entries: Sequence[CertifiedEntry]) -> ModelHash:
         """The hash of the model `entries` would give, computed on a detached copy."""
         replica = self.state.replica
         copy = Replica.detached_copy(replica.named, replica.rule, replica.round_index)
         return copy.apply_round(entries)
 
-    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+    def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
         return self.scorer.receipt(miner, round_index)
 

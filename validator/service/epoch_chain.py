@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from adapters.chain import ChainClient, ChainError, ChainRevert
+from protocol.domain_types import PublicKey
 from protocol.membership import MembershipTimeline
 from protocol.settlement.params import EpochStatus, EpochWindows
 from protocol.settlement.weight_vector import normalize_weights
@@ -42,7 +43,7 @@ class EpochChain:
     """The chain side of epoch submission for one validator account."""
 
     client: ChainClient
-    miner_slots: dict[bytes, int]
+    miner_slots: dict[PublicKey, int]
     """Registered miners' node keys -> their slot in the contract's weight vector."""
     timeline: MembershipTimeline | None = None
     """The node's membership timeline: when it changes (a miner registered, one left), the
@@ -82,7 +83,7 @@ class EpochChain:
             return None
         vector = [0] * (max(self.miner_slots.values(), default=-1) + 1)
         for miner, weight in ppb.items():
-            slot = self.miner_slots.get(bytes.fromhex(miner))
+            slot = self.miner_slots.get(PublicKey(bytes.fromhex(miner)))
             if slot is not None:
                 vector[slot] = weight
         if not any(vector):
@@ -120,9 +121,9 @@ class EpochChain:
             raise ChainError(f"epoch {epoch} is still {status.name}")
 
 
-def read_miner_slots(client: ChainClient) -> dict[bytes, int]:
+def read_miner_slots(client: ChainClient) -> dict[PublicKey, int]:
     """Registered miners' node keys -> slot index, as the Registry holds them now."""
-    slots: dict[bytes, int] = {}
+    slots: dict[PublicKey, int] = {}
     for index, account in enumerate(client.registry.miner_slots()):
         if int(account, 16) != 0:
             slots[client.registry.node_key_of(account)] = index

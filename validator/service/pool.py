@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from protocol.domain_types import ModelHash, PublicKey
 from protocol.errors import MessageRejected, RejectReason
 from protocol.membership import MembershipTimeline, MinersAt, miners_at
 from protocol.messages import Contribution
@@ -29,7 +30,7 @@ class ContributionPool:
     def __init__(
         self,
         network_id: str,
-        miners: Collection[bytes] | MembershipTimeline | MinersAt,
+        miners: Collection[PublicKey] | MembershipTimeline | MinersAt,
         max_envelope_bytes: int,
         gate: PeerGate,
         replay: ReplayGuard | None = None,
@@ -41,8 +42,8 @@ class ContributionPool:
         self.max_envelope_bytes = max_envelope_bytes
         self.gate = gate
         self.replay = replay or ReplayGuard(past_rounds=1, future_rounds=ROUNDS_AHEAD)
-        self.rounds: dict[int, dict[bytes, Signed[Contribution]]] = {}
-        self.heard: dict[int, set[bytes]] = {}
+        self.rounds: dict[int, dict[PublicKey, Signed[Contribution]]] = {}
+        self.heard: dict[int, set[PublicKey]] = {}
         """Senders of the contributions kept, per round (the recent rounds only)."""
 
     def receive(self, raw: bytes, peer: str, *, current_round: int, now: float) -> bool:
@@ -60,7 +61,7 @@ class ContributionPool:
         self.heard.setdefault(signed.message.round_index, set()).add(signed.message.sender)
         return True
 
-    def expected(self, round_index: int) -> frozenset[bytes]:
+    def expected(self, round_index: int) -> frozenset[PublicKey]:
         """The miners worth waiting for in `round_index`: the registered ones heard from in
         the previous ACTIVE_ROUNDS rounds; all registered ones when this validator heard
         nobody then (start-up, restart), so it never guesses from no evidence."""
@@ -80,7 +81,7 @@ class ContributionPool:
         expected = self.expected(round_index)
         return bool(expected) and all(m in kept for m in expected)
 
-    def take(self, round_index: int, base_model_hash: bytes) -> list[Signed[Contribution]]:
+    def take(self, round_index: int, base_model_hash: ModelHash) -> list[Signed[Contribution]]:
         """The contributions of `round_index` computed on `base_model_hash`; older rounds go."""
         kept = self.rounds.pop(round_index, {})
         for stale in [r for r in self.rounds if r < round_index]:

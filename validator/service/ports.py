@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.messages import Contribution, ScoreReceipt
 from protocol.roundlog import CertifiedEntry
 from protocol.signing import Signed
@@ -27,28 +28,28 @@ class RoundDecision:
     """
 
     round_index: int
-    prev_model_hash: bytes
+    prev_model_hash: ModelHash
     received: tuple[Signed[Contribution], ...]
     """The screened contributions it scored, in the canonical (sender) order."""
     entries: tuple[CertifiedEntry, ...]
     """(contribution, weight) it would certify; weights sum to 1 or the tuple is empty."""
-    rejected: frozenset[bytes] = frozenset()
+    rejected: frozenset[Digest] = frozenset()
     """Envelope digests it found invalid (filters, failed verification, banned sender): a
     leader including one is disputed. Contributions it merely would not pay (no positive
     reward on its own evaluation data) are not listed: honest validators may differ there."""
-    unpaid: frozenset[bytes] = frozenset()
+    unpaid: frozenset[Digest] = frozenset()
     """Digests it left out without finding them invalid (no positive reward on its own
     data): a leader may see them differently, so a reviewer audits these before approving a
     certificate that includes one (`ValidatorEngine.audit`)."""
-    rewards: Mapping[bytes, float] = field(default_factory=dict)
+    rewards: Mapping[PublicKey, float] = field(default_factory=dict)
     """Its per-miner reward scores for the round (miner public key -> score)."""
 
     @property
-    def seen(self) -> dict[bytes, Contribution]:
+    def seen(self) -> dict[Digest, Contribution]:
         """Envelope digest -> contribution, for `ReviewContext.seen`."""
         return {signed.digest: signed.message for signed in self.received}
 
-    def weights(self) -> dict[bytes, float]:
+    def weights(self) -> dict[PublicKey, float]:
         """Miner -> the weight this validator would certify it with (0 when left out)."""
         out = {signed.message.sender: 0.0 for signed in self.received}
         for contribution, weight in self.entries:
@@ -65,12 +66,12 @@ class ValidatorEngine(ReplicaPort, Protocol):
         model and does not record anything as certified."""
         ...
 
-    def audit(self, decision: RoundDecision, digests: Sequence[bytes]) -> frozenset[bytes]:
+    def audit(self, decision: RoundDecision, digests: Sequence[Digest]) -> frozenset[Digest]:
         """Audit the contributions `digests` of `decision` (its round = the replica's round)
         in full; returns the digests that failed."""
         ...
 
-    def preview(self, entries: Sequence[CertifiedEntry]) -> bytes:
+    def preview(self, entries: Sequence[CertifiedEntry]) -> ModelHash:
         """The model hash applying `entries` to a copy of the current model gives."""
         ...
 
@@ -83,6 +84,6 @@ class ValidatorEngine(ReplicaPort, Protocol):
 class ReceiptSource(Protocol):
     """An engine whose scoring issues its own receipts (served instead of weight-only ones)."""
 
-    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+    def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The receipt this validator's scoring issued `miner` for `round_index`, if any."""
         ...

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 
 from adapters.transport.base import Request
+from protocol.domain_types import PublicKey
 from protocol.errors import MessageRejected, RejectReason
 from protocol.identity import NodeKey
 from protocol.messages import ScoreReceipt
@@ -23,7 +24,7 @@ _ROUND = struct.Struct(">Q")
 REMEMBERED_ROUNDS = 256
 
 
-def encode_receipt_request(miner: bytes, round_index: int) -> bytes:
+def encode_receipt_request(miner: PublicKey, round_index: int) -> bytes:
     """What a miner sends to ask for its receipt."""
     return miner + _ROUND.pack(round_index)
 
@@ -37,17 +38,17 @@ class ReceiptBook:
         key: NodeKey,
         network_id: str,
         ratings: RatingStore,
-        scored: Callable[[bytes, int], ScoreReceipt | None] | None = None,
+        scored: Callable[[PublicKey, int], ScoreReceipt | None] | None = None,
     ) -> None:
         self.key = key
         self.network_id = network_id
         self.ratings = ratings
         self.scored = scored
         """The scoring pipeline's receipts, preferred where it has them."""
-        self.rounds: OrderedDict[int, dict[bytes, int]] = OrderedDict()
+        self.rounds: OrderedDict[int, dict[PublicKey, int]] = OrderedDict()
 
     def remember_round(
-        self, round_index: int, weights_ppb: Mapping[bytes, int], miners: Collection[bytes]
+        self, round_index: int, weights_ppb: Mapping[PublicKey, int], miners: Collection[PublicKey]
     ) -> None:
         """Record this validator's own weights for a round it scored (others get 0)."""
         weights = dict.fromkeys(miners, 0)
@@ -56,7 +57,7 @@ class ReceiptBook:
         while len(self.rounds) > REMEMBERED_ROUNDS:
             self.rounds.popitem(last=False)
 
-    def receipt(self, miner: bytes, round_index: int) -> ScoreReceipt | None:
+    def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The receipt of `miner` for `round_index`, if remembered."""
         if self.scored is not None:
             scored = self.scored(miner, round_index)
@@ -80,5 +81,5 @@ class ReceiptBook:
         if len(request.data) != 32 + _ROUND.size:
             raise MessageRejected(RejectReason.MALFORMED, "receipt request has the wrong size")
         (round_index,) = _ROUND.unpack(request.data[32:])
-        receipt = self.receipt(request.data[:32], round_index)
+        receipt = self.receipt(PublicKey(request.data[:32]), round_index)
         return b"" if receipt is None else seal(receipt, self.key)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.leader import LEADER_ATTEMPTS, leader_attempt, leader_sequence
 from protocol.membership import MembershipTimeline, Stakes, StakesAt, stakes_at
 from protocol.messages import RoundCertificate
@@ -77,8 +78,8 @@ class ReviewBook:
     """Per round: this validator's decision, what it reviewed, and the model it approved."""
 
     decisions: dict[int, RoundDecision] = field(default_factory=dict)
-    reviewed: dict[int, set[bytes]] = field(default_factory=dict)
-    approved: dict[int, bytes] = field(default_factory=dict)
+    reviewed: dict[int, set[Digest]] = field(default_factory=dict)
+    approved: dict[int, ModelHash] = field(default_factory=dict)
 
     def decide(self, decision: RoundDecision) -> None:
         """Keep the validator's decision for its round."""
@@ -88,17 +89,17 @@ class ReviewBook:
         return self.decisions.get(round_index)
 
     def unreviewed(
-        self, round_index: int, candidates: Iterable[RoundBundle], me: bytes
+        self, round_index: int, candidates: Iterable[RoundBundle], me: PublicKey
     ) -> list[RoundBundle]:
         """Candidates of `round_index` signed by another validator and not reviewed yet."""
         seen = self.reviewed.get(round_index, set())
         return [b for b in candidates
                 if b.certificate.message.leader != me and b.certificate.digest not in seen]
 
-    def mark_reviewed(self, round_index: int, certificate_digest: bytes) -> None:
+    def mark_reviewed(self, round_index: int, certificate_digest: Digest) -> None:
         self.reviewed.setdefault(round_index, set()).add(certificate_digest)
 
-    def approve(self, round_index: int, new_model_hash: bytes) -> bool:
+    def approve(self, round_index: int, new_model_hash: ModelHash) -> bool:
         """Record an approval of `new_model_hash`; False when another model was approved."""
         kept = self.approved.setdefault(round_index, new_model_hash)
         return kept == new_model_hash
@@ -115,7 +116,7 @@ CONFLICT = CertificateCheck(Dispute.NEW_HASH, "another model of this round is al
 
 
 def conflict_check(
-    book: ReviewBook, round_index: int, check: CertificateCheck, new_model_hash: bytes
+    book: ReviewBook, round_index: int, check: CertificateCheck, new_model_hash: ModelHash
 ) -> CertificateCheck:
     """`check`, turned into a dispute when approving would back a second model of the round."""
     if check.approved and not book.approve(round_index, new_model_hash):

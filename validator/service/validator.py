@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.transport.base import Subscription, Transport, TransportError
+from protocol.domain_types import PublicKey
 from protocol.errors import ConsensusError
 from protocol.identity import NodeKey
 from protocol.leader import leader_for
@@ -66,7 +67,7 @@ class ValidatorConfig:
     state_dir: Path
     genesis_time: float
     validators: Stakes
-    miners: tuple[bytes, ...]
+    miners: tuple[PublicKey, ...]
     """The stake table and the registered miners for every round, unless the service is given
     a membership timeline."""
     peers: tuple[str, ...] = ()
