@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils.address import is_address, to_checksum_address
+
 from adapters.chain.deployment import Deployment
+from protocol.domain_types import EvmAddress
 from protocol.errors import ConfigError
 from protocol.netconfig import NetworkConfig
 
@@ -47,9 +50,9 @@ class ChainInfo:
 
     url: str
     chain_id: int
-    token: str
-    registry: str
-    incentives: str
+    token: EvmAddress
+    registry: EvmAddress
+    incentives: EvmAddress
     deployment_block: int = 0
     min_miner_stake: int = 0
     """Wei."""
@@ -143,6 +146,8 @@ class JoinBundle:
         chain = dict(raw["chain"])
         for name in ("min_miner_stake", "min_validator_stake"):
             chain[name] = _wei(chain.get(name, "0"), f"chain.{name}")
+        for name in ("token", "registry", "incentives"):
+            chain[name] = _address(chain.get(name), f"chain.{name}")
         peers = dict(raw["peers"])
         peers["bootstrap"] = tuple(peers.get("bootstrap", ()))
         return cls(network, _build(GenesisInfo, raw["genesis"], "genesis"),
@@ -191,6 +196,12 @@ def _wei(value: Any, name: str) -> int:
     if amount < 0:
         raise ConfigError(f"{name}: must be >= 0")
     return amount
+
+
+def _address(value: Any, name: str) -> EvmAddress:
+    if not isinstance(value, str) or not is_address(value):
+        raise ConfigError(f"{name}: expected a 0x-prefixed 20-byte address, got {value!r}")
+    return EvmAddress(to_checksum_address(value))
 
 
 def _build(cls: type[Any], table: dict[str, Any], section: str) -> Any:

@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from eth_utils.address import to_checksum_address
 
+from protocol.domain_types import EvmAddress
 from protocol.errors import ConfigError
 from protocol.netconfig import build_network
 from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
 
 HASH = bytes(range(32))
+
+
+def address(byte: str) -> EvmAddress:
+    return EvmAddress(to_checksum_address("0x" + byte * 20))
 
 
 def bundle(**peers: object) -> JoinBundle:
@@ -20,8 +26,8 @@ def bundle(**peers: object) -> JoinBundle:
         network=network,
         genesis=GenesisInfo(time=1_765_000_000.5, model_hash=HASH.hex(),
                             checkpoint="base.safetensors", task_fingerprint="ab" * 8),
-        chain=ChainInfo(url="http://10.0.0.1:8545", chain_id=31337, token="0x" + "11" * 20,
-                        registry="0x" + "22" * 20, incentives="0x" + "33" * 20,
+        chain=ChainInfo(url="http://10.0.0.1:8545", chain_id=31337, token=address("11"),
+                        registry=address("22"), incentives=address("33"),
                         deployment_block=7, min_miner_stake=10**20,
                         min_validator_stake=3 * 10**21, faucet="http://10.0.0.1:8600"),
         peers=PeerInfo(**({"transport": "libp2p",
@@ -39,7 +45,7 @@ def test_round_trip_is_exact_and_amounts_beyond_64_bits_survive(tmp_path: Path) 
     assert back.network.digest() == original.network.digest()
     assert back.to_toml() == original.to_toml()
     assert back.checkpoint_path(path) == tmp_path / "base.safetensors"
-    assert back.chain.deployment.registry == "0x" + "22" * 20
+    assert back.chain.deployment.registry == address("22")
 
 
 def test_nothing_secret_is_written() -> None:
@@ -57,6 +63,7 @@ def test_nothing_secret_is_written() -> None:
     (lambda t: t.replace('transport = "libp2p"', 'transport = "carrier-pigeon"'),
      "peers.transport"),
     (lambda t: t + "[[[", "TOML"),
+    (lambda t: t.replace(address("33"), "0x33"), "chain.incentives"),
 ])
 def test_a_damaged_file_is_refused_by_name(edit: object, named: str) -> None:
     text = bundle().to_toml()
