@@ -72,7 +72,7 @@ def _plan(workdir: Path, args: argparse.Namespace, absent: int) -> NodePlan:
     # the absent miners are registered (membership, data assignment) but never started
     spec = DevnetSpec(miners=args.nodes - 1 + absent, rounds=args.rounds,
                       round_length=args.round_length)
-    network = network_config(spec, write_base(spec, workdir / BASE_FILE))
+    network = network_config(spec, write_base(spec, workdir / BASE_FILE)[0])
     (workdir / NETWORK_FILE).write_text(network.to_toml(), encoding="utf-8")
     names = ("validator", *(f"miner-{i}" for i in range(args.nodes - 1)))
     return NodePlan(names=names, ports=tuple(free_loopback_port() for _ in names),

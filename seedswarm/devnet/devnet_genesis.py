@@ -20,11 +20,12 @@ def devnet_genesis(spec: DevnetSpec) -> GenesisSpec:
                        data_seed=spec.seed)
 
 
-def write_base(spec: DevnetSpec, path: Path) -> ModelHash:
-    """Save the devnet's base model with its adapters; returns its trainable-tensor hash."""
+def write_base(spec: DevnetSpec, path: Path) -> tuple[ModelHash, str]:
+    """Save the devnet's base model with its adapters; returns its trainable-tensor hash and
+    the task data's fingerprint."""
     genesis = build_genesis(devnet_genesis(spec))
     save_genesis(genesis, path, {"task": genesis.task.name, "devnet": True})
-    return genesis.model_hash
+    return genesis.model_hash, genesis.task.fingerprint()
 
 
 def network_config(spec: DevnetSpec, base_hash: ModelHash) -> NetworkConfig:

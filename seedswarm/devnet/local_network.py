@@ -27,6 +27,7 @@ from protocol.identity import peer_id_from_public_bytes
 from protocol.netconfig import NetworkConfig
 from protocol.settlement.params import EpochStatus
 from seedswarm.devnet.chainsetup import (
+    STAKE,
     ChainHandle,
     Participant,
     chain_clock_offset,
@@ -38,9 +39,12 @@ from seedswarm.devnet.chainsetup import (
 from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.processes import Fleet, NodeProcess, node_env
 from seedswarm.devnet.spec import DevnetSpec
+from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
 from seedswarm.launch.settings import NodeSettings
 
 _log = logging.getLogger("seedswarm.devnet")
+NETWORK_FILE = "network.toml"
+BASE_FILE = "base.safetensors"
 DEVNET_SCRYPT = ScryptParams(n=2**12)  # throwaway keys: fast to unlock, still encrypted
 Snapshot = dict[str, dict[str, Any]]
 
@@ -64,6 +68,7 @@ class Devnet:
         self.deployment: Deployment | None = None
         self.network: NetworkConfig | None = None
         self.genesis_time = 0.0
+        self.bundle: JoinBundle | None = None
         self._reader: ChainClient | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -94,21 +99,20 @@ class Devnet:
 
     async def _prepare(self) -> None:
         spec = self.spec
-        base = self.workdir / "base.safetensors"
-        base_hash = await asyncio.to_thread(write_base, spec, base)
+        base = self.workdir / BASE_FILE
+        base_hash, fingerprint = await asyncio.to_thread(write_base, spec, base)
         self.network = network_config(spec, base_hash)
-        write_atomic(self.workdir / "network.toml", self.network.to_toml().encode())
         self.participants = self._make_participants()
         self.chain = await asyncio.to_thread(start_chain, spec.chain)
         chain = self.chain
         genesis = await asyncio.to_thread(planned_genesis, chain, spec, len(self.participants))
+        block = await asyncio.to_thread(lambda: int(chain.w3.eth.block_number))
         self.deployment = await asyncio.to_thread(deploy, chain, spec, base_hash, genesis)
-        self.deployment.save(self.workdir / "deployment.json")
         await asyncio.to_thread(register_all, chain, self.deployment, self.participants)
         offset = await asyncio.to_thread(chain_clock_offset, chain)
         self.genesis_time = genesis - max(0.0, offset)
         await self._start_broker()
-        self._write_nodes()
+        self._write_nodes(fingerprint, block)
 
     def _make_participants(self) -> list[Participant]:
         spec = self.spec
@@ -133,15 +137,16 @@ class Devnet:
         await broker.start()
         self.broker = broker
 
-    def _write_nodes(self) -> None:
+    def _write_nodes(self, fingerprint: str, deployment_block: int) -> None:
         from adapters.transport.mqtt_broker import free_loopback_port
 
         ports = {p.name: free_loopback_port() for p in self.participants}
-        addrs = {p.name: f"/ip4/127.0.0.1/tcp/{ports[p.name]}/p2p/{p.keys.peer_id}"
-                 for p in self.participants}
+        addrs = tuple(f"/ip4/127.0.0.1/tcp/{ports[p.name]}/p2p/{p.keys.peer_id}"
+                      for p in self.participants)
+        self.bundle = self._bundle(fingerprint, deployment_block, addrs)
+        self.bundle.save(self.workdir / NETWORK_FILE)
         for p in self.participants:
-            settings = self._settings(p, ports[p.name],
-                                      tuple(a for n, a in addrs.items() if n != p.name))
+            settings = self._settings(p, ports[p.name])
             path = self.workdir / "nodes" / f"{p.name}.toml"
             write_atomic(path, settings.to_toml().encode())
             self.fleet.nodes[p.name] = NodeProcess(
@@ -149,20 +154,35 @@ class Devnet:
                 self.workdir / "logs" / f"{p.name}.out", attack=p.attack,
             )
 
-    def _settings(self, p: Participant, port: int, bootstrap: tuple[str, ...]) -> NodeSettings:
-        assert self.chain is not None
+    def _bundle(self, fingerprint: str, deployment_block: int,
+                addrs: tuple[str, ...]) -> JoinBundle:
+        """The devnet's network file: what every node, and anyone joining, starts from."""
+        assert self.chain is not None and self.network is not None
+        assert self.deployment is not None
+        d = self.deployment
+        libp2p = self.spec.transport == "libp2p"
+        broker = "" if self.broker is None else f"mqtt://127.0.0.1:{self.broker.port}"
+        return JoinBundle(
+            network=self.network,
+            genesis=GenesisInfo(time=self.genesis_time,
+                                model_hash=self.network.base_checkpoint_hash,
+                                checkpoint=BASE_FILE, task_fingerprint=fingerprint),
+            chain=ChainInfo(url=self.chain.url, chain_id=d.chain_id, token=d.token,
+                            registry=d.registry, incentives=d.incentives,
+                            deployment_block=deployment_block, min_miner_stake=STAKE,
+                            min_validator_stake=STAKE),
+            peers=PeerInfo(transport=self.spec.transport, bootstrap=addrs if libp2p else (),
+                           broker=broker),
+        )
+
+    def _settings(self, p: Participant, port: int) -> NodeSettings:
         validators = [v.keys.node_key.public.raw for v in self.participants
                       if v.role == "validator"]
         root = self.workdir
         return NodeSettings(
-            role=p.role, network=root / "network.toml", base_checkpoint=root / "base.safetensors",
+            role=p.role, network=root / NETWORK_FILE,
             keystore=root / "keys" / p.name, state_dir=root / "state" / p.name,
-            genesis_time=self.genesis_time, transport=self.spec.transport,
-            mqtt_port=self.broker.port if self.broker is not None else 1883,
-            listen_port=port, bootstrap=bootstrap if self.spec.transport == "libp2p" else (),
-            # Membership is not written: every node reads it from the Registry it points to.
-            chain=self.chain.url, deployment=root / "deployment.json",
-            peers=tuple(peer_id_from_public_bytes(k) for k in validators),
+            listen_port=port, peers=tuple(peer_id_from_public_bytes(k) for k in validators),
             last_round=self.spec.rounds, status_file=root / "status" / f"{p.name}.json",
             log_file=root / "logs" / f"{p.name}.log",
         )

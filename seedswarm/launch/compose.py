@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import shutil
 import signal
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from adapters.storage.keystore import KeyBundle, decrypt_keystore
@@ -24,11 +28,14 @@ from adapters.transport.base import Transport
 from node.honest_miner import HonestMiner, Miner
 from node.service.miner import MinerConfig, MinerService
 from node.service.produce import MinerProduce
+from protocol.errors import ConfigError, SeedswarmError
 from protocol.identity import NodeKey, peer_id_from_public_bytes
 from protocol.membership import Membership, MembershipTimeline
 from protocol.netconfig import NetworkConfig
+from runtime.genesis_exchange import GENESIS_PROTOCOL, fetch_genesis, genesis_handler
 from runtime.model_state import ModelState, load_state
-from seedswarm.launch.membership_source import resolve_timeline
+from seedswarm.launch.membership_source import resolve_membership, resolve_timeline
+from seedswarm.launch.node_plan import NodePlan
 from seedswarm.launch.node_transport import build_transport, keep_connected
 from seedswarm.launch.settings import NodeSettings
 from training.work import WorkConfig
@@ -36,6 +43,11 @@ from validator.scorer_store import scoring_certifier
 from validator.service.engine import ScoringEngine
 from validator.service.epoch_chain import EpochChain
 from validator.service.validator import ValidatorConfig, ValidatorService
+
+_log = logging.getLogger("seedswarm.launch")
+
+GENESIS_FETCH_ROUNDS = 5
+"""Rounds a joiner keeps asking its peers for the genesis checkpoint before it gives up."""
 
 MinerFactory = Callable[[NodeKey, WorkConfig], Miner]
 """Builds the `Miner` a miner node runs from its key and the network's work rules."""
@@ -51,12 +63,17 @@ def honest_miner(key: NodeKey, work: WorkConfig) -> Miner:
     return HonestMiner(key)
 
 
-def load_bundle(settings: NodeSettings, password: str) -> KeyBundle:
+def load_keys(settings: NodeSettings, password: str) -> KeyBundle:
     """Decrypt the node's keystore (directory or file)."""
     path = settings.keystore
     if path.is_dir():
         path = path / "keystore.json"
-    return decrypt_keystore(path.read_text(encoding="utf-8"), password)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the keystore {path}: {exc.strerror} (create one with "
+                          "`seedswarm keys new --out DIR`)") from exc
+    return decrypt_keystore(text, password)
 
 
 def _peers(settings: NodeSettings, membership: Membership) -> tuple[str, ...]:
@@ -75,66 +92,114 @@ async def run_node(
     `miner` builds what a miner node computes (honest by default); each of `sidecars` may
     return a task to run beside the service.
     """
-    bundle = await asyncio.to_thread(load_bundle, settings, password)
-    network = NetworkConfig.load(settings.network)
-    state = await asyncio.to_thread(load_state, network, settings.state_dir,
-                                    settings.base_checkpoint)
-    transport = build_transport(settings, bundle.node_key, network.network_id)
+    plan = await asyncio.to_thread(NodePlan.load, settings)
+    keys = await asyncio.to_thread(load_keys, settings, password)
+    network = plan.network
+    transport = build_transport(plan, keys.node_key)
     _cancel_on_signals()
-    # The Registry when the node has a chain, the settings lists otherwise (chainless runs).
-    timeline, source = await asyncio.to_thread(resolve_timeline, settings, state.round_index)
     async with transport:
-        service = await _service(settings, bundle, network, state, transport, timeline, miner)
+        base = await ensure_genesis(plan, transport, keys.peer_id)
+        state = await asyncio.to_thread(load_state, network, settings.state_dir, base)
+        # the Registry's snapshots: the replica's epoch to now, then each settled one
+        timeline, source = await asyncio.to_thread(resolve_timeline, plan, state.round_index)
+        transport.serve(GENESIS_PROTOCOL,
+                        genesis_handler(network.base_checkpoint_digest, plan.genesis_copy))
+        service = await _service(plan, keys, state, transport, timeline, miner)
         async with asyncio.TaskGroup() as group:
             group.create_task(service.run())
-            group.create_task(keep_connected(transport, settings.bootstrap))
-            if source is not None:  # each settled epoch snapshot, from its first round on
-                group.create_task(source.feed(timeline))
+            group.create_task(keep_connected(transport, plan.bootstrap(keys.peer_id)))
+            group.create_task(source.feed(timeline))
             for sidecar in sidecars:
                 task = sidecar(service, transport)
                 if task is not None:
                     group.create_task(task)
 
 
+async def ensure_genesis(plan: NodePlan, transport: Transport, own_peer_id: str) -> Path:
+    """The node's own copy of the genesis checkpoint (it serves it to joiners): copied from
+    the file next to the network file, or fetched from peers and verified by its hash."""
+    copy = plan.genesis_copy
+    if copy.exists():
+        return copy
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    local = plan.local_checkpoint()
+    if local is not None:
+        await asyncio.to_thread(_copy_atomic, local, copy)
+        return copy
+    network = plan.network
+
+    async def verify(path: Path) -> bool:
+        return await asyncio.to_thread(_is_genesis, network, path)
+
+    membership = await asyncio.to_thread(resolve_membership, plan)
+    bootstrap_ids = [a.rsplit("/p2p/", 1)[-1] for a in plan.bootstrap(own_peer_id)]
+    peers = [p for p in dict.fromkeys([*bootstrap_ids, *_peers(plan.settings, membership)])
+             if p != own_peer_id]
+    attempts = GENESIS_FETCH_ROUNDS
+    for attempt in range(attempts):
+        try:
+            return await fetch_genesis(transport, peers, network.base_checkpoint_digest, copy,
+                                       verify, timeout_s=network.round_length)
+        except ConfigError:
+            if attempt == attempts - 1:
+                raise
+            _log.info("genesis checkpoint not available yet; retrying in one round")
+            await asyncio.sleep(network.round_length)  # peers may still be connecting
+    raise AssertionError("unreachable")
+
+
+def _is_genesis(network: NetworkConfig, path: Path) -> bool:
+    try:
+        ModelState.from_base(network, path)
+    except (SeedswarmError, OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 async def _service(
-    settings: NodeSettings, bundle: KeyBundle, network: NetworkConfig, state: ModelState,
-    transport: Transport, timeline: MembershipTimeline, miner: MinerFactory,
+    plan: NodePlan, keys: KeyBundle, state: ModelState, transport: Transport,
+    timeline: MembershipTimeline, miner: MinerFactory,
 ) -> MinerService | ValidatorService:
+    settings, network = plan.settings, plan.network
     work = WorkConfig.of(network)
     membership = timeline.latest  # the config's fixed tables are unused beside the timeline
     last = None if settings.last_round < 0 else settings.last_round
     if settings.role == "miner":
         config = MinerConfig(
-            network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
+            network=network, state_dir=settings.state_dir, genesis_time=plan.genesis_time,
             validators=membership.validators,
             peers=_peers(settings, membership), work_fraction=settings.work_fraction,
             status_file=settings.status_file, last_round=last,
         )
-        produce = MinerProduce(miner(bundle.node_key, work), timeline, work)
+        produce = MinerProduce(miner(keys.node_key, work), timeline, work)
         return MinerService(config, transport, state, produce, timeline=timeline)
     vconfig = ValidatorConfig(
-        network=network, state_dir=settings.state_dir, genesis_time=settings.genesis_time,
+        network=network, state_dir=settings.state_dir, genesis_time=plan.genesis_time,
         validators=membership.validators, miners=membership.miners,
         peers=_peers(settings, membership), work_fraction=settings.work_fraction,
         status_file=settings.status_file, last_round=last,
     )
-    scorer = await asyncio.to_thread(scoring_certifier, network, bundle.node_key,
+    scorer = await asyncio.to_thread(scoring_certifier, network, keys.node_key,
                                      settings.state_dir)
     engine = ScoringEngine(state, scorer, timeline, work)
-    chain = await asyncio.to_thread(_epoch_chain, settings, bundle, timeline)
-    return ValidatorService(vconfig, bundle.node_key, transport, engine, chain,
+    chain = await asyncio.to_thread(_epoch_chain, plan, keys, timeline)
+    return ValidatorService(vconfig, keys.node_key, transport, engine, chain,
                             timeline=timeline)
 
 
-def _epoch_chain(settings: NodeSettings, bundle: KeyBundle, timeline: MembershipTimeline
-                 ) -> EpochChain | None:
-    if not settings.chain or settings.deployment is None:
-        return None
-    from adapters.chain import ChainClient, Deployment, connect
+def _epoch_chain(plan: NodePlan, keys: KeyBundle, timeline: MembershipTimeline
+                 ) -> EpochChain:
+    from adapters.chain import ChainClient, connect
 
     client = ChainClient.connect(
-        connect(settings.chain), Deployment.load(settings.deployment), bundle.evm_account,
-        journal_path=settings.state_dir / "weights-journal.json",
+        connect(plan.chain_url), plan.deployment, keys.evm_account,
+        journal_path=plan.settings.state_dir / "weights-journal.json",
     )
     return EpochChain.connect(client, timeline)
 

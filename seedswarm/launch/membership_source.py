@@ -1,11 +1,10 @@
-"""A live node's membership: from the Registry when the node has a chain, else its settings.
+"""A live node's membership, read from the network's Registry.
 
-Nodes with `chain` and `deployment` settings read the Registry (no account needed: views and
-events only) into a `MembershipTimeline` (protocol.membership): the snapshot of every epoch from
-the one of the replica's round (a restarting node replays older rounds) to the current one
+A node reads the Registry (no account needed: views and events only) into a
+`MembershipTimeline` (protocol.membership): the snapshot of every epoch from the one of the
+replica's round (a restarting node replays older rounds) to the current one
 (`ChainMembership.timeline`); then `feed` re-reads it at every epoch boundary and enters each
-settled snapshot at the epoch's first round. Chainless runs fall back to the settings file's
-`miners` / `validators` lists, which are then fixed for the whole run.
+settled snapshot at the epoch's first round.
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from adapters.chain.registry_membership import EpochMembership
-from protocol.domain_types import PublicKey, Wei
-from protocol.errors import ConfigError
 from protocol.membership import DEFAULT_KEEP, Membership, MembershipSchedule, MembershipTimeline
-from seedswarm.launch.settings import NodeSettings
+from seedswarm.launch.node_plan import NodePlan
 
 if TYPE_CHECKING:
+    from adapters.chain.deployment import Deployment
     from adapters.chain.registry_contract import RegistryClient
 
 
@@ -32,14 +30,11 @@ class ChainMembership:
     schedule: MembershipSchedule
 
     @classmethod
-    def connect(cls, settings: NodeSettings) -> ChainMembership:
-        """Binds to the node's chain and deployment (ConfigError if it has none)."""
-        if not settings.chain or settings.deployment is None:
-            raise ConfigError("reading membership from the chain needs chain and deployment")
-        from adapters.chain import Deployment, RegistryClient, connect
+    def connect(cls, chain_url: str, deployment: Deployment) -> ChainMembership:
+        """Binds to the Registry of `deployment` on the chain at `chain_url`."""
+        from adapters.chain import RegistryClient, connect
 
-        deployment = Deployment.load(settings.deployment)
-        registry = RegistryClient.read_only(connect(settings.chain), deployment.registry)
+        registry = RegistryClient.read_only(connect(chain_url), deployment.registry)
         return cls(registry, MembershipSchedule.from_params(registry.network_params()))
 
     def read(self, at: int) -> Membership:
@@ -101,33 +96,14 @@ class ChainMembership:
                                only_changes=False)
 
 
-def settings_membership(settings: NodeSettings) -> Membership:
-    """The fallback for chainless runs: the settings file's lists."""
-    return Membership.of((PublicKey(bytes.fromhex(k)) for k in settings.miners),
-                         ((PublicKey(bytes.fromhex(k)), Wei(s)) for k, s in settings.validators))
-
-
-def has_chain(settings: NodeSettings) -> bool:
-    """Whether the node reads its membership from the chain."""
-    return bool(settings.chain) and settings.deployment is not None
-
-
 def resolve_timeline(
-    settings: NodeSettings, round_index: int
-) -> tuple[MembershipTimeline, ChainMembership | None]:
-    """The timeline a node starts with (blocking) and, with a chain, the source to `feed` it
-    from: a node without a chain gets its settings' table for every round."""
-    if has_chain(settings):
-        source = ChainMembership.connect(settings)
-        return source.timeline(round_index), source
-    return MembershipTimeline.constant(resolve_membership(settings)), None
+    plan: NodePlan, round_index: int
+) -> tuple[MembershipTimeline, ChainMembership]:
+    """The timeline a node starts with (blocking) and the source to `feed` it from."""
+    source = ChainMembership.connect(plan.chain_url, plan.deployment)
+    return source.timeline(round_index), source
 
 
-def resolve_membership(settings: NodeSettings) -> Membership:
-    """The membership a node starts with: the Registry's when it has a chain, else settings."""
-    if has_chain(settings):
-        return ChainMembership.connect(settings).current().membership
-    membership = settings_membership(settings)
-    if not membership.validators:
-        raise ConfigError("validators: a node without a chain needs at least one validator")
-    return membership
+def resolve_membership(plan: NodePlan) -> Membership:
+    """The membership in force now, as the Registry's snapshot of the current epoch has it."""
+    return ChainMembership.connect(plan.chain_url, plan.deployment).current().membership

@@ -1,4 +1,5 @@
-"""A live node's transport, built from its settings, and the libp2p re-dial loop."""
+"""A live node's transport, built from its plan (settings + network file), and the libp2p
+re-dial loop."""
 
 from __future__ import annotations
 
@@ -9,25 +10,28 @@ from collections.abc import Sequence
 from adapters.transport.base import Limits, Transport
 from adapters.transport.core import TransportCore
 from protocol.identity import NodeKey
-from seedswarm.launch.settings import NodeSettings
+from seedswarm.launch.node_plan import NodePlan
 
 TRANSPORT_MESSAGE_LIMIT = 1 << 20
 """Bundles and log answers carry many envelopes; single envelopes keep the network's limit."""
 
 
-def build_transport(settings: NodeSettings, key: NodeKey, network_id: str) -> TransportCore:
-    """The node's transport as its settings describe it."""
+def build_transport(plan: NodePlan, key: NodeKey) -> TransportCore:
+    """The node's transport as its network file and settings describe it."""
     limits = Limits(max_message_bytes=TRANSPORT_MESSAGE_LIMIT)
-    if settings.transport == "mqtt":
+    network_id = plan.network.network_id
+    if plan.transport == "mqtt":
         from adapters.transport.mqtt import MqttConfig, MqttTransport
 
-        config = MqttConfig(host=settings.mqtt_host, port=settings.mqtt_port)
-        return MqttTransport(config, key=key, network_id=network_id, limits=limits)
+        host, port = plan.broker
+        return MqttTransport(MqttConfig(host=host, port=port), key=key, network_id=network_id,
+                             limits=limits)
     from adapters.transport.libp2p_host import Libp2pConfig
     from adapters.transport.libp2p_transport import Libp2pTransport
 
-    p2p = Libp2pConfig(key_seed=key.to_bytes(), listen_port=settings.listen_port,
-                       bootstrap=settings.bootstrap)
+    settings = plan.settings
+    p2p = Libp2pConfig(key_seed=key.to_bytes(), listen_host=settings.listen_host,
+                       listen_port=settings.listen_port, bootstrap=plan.bootstrap(key.peer_id))
     return Libp2pTransport(p2p, network_id=network_id, limits=limits)
 
 

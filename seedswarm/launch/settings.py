@@ -1,13 +1,14 @@
-"""A node's settings file: where its keys, state and network are, and how it connects.
+"""A node's settings file: what is this node's own (keys, state, ports), and which network.
 
-One flat TOML table per node (the devnet writes one for every node it starts; operators write
-their own). Values are resolved with the precedence command-line flag > environment variable
+One flat TOML table per node. Everything the network shares — its rules, genesis, chain and
+peers — is in the join bundle the `network` key points to (seedswarm.launch.join_bundle); the
+settings only hold what belongs to this node, and may override how it reaches the chain and
+the broker (another address for the same endpoint, from where this node runs). `seedswarm join`
+and the devnet write one for every node they start; operators may write their own.
+
+Values are resolved with the precedence command-line flag > environment variable
 (SEEDSWARM_<KEY>) > file; only the CLI reads the environment and passes it in as a mapping.
 Relative paths are relative to the settings file.
-
-Membership (registered miners, validators and their stakes) comes from the Registry contract
-when `chain` and `deployment` are set (seedswarm.launch.membership_source); the `miners` and
-`validators` lists are only the fallback for chainless runs and are ignored otherwise.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from typing import Any
 from protocol.errors import ConfigError
 
 ROLES = ("miner", "validator")
-TRANSPORTS = ("mqtt", "libp2p")
-_PATH_FIELDS = ("network", "base_checkpoint", "keystore", "state_dir", "status_file",
-                "deployment", "log_file")
+_PATH_FIELDS = ("network", "keystore", "state_dir", "status_file", "log_file")
+_TUPLE_FIELDS = ("bootstrap", "peers")
 ENV_PREFIX = "SEEDSWARM_"
 
 
@@ -35,23 +35,23 @@ class NodeSettings:
 
     role: str
     network: Path
-    base_checkpoint: Path
+    """The network's join bundle (network.toml)."""
     keystore: Path
+    """The node's encrypted keystore: a file, or a directory holding keystore.json."""
     state_dir: Path
-    genesis_time: float
-    transport: str = "mqtt"
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
+    """Checkpoints, the certified log and the node's books."""
+    listen_host: str = "127.0.0.1"
+    """libp2p: the address to listen on (0.0.0.0 for every interface)."""
     listen_port: int = 0
-    bootstrap: tuple[str, ...] = ()
+    """libp2p: the TCP port to listen on (0: any free port)."""
     chain: str = ""
-    deployment: Path | None = None
-    miners: tuple[str, ...] = ()
-    """Chainless runs only: hex Ed25519 public keys of the miners (else read from the chain)."""
-    validators: tuple[tuple[str, int], ...] = ()
-    """Chainless runs only: (hex public key, stake in wei) of the validators."""
+    """Overrides the bundle's RPC URL (the same chain, reached another way)."""
+    broker: str = ""
+    """MQTT: overrides the bundle's broker URL (mqtt://host:port)."""
+    bootstrap: tuple[str, ...] = ()
+    """libp2p: multiaddrs dialled besides the bundle's bootstrap peers."""
     peers: tuple[str, ...] = ()
-    """Peer ids to fetch the certified log from."""
+    """Peer ids to fetch the certified log from (default: every registered node)."""
     work_fraction: float = 0.6
     last_round: int = -1
     """-1: run forever."""
@@ -61,10 +61,10 @@ class NodeSettings:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ConfigError(f"role must be one of {ROLES}, got {self.role!r}")
-        if self.transport not in TRANSPORTS:
-            raise ConfigError(f"transport must be one of {TRANSPORTS}, got {self.transport!r}")
-        if not self.validators and not (self.chain and self.deployment is not None):
-            raise ConfigError("validators: a node without chain + deployment needs at least one")
+        if not 0 <= self.listen_port <= 65_535:
+            raise ConfigError(f"listen_port must be a TCP port, got {self.listen_port}")
+        if not 0.0 < self.work_fraction < 1.0:
+            raise ConfigError(f"work_fraction must be in (0, 1), got {self.work_fraction}")
 
     def to_toml(self) -> str:
         """The settings as a TOML document `load_settings` reads back."""
@@ -94,37 +94,47 @@ def load_settings(
 ) -> NodeSettings:
     """Read `path`, then apply environment values, then flags (highest precedence)."""
     try:
-        table: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read node settings {path}: {exc}") from exc
-    names = {f.name: f for f in dataclasses.fields(NodeSettings)}
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read node settings {path}: {exc.strerror}") from exc
+    try:
+        table: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"node settings {path} is not valid TOML: {exc}") from exc
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(NodeSettings)}
+    unknown = sorted(set(table) - set(kinds))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {sorted(kinds)}")
     for key, raw in (env or {}).items():
         name = key.removeprefix(ENV_PREFIX).lower()
-        if key.startswith(ENV_PREFIX) and name in names:
-            table[name] = _from_env(raw, table.get(name))
+        if key.startswith(ENV_PREFIX) and name in kinds:
+            table[name] = _from_env(raw, kinds[name], key)
     table.update({k: v for k, v in (flags or {}).items() if v is not None})
-    unknown = set(table) - set(names)
-    if unknown:
-        raise ConfigError(f"unknown node settings: {sorted(unknown)}")
+    missing = sorted(f.name for f in dataclasses.fields(NodeSettings)
+                     if f.default is dataclasses.MISSING and f.name not in table)
+    if missing:
+        raise ConfigError(f"{path}: missing setting(s) {missing}")
     base = path.parent
     for name in _PATH_FIELDS:
         if table.get(name) not in (None, ""):
             table[name] = (base / Path(str(table[name]))).resolve()
-    for name in ("bootstrap", "miners", "peers"):
-        table[name] = tuple(table.get(name, ()))
-    table["validators"] = tuple((str(k), int(s)) for k, s in table.get("validators", ()))
+    for name in _TUPLE_FIELDS:
+        table[name] = tuple(str(v) for v in table.get(name, ()))
     try:
         return NodeSettings(**table)
     except TypeError as exc:
         raise ConfigError(f"node settings {path}: {exc}") from exc
 
 
-def _from_env(raw: str, current: Any) -> Any:
-    """An environment string typed like the file's value it replaces."""
-    if isinstance(current, bool):
-        return raw.lower() in ("1", "true", "yes")
-    if isinstance(current, int):
-        return int(raw)
-    if isinstance(current, float):
-        return float(raw)
+def _from_env(raw: str, kind: str, key: str) -> Any:
+    """An environment string typed like the setting it replaces."""
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}: expected {kind}, got {raw!r}") from exc
+    if kind.startswith("tuple"):
+        return tuple(v for v in raw.split(",") if v)
     return raw

@@ -47,7 +47,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[NetworkConfig, Path
     tmp = tmp_path_factory.mktemp("copycat")
     spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, round_length=3)
     base = tmp / "base.safetensors"
-    return network_config(spec, write_base(spec, base)), base
+    return network_config(spec, write_base(spec, base)[0]), base
 
 
 def _context(network: NetworkConfig, base: Path) -> RoundContext:

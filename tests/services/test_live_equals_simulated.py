@@ -77,7 +77,7 @@ def _simulated(network: NetworkConfig, base: Path, work: WorkConfig) -> bytes:
 def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
     spec = DevnetSpec(miners=MINERS, validators=1, rounds=ROUNDS, round_length=2)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base))
+    network = network_config(spec, write_base(spec, base)[0])
     live = asyncio.run(_run_live(network, base, tmp_path))
     assert len(set(live)) == 1
     assert live[0] != network.base_checkpoint_digest

@@ -60,7 +60,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorServic
 def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Path) -> None:
     spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, round_length=2)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base))
+    network = network_config(spec, write_base(spec, base)[0])
     validator = asyncio.run(_run(network, base, tmp_path))
 
     certified: dict[bytes, int] = {}

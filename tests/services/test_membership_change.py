@@ -136,7 +136,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
 def test_a_miner_and_a_validator_join_from_round_two(tmp_path: Path) -> None:
     spec = DevnetSpec(miners=3, validators=2, rounds=ROUNDS, round_length=3)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base))
+    network = network_config(spec, write_base(spec, base)[0])
     vservices, mservices = asyncio.run(_run(network, base, tmp_path))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
     newcomer = NEWCOMER.public.raw

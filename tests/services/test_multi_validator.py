@@ -195,7 +195,7 @@ def test_validators_review_endorse_and_refuse_a_greedy_leader(tmp_path: Path) ->
     spec = DevnetSpec(miners=3, validators=3, rounds=ROUNDS, round_length=3,
                       attackers=(("noise", 1),))
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base))
+    network = network_config(spec, write_base(spec, base)[0])
     cast = _cast(network)
     greedy = cast[0]
     vservices, mservices = asyncio.run(_run(network, base, tmp_path, cast))
