@@ -131,12 +131,13 @@ def _epoch_chain(settings: NodeSettings, bundle: KeyBundle, timeline: Membership
     if not settings.chain or settings.deployment is None:
         return None
     from adapters.chain import ChainClient, Deployment, connect
+    from adapters.chain.chain_settlement import ChainSettlement
 
     client = ChainClient.connect(
         connect(settings.chain), Deployment.load(settings.deployment), bundle.evm_account,
         journal_path=settings.state_dir / "weights-journal.json",
     )
-    return EpochChain.connect(client, timeline)
+    return EpochChain.connect(ChainSettlement(client), timeline)
 
 
 def _cancel_on_signals() -> None:
