@@ -12,7 +12,7 @@ import pytest
 from adapters.chain.artifacts import CONTRACT_NAMES, artifact_text, load_artifact, load_manifest
 from tests.chain.conftest import CONTRACTS, ensure_node_modules
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "protocol" / "chain" / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "adapters" / "chain" / "artifacts"
 
 
 def _sha256(text: str) -> str:
