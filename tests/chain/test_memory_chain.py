@@ -50,6 +50,18 @@ def test_a_validator_commits_once(net: MemoryHarness) -> None:
     assert net.chain.commitment(0, net.validator_address(0)).stake == VALIDATOR_STAKES[0]
 
 
+def test_a_commitment_carries_the_stake_held_before_the_epochs_end(net: MemoryHarness) -> None:
+    chain, who = net.chain, net.validator_address(0)
+    chain.add_stake(who, ETH)  # in the registration's second: the later value stands
+    net.goto(chain.windows(0).commit_opens)
+    chain.add_stake(who, 5 * ETH)  # at the epoch's end: too late for it
+    _commit(net, 0)
+    assert chain.commitment(0, who).stake == 2 * ETH
+    assert chain.total_validator_stake() == sum(VALIDATOR_STAKES) + 6 * ETH
+    with pytest.raises(ChainRevert, match="ZeroAmount"):
+        chain.add_stake(who, 0)
+
+
 def test_a_reveal_must_be_normalised_fit_the_slots_and_match(net: MemoryHarness) -> None:
     chain, who = net.chain, net.validator_address(1)
     windows = chain.windows(0)
