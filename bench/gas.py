@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
-from adapters.chain import ChainClient, connect, funded_account
-from adapters.chain.backends import chain_time, set_time
+from adapters.chain.backends import chain_time, connect, funded_account, set_time
+from adapters.chain.client import ChainClient
 from adapters.chain.devnode import AnvilNode
 from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.median import settle_reference

@@ -181,3 +181,16 @@ def test_protocol_rules_load_no_io_library() -> None:
     forbidden = {"web3", "libp2p", "aiomqtt", "amqtt", "trio", "paho", "eth_tester"}
     bad = [m for m in loaded if m.split(".")[0] in forbidden]
     assert not bad, bad
+
+
+def test_the_validator_service_loads_no_chain_client() -> None:
+    """The service depends on the settlement port, not on web3: the in-memory chain runs it,
+    and the web3 client loads only where the composition root builds it."""
+    code = ("import sys\nimport validator.service.validator\n"
+            "import adapters.chain.memory_settlement\n"
+            "print('\\n'.join(sorted(sys.modules)))\n")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True).stdout.split()
+    assert "adapters.chain.settlement_port" in loaded
+    bad = [m for m in loaded if m.split(".")[0] in {"web3", "eth_tester", "eth_account"}]
+    assert not bad, bad

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 
 from hexbytes import HexBytes
 
-from adapters.chain.chain_errors import JournalConflict
 from adapters.chain.deployment import TxResult
 from adapters.chain.incentives_contract import IncentivesClient
-from adapters.chain.journal import JournalEntry, SubmissionJournal
+from adapters.chain.journal import SubmissionJournal
 from adapters.chain.sender import TransactionSender
-from protocol.settlement.weight_vector import commit_digest
 
 
 class WeightSubmitter:
@@ -32,18 +29,13 @@ class WeightSubmitter:
 
     def commit(self, epoch: int, weights: Sequence[int]) -> TxResult | None:
         """Commits `weights` for `epoch` unless already done; returns the transaction if sent."""
-        entry = self._journal.get(epoch)
-        if entry is None:
-            entry = JournalEntry(epoch, tuple(int(w) for w in weights), secrets.token_bytes(32))
-            self._journal.put(entry)  # write-ahead: the salt must survive a crash after sending
-        digest = commit_digest(epoch, self._sender.address, entry.weights, entry.salt)
+        entry = self._journal.fix(epoch, weights)
         self._await_recorded(entry.commit_tx)
-        onchain = self._incentives.commitment(epoch)
-        if onchain.exists:
-            if onchain.digest != digest:
-                raise JournalConflict(f"epoch {epoch}: on-chain commitment is not the journal's")
+        if entry.is_committed(self._sender.address, self._incentives.commitment(epoch)):
             return None
-        fn = self._incentives.contract.functions.commitWeights(epoch, digest)
+        fn = self._incentives.contract.functions.commitWeights(
+            epoch, entry.digest(self._sender.address)
+        )
         journaled = entry
 
         def record(tx_hash: str) -> None:
@@ -53,9 +45,7 @@ class WeightSubmitter:
 
     def reveal(self, epoch: int) -> TxResult | None:
         """Reveals the journaled weights for `epoch` unless already revealed."""
-        entry = self._journal.get(epoch)
-        if entry is None:
-            raise JournalConflict(f"epoch {epoch}: nothing journaled, cannot reveal")
+        entry = self._journal.require(epoch)
         self._await_recorded(entry.reveal_tx)
         if self._incentives.commitment(epoch).revealed:
             return None

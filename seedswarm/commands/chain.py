@@ -49,7 +49,7 @@ ETH = 10**18
 def _account(w3: Web3, keys: Path | None, dev: bool) -> LocalAccount:
     from eth_account import Account
 
-    from adapters.chain import funded_account
+    from adapters.chain.backends import funded_account
 
     if dev:
         return funded_account(w3, 100 * ETH)
@@ -89,8 +89,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON")] = False,
 ) -> None:
     """Deploy Token, Registry and Incentives; genesis is the chain's current time."""
-    from adapters.chain import connect, deploy_suite
-    from adapters.chain.backends import chain_time
+    from adapters.chain.backends import chain_time, connect
+    from adapters.chain.deploy import deploy_suite
     from protocol.domain_types import ModelHash, Wei
     from protocol.settlement.params import EconomicParams, NetworkParams
 
@@ -137,7 +137,9 @@ def status(
     """Show the network's schedule, current epoch, validators and miner slots."""
     from eth_account import Account
 
-    from adapters.chain import ChainClient, Deployment, connect
+    from adapters.chain.backends import connect
+    from adapters.chain.client import ChainClient
+    from adapters.chain.deployment import Deployment
 
     w3 = connect(rpc)
     client = ChainClient.connect(w3, Deployment.load(deployment_file), Account.create())

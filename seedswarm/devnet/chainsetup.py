@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from adapters.chain import ChainClient, Deployment, connect, deploy_suite, funded_account
-from adapters.chain.backends import chain_time, fund
+from adapters.chain.backends import chain_time, connect, fund, funded_account
+from adapters.chain.client import ChainClient
+from adapters.chain.deploy import deploy_suite
+from adapters.chain.deployment import Deployment
 from adapters.storage.keystore import KeyBundle
 from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.params import EconomicParams, NetworkParams

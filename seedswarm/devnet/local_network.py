@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.chain import ChainClient, Deployment, funded_account
+from adapters.chain.backends import funded_account
+from adapters.chain.client import ChainClient
+from adapters.chain.deployment import Deployment
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from adapters.storage.logstore import write_atomic
 from protocol.domain_types import Wei

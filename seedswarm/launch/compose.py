@@ -195,13 +195,15 @@ async def _service(
 
 def _epoch_chain(plan: NodePlan, keys: KeyBundle, timeline: MembershipTimeline
                  ) -> EpochChain:
-    from adapters.chain import ChainClient, connect
+    from adapters.chain.backends import connect
+    from adapters.chain.chain_settlement import ChainSettlement
+    from adapters.chain.client import ChainClient
 
     client = ChainClient.connect(
         connect(plan.chain_url), plan.deployment, keys.evm_account,
         journal_path=plan.settings.state_dir / "weights-journal.json",
     )
-    return EpochChain.connect(client, timeline)
+    return EpochChain.connect(ChainSettlement(client), timeline)
 
 
 def _cancel_on_signals() -> None:

@@ -32,7 +32,8 @@ class ChainMembership:
     @classmethod
     def connect(cls, chain_url: str, deployment: Deployment) -> ChainMembership:
         """Binds to the Registry of `deployment` on the chain at `chain_url`."""
-        from adapters.chain import RegistryClient, connect
+        from adapters.chain.backends import connect
+        from adapters.chain.registry_contract import RegistryClient
 
         registry = RegistryClient.read_only(connect(chain_url), deployment.registry)
         return cls(registry, MembershipSchedule.from_params(registry.network_params()))

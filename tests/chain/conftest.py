@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from adapters.chain import connect
+from adapters.chain.backends import connect
 from adapters.chain.chain_errors import ChainError
 from adapters.chain.devnode import AnvilNode, find_anvil
 

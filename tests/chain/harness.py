@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from adapters.chain import ChainClient, funded_account
-from adapters.chain.backends import chain_time, set_time
+from adapters.chain.backends import chain_time, funded_account, set_time
+from adapters.chain.client import ChainClient
 from protocol.settlement.params import EconomicParams, NetworkParams
 from protocol.settlement.weight_vector import commit_digest
 

@@ -10,7 +10,9 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from adapters.chain import ChainClient, ChainRevert, TransientRpcError, connect
+from adapters.chain.backends import connect
+from adapters.chain.chain_errors import ChainRevert, TransientRpcError
+from adapters.chain.client import ChainClient
 from adapters.chain.devnode import AnvilNode, free_port
 from adapters.chain.journal import JournalEntry
 from adapters.chain.retry import RetryPolicy, call_with_retries

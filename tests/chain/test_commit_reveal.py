@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert
+from adapters.chain.chain_errors import ChainRevert
 from protocol.settlement.median import settle_reference
 from protocol.settlement.weight_vector import commit_digest, normalize_weights
 from tests.chain.harness import EMISSION, SALT, Net, make_net

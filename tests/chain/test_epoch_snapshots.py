@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainClient, ChainRevert, funded_account
+from adapters.chain.backends import funded_account
+from adapters.chain.chain_errors import ChainRevert
+from adapters.chain.client import ChainClient
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EpochStatus, Role

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from adapters.chain import (
-    ChainError,
+from adapters.chain.backends import advance_time, chain_time, is_embedded, set_time
+from adapters.chain.chain_errors import ChainError
+from adapters.chain.registry_contract import RegistryClient
+from adapters.chain.registry_membership import (
     EpochMembership,
-    RegistryClient,
     is_settled,
     read_membership,
     watch_membership,
 )
-from adapters.chain.backends import advance_time, chain_time, is_embedded, set_time
 from protocol.errors import ConfigError
 from protocol.membership import Membership, MembershipError, MembershipSchedule
 from seedswarm.launch.membership_source import ChainMembership, resolve_membership, resolve_timeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert
+from adapters.chain.chain_errors import ChainRevert
 from protocol.settlement.merkle import RewardTree, build_reward_tree
 from protocol.settlement.params import EpochStatus
 from tests.chain.harness import EMISSION, ETH, Net, make_net

@@ -12,8 +12,8 @@ from eth_utils.crypto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.chain import InvalidWeights, JournalConflict, TransientRpcError
 from adapters.chain.artifacts import all_abis
+from adapters.chain.chain_errors import InvalidWeights, JournalConflict, TransientRpcError
 from adapters.chain.journal import JournalEntry, SubmissionJournal
 from adapters.chain.nonce import NonceManager
 from adapters.chain.retry import RetryPolicy, call_with_retries

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert
 from adapters.chain.backends import advance_time
+from adapters.chain.chain_errors import ChainRevert
 from protocol.settlement.params import Role
 from protocol.settlement.weight_vector import normalize_weights
 from tests.chain.harness import ETH, Net, make_net, node_key

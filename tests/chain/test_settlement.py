@@ -7,7 +7,7 @@ import random
 import pytest
 from web3 import Web3
 
-from adapters.chain import ChainRevert
+from adapters.chain.chain_errors import ChainRevert
 from protocol.settlement.median import settle_reference
 from protocol.settlement.params import EpochStatus
 from protocol.settlement.weight_vector import normalize_weights

@@ -42,14 +42,26 @@ async def run_until_round(
 ) -> None:
     """Run `services` (and the `extra` tasks) until every replica holds round `rounds`, then
     stop them; TimeoutError after `limit_s` seconds."""
+    await run_until(services, lambda: all(s.follower.replica.round_index >= rounds
+                                          for s in services), limit_s=limit_s, extra=extra)
+
+
+async def run_until(
+    services: Sequence[MinerService | ValidatorService],
+    done: Callable[[], bool],
+    *,
+    limit_s: float,
+    extra: Sequence[Coroutine[Any, Any, None]] = (),
+) -> None:
+    """Run `services` (and the `extra` tasks) until `done()` holds, then stop them;
+    TimeoutError after `limit_s` seconds."""
     for s in services:
         await s.transport.start()
     try:
         async with asyncio.timeout(limit_s), asyncio.TaskGroup() as group:
             tasks = [group.create_task(s.run()) for s in services]
             tasks += [group.create_task(job) for job in extra]
-            while any(s.follower.replica.round_index < rounds  # noqa: ASYNC110
-                      for s in services):
+            while not done():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             for task in tasks:
                 task.cancel()

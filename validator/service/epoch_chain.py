@@ -1,18 +1,19 @@
 """A validator's on-chain duties for each finished epoch: commit, reveal, settle.
 
 `due_step` is the pure schedule (which step an epoch's stage and the time call for); `EpochChain`
-carries a step out with adapters.chain's once-only weight submitter, so a restart can neither
-commit twice nor reveal different weights. Calls block: the service runs them in a thread.
+carries a step out through a `SettlementPort` (the contracts over web3, or the in-memory chain),
+whose submission is once-only, so a restart can neither commit twice nor reveal different
+weights. Calls block: the service runs them in a thread.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from adapters.chain import ChainClient, ChainError, ChainRevert
+from adapters.chain.chain_errors import ChainError, ChainRevert
+from adapters.chain.settlement_port import SettlementPort
 from protocol.domain_types import PublicKey
 from protocol.membership import MembershipTimeline
 from protocol.settlement.params import EpochStatus, EpochWindows
@@ -42,7 +43,7 @@ def due_step(stage: str, windows: EpochWindows, now: float, margin_s: float) -> 
 class EpochChain:
     """The chain side of epoch submission for one validator account."""
 
-    client: ChainClient
+    port: SettlementPort
     miner_slots: dict[PublicKey, int]
     """Registered miners' node keys -> their slot in the contract's weight vector."""
     timeline: MembershipTimeline | None = None
@@ -51,10 +52,10 @@ class EpochChain:
     _slots_revision: int = field(default=-1, repr=False)
 
     @classmethod
-    def connect(cls, client: ChainClient, timeline: MembershipTimeline | None = None
+    def connect(cls, port: SettlementPort, timeline: MembershipTimeline | None = None
                 ) -> EpochChain:
         """Reads the miner slots now, and again whenever `timeline` changes."""
-        chain = cls(client, read_miner_slots(client), timeline)
+        chain = cls(port, dict(port.miner_slots()), timeline)
         chain._slots_revision = -1 if timeline is None else timeline.revision
         return chain
 
@@ -63,18 +64,16 @@ class EpochChain:
         if self.timeline is None or self.timeline.revision == self._slots_revision:
             return False
         revision = self.timeline.revision
-        self.miner_slots = read_miner_slots(self.client)
+        self.miner_slots = dict(self.port.miner_slots())
         self._slots_revision = revision
         return True
 
     def windows(self, epoch: int) -> EpochWindows:
-        return self.client.incentives.windows(epoch)
+        return self.port.windows(epoch)
 
     def next_block_time(self) -> float:
-        """The earliest timestamp the next block can carry: dev chains stamp blocks
-        max(wall clock, parent + 1), so a burst of transactions runs chain time ahead."""
-        latest = int(self.client.w3.eth.get_block("latest")["timestamp"])
-        return max(time.time(), latest + 1.0)
+        """The chain's time for a transaction sent now (the windows are judged by it)."""
+        return self.port.next_block_time()
 
     def slot_vector(self, scores: Mapping[str, float]) -> tuple[int, ...] | None:
         """The uint16 weight vector of `scores` (hex node key -> score); None if nothing earned."""
@@ -92,42 +91,30 @@ class EpochChain:
 
     def run_step(self, step: str, epoch: int, scores: Mapping[str, float]) -> str:
         """Carry out `step` for `epoch`; returns the epoch's new stage."""
-        submitter = self.client.weights
-        if submitter is None:
-            raise ChainError("the chain client was connected without a weight journal")
         if step == "commit":
             self.refresh_slots()
             vector = self.slot_vector(scores)
             if vector is None:
                 return "skipped"
-            submitter.commit(epoch, vector)
+            self.port.commit(epoch, vector)
         elif step == "reveal":
-            submitter.reveal(epoch)
+            self.port.reveal(epoch)
         else:
             self._settle(epoch)
         return NEXT_STAGE[STEP_OF_STAGE_INVERSE[step]]
 
     def _settle(self, epoch: int) -> None:
-        incentives = self.client.incentives
-        if incentives.epoch_status(epoch) == EpochStatus.OPEN:
+        status = self.port.epoch_status(epoch)
+        if status == EpochStatus.OPEN:
             try:
-                incentives.settle(epoch)
+                status = self.port.settle(epoch)
             except ChainRevert as exc:  # another validator may have settled it first
                 if exc.error_name != "EpochAlreadySettled":
                     raise
-        status = incentives.epoch_status(epoch)
+                status = self.port.epoch_status(epoch)
         _log.info("epoch %d: %s", epoch, status.name)
         if status in (EpochStatus.OPEN, EpochStatus.SETTLING):
             raise ChainError(f"epoch {epoch} is still {status.name}")
-
-
-def read_miner_slots(client: ChainClient) -> dict[PublicKey, int]:
-    """Registered miners' node keys -> slot index, as the Registry holds them now."""
-    slots: dict[PublicKey, int] = {}
-    for index, account in enumerate(client.registry.miner_slots()):
-        if int(account, 16) != 0:
-            slots[client.registry.node_key_of(account)] = index
-    return slots
 
 
 def is_final_failure(exc: BaseException) -> bool:
