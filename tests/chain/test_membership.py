@@ -19,9 +19,11 @@ from adapters.chain.registry_membership import (
     read_membership,
     watch_membership,
 )
-from protocol.errors import ConfigError
 from protocol.membership import Membership, MembershipError, MembershipSchedule
+from protocol.netconfig import build_network
+from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
 from seedswarm.launch.membership_source import ChainMembership, resolve_membership, resolve_timeline
+from seedswarm.launch.node_plan import NodePlan
 from seedswarm.launch.settings import NodeSettings
 from tests.chain.harness import ETH, Net, make_net, node_key
 
@@ -226,48 +228,37 @@ def rpc_url(w3: Web3) -> Iterator[str]:
         server.stop()
 
 
-def node_settings(tmp_path: Path, **extra: object) -> NodeSettings:
-    return NodeSettings(role="miner", network=tmp_path / "network.toml",
-                        base_checkpoint=tmp_path / "base.safetensors", keystore=tmp_path / "keys",
-                        state_dir=tmp_path / "state", genesis_time=0.0, **extra)  # type: ignore[arg-type]
+def node_plan(tmp_path: Path, rpc_url: str, net: Net) -> NodePlan:
+    """A node whose network file names `net`'s deployment on the chain at `rpc_url`."""
+    d = net.suite.deployment
+    network = build_network("membership-test", bytes(32), task="synthetic", trainable="lora:4",
+                            miners=3)
+    bundle = JoinBundle(
+        network=network, genesis=GenesisInfo(time=0.0, model_hash=network.base_checkpoint_hash),
+        chain=ChainInfo(url=rpc_url, chain_id=d.chain_id, token=d.token, registry=d.registry,
+                        incentives=d.incentives),
+        peers=PeerInfo(transport="mqtt", broker="mqtt://127.0.0.1:1883"),
+    )
+    bundle.save(tmp_path / "network.toml")
+    settings = NodeSettings(role="miner", network=tmp_path / "network.toml",
+                            keystore=tmp_path / "keys", state_dir=tmp_path / "state")
+    return NodePlan.load(settings)
 
 
-def test_a_node_with_a_chain_takes_membership_from_the_registry(
+def test_a_node_takes_membership_from_the_registry_its_network_file_names(
     w3: Web3, rpc_url: str, tmp_path: Path
 ) -> None:
     net = make_net(w3, miners=3)
-    net.suite.deployment.save(tmp_path / "deployment.json")
-    stale = (node_key(7, 7).hex(), 99)  # what a settings file might still say: ignored
-    settings = node_settings(tmp_path, chain=rpc_url, deployment=tmp_path / "deployment.json",
-                             validators=(stale,))
+    plan = node_plan(tmp_path, rpc_url, net)
     # The harness registers after genesis: epoch 0 has nobody, epoch 1 everybody.
-    assert resolve_membership(settings) == Membership((), ())
+    assert resolve_membership(plan) == Membership((), ())
     set_time(w3, net.suite.registry.epoch_start(1) + 1)
-    membership = resolve_membership(settings)
+    membership = resolve_membership(plan)
     assert membership == expected(net)
-    source = ChainMembership.connect(settings)
+    source = ChainMembership.connect(plan.chain_url, plan.deployment)
     snapshot = source.current()
     assert snapshot.epoch == source.schedule.epoch_at(source.chain_now())
     assert snapshot.membership == membership
-
-    # A settings file with a chain needs no membership lists at all (miners included).
-    loaded = tmp_path / "node.toml"
-    loaded.write_text(node_settings(tmp_path, chain=rpc_url,
-                                    deployment=tmp_path / "deployment.json").to_toml())
-    from seedswarm.launch.settings import load_settings
-
-    assert resolve_membership(load_settings(loaded)) == expected(net)
-
-
-def test_a_chainless_node_falls_back_to_its_settings(tmp_path: Path) -> None:
-    miners = (node_key(2, 1).hex(), node_key(2, 0).hex())
-    settings = node_settings(tmp_path, miners=miners,
-                             validators=((node_key(1, 1).hex(), 2), (node_key(1, 0).hex(), 1)))
-    membership = resolve_membership(settings)
-    assert membership.miners == (node_key(2, 0), node_key(2, 1))
-    assert membership.validators == ((node_key(1, 0), 1), (node_key(1, 1), 2))
-    with pytest.raises(ConfigError, match="validator"):
-        node_settings(tmp_path)
 
 
 def test_a_node_started_late_reads_the_same_timeline_as_one_started_early(
@@ -277,8 +268,7 @@ def test_a_node_started_late_reads_the_same_timeline_as_one_started_early(
     epoch) and a node that starts afterwards (seeded from its replica's epoch) agree on the
     table of every round, and the newcomer is in force from its epoch's first round only."""
     net = make_net(w3, miners=2)
-    net.suite.deployment.save(tmp_path / "deployment.json")
-    settings = node_settings(tmp_path, chain=rpc_url, deployment=tmp_path / "deployment.json")
+    settings = node_plan(tmp_path, rpc_url, net)
     registry = net.suite.registry
     set_time(w3, registry.epoch_start(1) + 1)
     early, source = resolve_timeline(settings, 0)
