@@ -55,7 +55,10 @@ def devnet(
     broker: Annotated[str, typer.Option(help="MQTT broker: embedded (amqtt) or mosquitto")] = (
         "embedded"
     ),
-    round_length: Annotated[int, typer.Option(help="Seconds per round")] = 3,
+    round_length: Annotated[
+        int | None,
+        typer.Option(help="Seconds per round (default: measured on this machine at start)"),
+    ] = None,
     epoch_length: Annotated[
         int | None, typer.Option(help="Rounds per reward epoch (default: all rounds)")
     ] = None,

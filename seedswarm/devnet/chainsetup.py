@@ -24,6 +24,7 @@ from adapters.chain.deployment import Deployment
 from adapters.storage.keystore import KeyBundle
 from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.params import EconomicParams, NetworkParams
+from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 
 _log = logging.getLogger("seedswarm.devnet.chain")
@@ -113,13 +114,14 @@ class Participant:
 
 
 def deploy(
-    handle: ChainHandle, spec: DevnetSpec, base_hash: ModelHash, genesis: int
+    handle: ChainHandle, spec: DevnetSpec, base_hash: ModelHash, genesis: int,
+    schedule: DevnetSchedule,
 ) -> Deployment:
     """Deploy the suite with the devnet's schedule (genesis in chain seconds)."""
     network = NetworkParams(
         genesis_time=genesis,
-        round_length=spec.round_length,
-        epoch_length=spec.epoch_rounds,
+        round_length=schedule.round_length,
+        epoch_length=schedule.epoch_length,
         genesis_model_hash=base_hash,
         min_miner_stake=STAKE,
         min_validator_stake=STAKE,
@@ -128,8 +130,8 @@ def deploy(
         max_validators=max(4, spec.validators),
         immunity_epochs=1,
     )
-    economics = EconomicParams(EMISSION, commit_window=spec.commit_s,
-                               reveal_window=spec.reveal_s)
+    economics = EconomicParams(EMISSION, commit_window=schedule.commit_window,
+                               reveal_window=schedule.reveal_window)
     return deploy_suite(handle.w3, funded_account(handle.w3, 100 * ETH), network, economics)
 
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from protocol.domain_types import ModelHash
 from protocol.netconfig import NetworkConfig, build_network
+from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 from training.genesis import GenesisSpec, ModelShape, build_genesis, save_genesis
 
+MIN_ROUND_S = 3
+"""The shortest devnet round (seedswarm.devnet.calibration measures what a machine needs)."""
 DEVNET_SHAPE = ModelShape(width=32, depth=2, heads=2, context=32)
 """Small enough that a round's work takes well under a second on one core."""
 
@@ -28,12 +31,15 @@ def write_base(spec: DevnetSpec, path: Path) -> tuple[ModelHash, str]:
     return genesis.model_hash, genesis.task.fingerprint()
 
 
-def network_config(spec: DevnetSpec, base_hash: ModelHash) -> NetworkConfig:
+def network_config(spec: DevnetSpec, base_hash: ModelHash,
+                   schedule: DevnetSchedule | None = None) -> NetworkConfig:
     """The consensus parameters every devnet node shares: the network's defaults, with the
-    devnet's schedule and size."""
+    devnet's schedule (`spec`'s own round length, or the shortest, when none is given) and
+    size."""
+    schedule = schedule or DevnetSchedule.derive(spec, spec.round_length or MIN_ROUND_S)
     recipe = devnet_genesis(spec)
     return build_network(
         f"devnet-{secrets.token_hex(4)}", base_hash, task=recipe.task,
         trainable=recipe.trainable, miners=spec.total_miners, data_seed=recipe.data_seed,
-        round_length=float(spec.round_length), epoch_length=spec.epoch_rounds,
+        round_length=float(schedule.round_length), epoch_length=schedule.epoch_length,
     )

@@ -24,10 +24,10 @@ from adapters.chain.client import ChainClient
 from adapters.chain.deployment import Deployment
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from adapters.storage.logstore import write_atomic
-from protocol.domain_types import Wei
+from protocol.domain_types import ModelHash, Wei
 from protocol.identity import peer_id_from_public_bytes
 from protocol.netconfig import NetworkConfig
-from protocol.settlement.params import EpochStatus
+from seedswarm.devnet.calibration import MIN_ROUND_S, cores, measure_round
 from seedswarm.devnet.chainsetup import (
     STAKE,
     ChainHandle,
@@ -40,15 +40,19 @@ from seedswarm.devnet.chainsetup import (
 )
 from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.processes import Fleet, NodeProcess, node_env
+from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
-from seedswarm.launch.settings import NodeSettings
+from seedswarm.launch.settings import DEFAULT_WORK_FRACTION, NodeSettings
 
 _log = logging.getLogger("seedswarm.devnet")
 NETWORK_FILE = "network.toml"
 BASE_FILE = "base.safetensors"
 DEVNET_SCRYPT = ScryptParams(n=2**12)  # throwaway keys: fast to unlock, still encrypted
 Snapshot = dict[str, dict[str, Any]]
+RESOLVED = ("settled", "skipped", "failed")
+"""Ledger stages an epoch ends in (validator.service.ledger)."""
+
 
 
 class DevnetError(RuntimeError):
@@ -71,6 +75,7 @@ class Devnet:
         self.network: NetworkConfig | None = None
         self.genesis_time = 0.0
         self.bundle: JoinBundle | None = None
+        self.schedule = DevnetSchedule.derive(spec, spec.round_length or MIN_ROUND_S)
         self._reader: ChainClient | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -103,18 +108,34 @@ class Devnet:
         spec = self.spec
         base = self.workdir / BASE_FILE
         base_hash, fingerprint = await asyncio.to_thread(write_base, spec, base)
-        self.network = network_config(spec, base_hash)
+        round_length = spec.round_length
+        if round_length is None:
+            round_length = await asyncio.to_thread(self._measured_round, base, base_hash)
+        self.schedule = DevnetSchedule.derive(spec, round_length)
+        _log.info("devnet schedule: %s", self.schedule)
+        self.network = network_config(spec, base_hash, self.schedule)
         self.participants = self._make_participants()
         self.chain = await asyncio.to_thread(start_chain, spec.chain)
         chain = self.chain
         genesis = await asyncio.to_thread(planned_genesis, chain, spec, len(self.participants))
         block = await asyncio.to_thread(lambda: int(chain.w3.eth.block_number))
-        self.deployment = await asyncio.to_thread(deploy, chain, spec, base_hash, genesis)
+        self.deployment = await asyncio.to_thread(deploy, chain, spec, base_hash, genesis,
+                                                  self.schedule)
         await asyncio.to_thread(register_all, chain, self.deployment, self.participants)
         offset = await asyncio.to_thread(chain_clock_offset, chain)
         self.genesis_time = genesis - max(0.0, offset)
         await self._start_broker()
         self._write_nodes(fingerprint, block)
+
+    def _measured_round(self, base: Path, base_hash: ModelHash) -> int:
+        """The round length this machine needs now (seedswarm.devnet.calibration)."""
+        spec = self.spec
+        provisional = network_config(spec, base_hash, DevnetSchedule.derive(spec, MIN_ROUND_S))
+        cost = measure_round(provisional, base, spec.total_miners)
+        nodes = spec.total_miners + spec.validators
+        length = cost.round_length(nodes, DEFAULT_WORK_FRACTION, cores())
+        _log.info("measured %s: %d s rounds", cost, length)
+        return length
 
     def _make_participants(self) -> list[Participant]:
         spec = self.spec
@@ -225,11 +246,29 @@ class Devnet:
             self._reader = ChainClient.connect(self.chain.w3, self.deployment, account)
         return self._reader
 
-    def epochs_settled(self) -> bool:
-        """Whether every epoch the run covers is settled on-chain."""
+    def epochs(self, snapshot: Snapshot) -> dict[int, dict[str, Any]]:
+        """Every epoch a validator booked scores in: its status on-chain and each
+        validator's stage (with the cause when it lost the epoch)."""
+        books = {n: s.get("ledger", {}).get("epochs", {}) for n, s in snapshot.items()
+                 if n.startswith("validator")}
+        booked = sorted({int(e) for book in books.values() for e, r in book.items()
+                         if r.get("scores")})
         reader = self.reader()
-        return all(reader.incentives.epoch_status(e) == EpochStatus.SETTLED
-                   for e in range(self.spec.epochs_to_settle))
+        out: dict[int, dict[str, Any]] = {}
+        for epoch in booked:
+            stages = {n: {k: v for k, v in book[str(epoch)].items() if k in ("stage", "reason")}
+                      for n, book in books.items() if str(epoch) in book}
+            out[epoch] = {"status": reader.incentives.epoch_status(epoch).name.lower(),
+                          "validators": stages}
+        return out
+
+    def epochs_resolved(self, snapshot: Snapshot) -> bool:
+        """Whether every booked epoch reached its end on every validator: settled, or lost
+        with its cause written down; and at least one epoch was booked."""
+        books = [s.get("ledger", {}).get("epochs", {}) for n, s in snapshot.items()
+                 if n.startswith("validator")]
+        booked = [r for book in books for r in book.values() if r.get("scores")]
+        return bool(booked) and all(r.get("stage") in RESOLVED for r in booked)
 
     def rewards(self) -> dict[str, int]:
         """Per miner: claimable plus claimed reward tokens, in wei."""
@@ -242,11 +281,10 @@ class Devnet:
 
     def end_time(self) -> float:
         """When the last epoch's settlement window opens (wall clock, roughly)."""
-        spec = self.spec
-        epoch_s = spec.epoch_rounds * spec.round_length
-        epochs_end = self.genesis_time + spec.epochs_to_settle * epoch_s
-        rounds_end = self.genesis_time + spec.rounds * spec.round_length
-        return max(epochs_end + spec.commit_s + spec.reveal_s, rounds_end)
+        spec, schedule = self.spec, self.schedule
+        epochs_end = self.genesis_time + spec.epochs_to_settle * schedule.epoch_s
+        rounds_end = self.genesis_time + spec.rounds * schedule.round_length
+        return max(epochs_end + schedule.settle_delay_s(), rounds_end)
 
 
 def all_at_round(target: int) -> Callable[[Snapshot], bool]:
@@ -261,13 +299,15 @@ async def run_devnet(
     devnet = Devnet(spec)
     await devnet.start()
     try:
-        slack = 60.0 + 10 * (spec.total_miners + spec.validators)
+        schedule = devnet.schedule
+        # a late round books its scores into a later epoch: allow the run to slip by an epoch
+        slack = spec.startup_s + 2 * schedule.epoch_s + schedule.settle_delay_s()
         limit = devnet.end_time() - time.time() + slack
         await devnet.wait_until(all_at_round(spec.rounds), limit_s=limit,
                                 what=f"every node at round {spec.rounds}", on_update=on_update)
         limit = devnet.end_time() - time.time() + slack
-        await devnet.wait_until(lambda _: devnet.epochs_settled(), limit_s=limit,
-                                what="the epochs settled on-chain", on_update=on_update)
+        await devnet.wait_until(devnet.epochs_resolved, limit_s=limit,
+                                what="the booked epochs settled on-chain", on_update=on_update)
         return devnet_result(devnet)
     finally:
         await devnet.stop()
@@ -280,6 +320,8 @@ def devnet_result(devnet: Devnet) -> dict[str, Any]:
     val_loss = validator.get("ledger", {}).get("val_loss", {})
     assert devnet.chain is not None and devnet.network is not None
     return {
+        "epochs": {str(e): v for e, v in devnet.epochs(snapshot).items()},
+        "round_length": devnet.schedule.round_length,
         "final_model_hashes": {n: s.get("model_hash") for n, s in snapshot.items()},
         "final_rounds": {n: s.get("round") for n, s in snapshot.items()},
         "rewards": devnet.rewards(),

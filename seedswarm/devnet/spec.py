@@ -26,12 +26,13 @@ class DevnetSpec:
     transport: str = "mqtt"
     broker: str = "embedded"
     chain: str = "embedded"
-    round_length: int = 3
+    round_length: int | None = None
+    """Seconds per round; None: measured on this machine (seedswarm.devnet.calibration)."""
     epoch_length: int | None = None
     commit_window: int = 0
-    """Seconds validators have to commit an epoch's weights; 0: `default_window(validators)`."""
+    """Seconds validators have to commit an epoch's weights; 0: derived (devnet.schedule)."""
     reveal_window: int = 0
-    """Seconds to reveal after the commit window; 0: `default_window(validators)`."""
+    """Seconds to reveal after the commit window; 0: derived (devnet.schedule)."""
     startup_s: float = 20.0
     workdir: Path | None = None
     seed: int = 0
@@ -48,20 +49,10 @@ class DevnetSpec:
             raise ConfigError(f"broker must be one of {BROKERS}, got {self.broker!r}")
         if self.chain not in CHAINS and not self.chain.startswith(("http://", "https://")):
             raise ConfigError(f"chain must be embedded, anvil or an http(s) URL: {self.chain!r}")
-        if self.round_length < 1:
+        if self.round_length is not None and self.round_length < 1:
             raise ConfigError("round_length must be >= 1 second (the chain counts whole seconds)")
         if self.commit_window < 0 or self.reveal_window < 0:
             raise ConfigError("commit and reveal windows must be >= 0 (0: sized for the devnet)")
-
-    @property
-    def commit_s(self) -> int:
-        """The commit window in force."""
-        return self.commit_window or default_window(self.validators)
-
-    @property
-    def reveal_s(self) -> int:
-        """The reveal window in force."""
-        return self.reveal_window or default_window(self.validators)
 
     @property
     def total_miners(self) -> int:
@@ -77,10 +68,3 @@ class DevnetSpec:
     def epochs_to_settle(self) -> int:
         """Complete epochs inside the run (at least one is always settled)."""
         return max(1, self.rounds // self.epoch_rounds)
-
-
-def default_window(validators: int) -> int:
-    """Commit / reveal window for a devnet of `validators`: every validator sends one
-    transaction per window, and a local chain (the embedded one above all) takes up to about a
-    second for each under load, after the validator's own safety margin of 1.5 s."""
-    return 2 + 2 * validators

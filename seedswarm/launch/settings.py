@@ -27,6 +27,7 @@ ROLES = ("miner", "validator")
 _PATH_FIELDS = ("network", "keystore", "state_dir", "status_file", "log_file")
 _TUPLE_FIELDS = ("bootstrap", "peers")
 ENV_PREFIX = "SEEDSWARM_"
+DEFAULT_WORK_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class NodeSettings:
     """libp2p: multiaddrs dialled besides the bundle's bootstrap peers."""
     peers: tuple[str, ...] = ()
     """Peer ids to fetch the certified log from (default: every registered node)."""
-    work_fraction: float = 0.6
+    work_fraction: float = DEFAULT_WORK_FRACTION
+    """The part of each round given to the miners' work (the rest: scoring, certifying)."""
     last_round: int = -1
     """-1: run forever."""
     status_file: Path | None = None

@@ -31,9 +31,10 @@ async def _wait_for_mid_round(clock: RoundClock, round_index: int) -> None:
 
 
 async def _crash_and_recover(devnet: Devnet) -> dict[str, dict[str, object]]:
-    spec = devnet.spec
-    clock = RoundClock(devnet.genesis_time, spec.round_length)
-    await devnet.wait_until(all_at_round(2), limit_s=120, what="round 2")
+    clock = RoundClock(devnet.genesis_time, devnet.schedule.round_length)
+    await devnet.wait_until(all_at_round(2),
+                            limit_s=devnet.spec.startup_s + 8 * clock.round_length,
+                            what="round 2")
     await _wait_for_mid_round(clock, 3)
     victim = devnet.fleet.nodes[VICTIM]
     victim.kill()
@@ -41,7 +42,7 @@ async def _crash_and_recover(devnet: Devnet) -> dict[str, dict[str, object]]:
     await _until(down_until)
     victim.status_file.unlink()  # only the restarted process may report from now on
     victim.start(devnet.fleet.env)
-    limit = clock.round_end(ROUNDS) - time.time() + 60
+    limit = clock.round_end(ROUNDS) - time.time() + 6 * clock.round_length
     await devnet.wait_until(all_at_round(ROUNDS), limit_s=limit, what=f"round {ROUNDS}")
     return devnet.snapshot()
 

@@ -44,10 +44,12 @@ async def _attack(devnet: Devnet) -> None:
         MqttConfig(port=devnet.broker.port), key=NodeKey.generate(),
         network_id=devnet.network.network_id, limits=Limits(max_message_bytes=1 << 20),
     )
+    rounds = devnet.schedule.round_length  # every wait is counted in rounds
     async with attacker:
         seen = await attacker.subscribe(TOPIC_CONTRIBUTIONS)
-        await devnet.wait_until(all_at_round(1), limit_s=120, what="round 1")
-        honest = await asyncio.wait_for(seen.get(), timeout=30)
+        await devnet.wait_until(all_at_round(1), limit_s=devnet.spec.startup_s + 6 * rounds,
+                                what="round 1")
+        honest = await asyncio.wait_for(seen.get(), timeout=3 * rounds)
         await attacker.publish(TOPIC_CONTRIBUTIONS, b"\x01garbage that is no envelope")
         await attacker.publish(TOPIC_CONTRIBUTIONS, b"\x01" + bytes(200_000))  # oversized
         await attacker.publish(TOPIC_BUNDLES, b"not a bundle")
@@ -56,11 +58,11 @@ async def _attack(devnet: Devnet) -> None:
         await devnet.wait_until(
             lambda s: _refused(s, "malformed") >= 1 and _refused(s, "oversized") >= 1
             and _refused(s, "duplicate") + _refused(s, "wrong_round") >= 1,
-            limit_s=30, what="the first refusals",
+            limit_s=3 * rounds, what="the first refusals",
         )
         for index in range(FLOOD):
             await attacker.publish(TOPIC_CONTRIBUTIONS, b"flood %d" % index)
-        await devnet.wait_until(lambda s: _bans(s) >= 1, limit_s=30, what="a ban")
+        await devnet.wait_until(lambda s: _bans(s) >= 1, limit_s=3 * rounds, what="a ban")
 
 
 def test_hostile_peer_is_refused_and_rounds_certify(tmp_path: Path) -> None:
@@ -72,7 +74,9 @@ def test_hostile_peer_is_refused_and_rounds_certify(tmp_path: Path) -> None:
         await devnet.start()
         try:
             await _attack(devnet)
-            await devnet.wait_until(all_at_round(ROUNDS), limit_s=120, what=f"round {ROUNDS}")
+            await devnet.wait_until(all_at_round(ROUNDS),
+                                    limit_s=(ROUNDS + 6) * devnet.schedule.round_length,
+                                    what=f"round {ROUNDS}")
             return devnet.snapshot()
         finally:
             with contextlib.suppress(Exception):

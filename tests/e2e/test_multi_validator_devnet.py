@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from seedswarm.devnet.local_network import run_devnet
+from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(300)]
@@ -18,11 +19,11 @@ ROUNDS = 4
 
 
 def test_three_validators_review_and_endorse_over_libp2p(tmp_path: Path) -> None:
-    # three validators commit and reveal through one embedded (slow) chain: the default
-    # windows grow with the validator count (spec.default_window), which this run relies on
+    # three validators commit and reveal through one embedded (slow) chain: the derived
+    # windows grow with the validator count (devnet.schedule), which this run relies on
     spec = DevnetSpec(miners=3, validators=3, rounds=ROUNDS, transport="libp2p",
-                      chain="embedded", workdir=tmp_path, startup_s=15, round_length=5)
-    assert spec.commit_s >= 8 and spec.reveal_s >= 8
+                      chain="embedded", workdir=tmp_path, startup_s=15)
+    assert DevnetSchedule.derive(spec, 3).commit_window >= 8
     result = asyncio.run(run_devnet(spec))
     hashes, rounds = result["final_model_hashes"], result["final_rounds"]
     assert set(rounds.values()) == {ROUNDS}, rounds

@@ -25,7 +25,10 @@ class EpochRecord:
 
     scores: dict[str, float] = field(default_factory=dict)
     stage: str = "open"
-    """open -> committed -> revealed -> settled (or skipped: nothing to pay)."""
+    """open -> committed -> revealed -> settled (or skipped: nothing to pay; failed: a window
+    closed before this validator's step, or the chain refused it for good)."""
+    reason: str = ""
+    """Why a failed epoch failed, in one line."""
 
 
 @dataclass
@@ -54,15 +57,17 @@ class Ledger:
         self.val_loss[round_index] = loss
         self.save()
 
-    def set_stage(self, epoch: int, stage: str) -> None:
-        """Move `epoch` to `stage` and save."""
-        self.epochs.setdefault(epoch, EpochRecord()).stage = stage
+    def set_stage(self, epoch: int, stage: str, reason: str = "") -> None:
+        """Move `epoch` to `stage` (with the reason, for a failure) and save."""
+        record = self.epochs.setdefault(epoch, EpochRecord())
+        record.stage = stage
+        record.reason = reason
         self.save()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": LEDGER_VERSION,
-            "epochs": {str(e): {"scores": r.scores, "stage": r.stage}
+            "epochs": {str(e): {"scores": r.scores, "stage": r.stage, "reason": r.reason}
                        for e, r in sorted(self.epochs.items())},
             "val_loss": {str(r): v for r, v in sorted(self.val_loss.items())},
             "last_round": self.last_round,
@@ -79,7 +84,7 @@ class Ledger:
             return cls(path=path)
         data = json.loads(path.read_text(encoding="utf-8"))
         epochs = {
-            int(e): EpochRecord(dict(r["scores"]), str(r["stage"]))
+            int(e): EpochRecord(dict(r["scores"]), str(r["stage"]), str(r.get("reason", "")))
             for e, r in data["epochs"].items()
         }
         losses = {int(r): float(v) for r, v in data["val_loss"].items()}

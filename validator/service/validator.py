@@ -410,9 +410,15 @@ class ValidatorService:
                 stage = await asyncio.to_thread(chain.run_step, step, epoch, dict(record.scores))
             except Exception as exc:  # the service boundary: a chain hiccup must not kill it
                 self._chain_errors += 1
-                _log.warning("epoch %d: chain step failed (will retry): %r", epoch, exc)
                 if is_final_failure(exc):
-                    self.ledger.set_stage(epoch, "failed")
+                    reason = f"{record.stage} -> {exc}"
+                    _log.error("epoch %d: lost for this validator: %s (a window closed before "
+                               "its step reached the chain: the chain or this node is too slow "
+                               "for the network's windows)", epoch, reason)
+                    self.ledger.set_stage(epoch, "failed", reason)
+                    self._write_status()
+                else:
+                    _log.warning("epoch %d: chain step failed, will retry: %r", epoch, exc)
                 continue
             self.ledger.set_stage(epoch, stage)
             self._write_status()
