@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from adapters.transport.base import Limits, Transport
+from adapters.transport.base import Limits, Subscription, Transport, TransportError
 from adapters.transport.core import TransportCore
 from protocol.identity import NodeKey
 from seedswarm.launch.node_plan import NodePlan
+
+if TYPE_CHECKING:
+    from adapters.transport.libp2p_transport import Libp2pTransport
 
 TRANSPORT_MESSAGE_LIMIT = 1 << 20
 """Bundles and log answers carry many envelopes; single envelopes keep the network's limit."""
@@ -35,18 +40,52 @@ def build_transport(plan: NodePlan, key: NodeKey) -> TransportCore:
     return Libp2pTransport(p2p, network_id=network_id, limits=limits)
 
 
-async def keep_connected(transport: Transport, bootstrap: Sequence[str]) -> None:
-    """libp2p only: re-dial bootstrap peers that dropped (a restarted peer, a lost link)."""
+PEERS_TOPIC = "peers"
+"""libp2p: where nodes announce the addresses they listen on (peer exchange)."""
+MAX_DIALS_PER_ANNOUNCEMENT = 8
+
+
+async def keep_connected(transport: Transport, bootstrap: Sequence[str],
+                         interval_s: float = 1.0) -> None:
+    """libp2p only: keep every node reachable directly, not just through the bootstrap peers.
+
+    Re-dials bootstrap peers that dropped (a restarted peer, a lost link), announces this
+    node's listen addresses on `PEERS_TOPIC` and dials the nodes others announce: direct
+    requests (catch-up, the genesis checkpoint, receipts) need a connection, gossip does not.
+    An announcement counts only for the peer that signed it (libp2p authenticates the sender).
+    """
     from adapters.transport.libp2p_transport import Libp2pTransport
 
-    if not isinstance(transport, Libp2pTransport) or not bootstrap:
+    if not isinstance(transport, Libp2pTransport):
         return
-    while True:
-        connected = set(transport.connected_peers())
-        for addr in bootstrap:
-            if addr.rsplit("/p2p/", 1)[-1] not in connected:
+    announcements = await transport.subscribe(PEERS_TOPIC)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_dial_announced(transport, announcements))
+        while True:
+            connected = set(transport.connected_peers())
+            for addr in bootstrap:
+                if addr.rsplit("/p2p/", 1)[-1] not in connected:
+                    with contextlib.suppress(Exception):
+                        await transport.connect(addr)
+            own = [a for a in transport.listen_addrs if "/ip4/0.0.0.0/" not in a]
+            with contextlib.suppress(TransportError):
+                await transport.publish(PEERS_TOPIC, json.dumps(own).encode())
+            await asyncio.sleep(interval_s)  # connectivity has no event to wait on
+
+
+async def _dial_announced(transport: Libp2pTransport, announcements: Subscription) -> None:
+    async for delivery in announcements:
+        try:
+            addrs = json.loads(delivery.data)
+        except ValueError:
+            continue
+        if not isinstance(addrs, list):
+            continue
+        sender, connected = delivery.from_peer, set(transport.connected_peers())
+        if sender == transport.peer_id or sender in connected:
+            continue
+        for addr in addrs[:MAX_DIALS_PER_ANNOUNCEMENT]:
+            if isinstance(addr, str) and addr.endswith(f"/p2p/{sender}"):
                 with contextlib.suppress(Exception):
                     await transport.connect(addr)
-        await asyncio.sleep(1.0)  # connectivity has no event to wait on; re-check each second
-
-
+                    break
