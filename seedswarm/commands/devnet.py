@@ -71,6 +71,14 @@ def devnet(
         Path | None, typer.Option(help="Keep keys, state and logs here (default: a temp dir)")
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the result here")] = None,
+    keep_alive: Annotated[
+        bool, typer.Option("--keep-alive", help="Keep the network (chain included) up until "
+                           "Ctrl-C, nodes never stopping; serves a faucet for joiners")
+    ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write the network file (DIR/network.toml) others join with"),
+    ] = None,
 ) -> None:
     """Bring up a local network: chain, contracts, broker, and every node as its own process.
 
@@ -97,8 +105,15 @@ def devnet(
                                      f"{', '.join(LIVE_ATTACKS)}", param_hint="--attackers")
     spec = DevnetSpec(miners=miners, validators=validators, rounds=rounds, transport=transport,
                       chain=chain, broker=broker, round_length=round_length,
-                      epoch_length=epoch_length, workdir=workdir, attackers=attack_spec)
+                      epoch_length=epoch_length, workdir=workdir, attackers=attack_spec,
+                      keep_alive=keep_alive)
     console = Console()
+    if keep_alive or export is not None:
+        if not keep_alive:
+            raise typer.BadParameter("a network others join must stay up: add --keep-alive",
+                                     param_hint="--export")
+        _serve(console, spec, export, DevnetError)
+        return
     result = _run_live(console, lambda update: asyncio.run(run_devnet(spec, update)), DevnetError)
     result_nodes = result.pop("nodes", {})
     console.print(node_table(result_nodes, "final state"))
@@ -108,6 +123,41 @@ def devnet(
                   f"val loss {result['val_loss'][0]:.4f} -> {result['val_loss'][-1]:.4f}")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Exception]) -> None:
+    """Run the devnet until Ctrl-C, printing where everything is, then the table as it moves
+    (plain lines, one table per round, when stdout is not a terminal)."""
+    import asyncio
+    import contextlib
+
+    from seedswarm.devnet.local_network import serve_devnet
+
+    last = {"round": -1}
+
+    def on_start(endpoints: dict[str, Any]) -> None:
+        for key in ("chain", "broker", "bootstrap", "faucet", "network_file", "export",
+                    "workdir", "round_length"):
+            value = endpoints.get(key)
+            if value:
+                shown = ", ".join(value) if isinstance(value, list) else value
+                console.print(f"{key}: {shown}", soft_wrap=True)
+        console.print("the devnet is up; Ctrl-C stops it", soft_wrap=True)
+
+    def on_update(snapshot: Snapshot) -> None:
+        rounds = [s.get("round", -1) for s in snapshot.values()]
+        current = min(rounds) if rounds else -1
+        if current > last["round"]:
+            last["round"] = current
+            console.print(node_table(snapshot, f"devnet at round {current}"))
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+            asyncio.run(serve_devnet(spec, export, on_start, on_update))
+    except error_type as exc:
+        console.print(f"[bold red]devnet failed:[/] {exc}")
+        raise typer.Exit(code=1) from exc
+    console.print("devnet stopped")
 
 
 def _run_live(console: Console, run: Any, error_type: type[Exception]) -> dict[str, Any]:

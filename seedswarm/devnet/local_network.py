@@ -10,9 +10,11 @@ the run's epochs settled on-chain, then a result with final hashes, rewards and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from typing import Any
 from adapters.chain.backends import funded_account
 from adapters.chain.client import ChainClient
 from adapters.chain.deployment import Deployment
+from adapters.chain.faucet import Faucet
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from adapters.storage.logstore import write_atomic
 from protocol.domain_types import ModelHash, Wei
@@ -48,6 +51,8 @@ from seedswarm.launch.settings import DEFAULT_WORK_FRACTION, NodeSettings
 _log = logging.getLogger("seedswarm.devnet")
 NETWORK_FILE = "network.toml"
 BASE_FILE = "base.safetensors"
+FAUCET_AMOUNT = Wei(10 * STAKE)
+"""What the faucet sends a joiner: a stake and plenty for gas."""
 DEVNET_SCRYPT = ScryptParams(n=2**12)  # throwaway keys: fast to unlock, still encrypted
 Snapshot = dict[str, dict[str, Any]]
 RESOLVED = ("settled", "skipped", "failed")
@@ -71,6 +76,7 @@ class Devnet:
         self.fleet = Fleet(env=node_env(self.password))
         self.chain: ChainHandle | None = None
         self.broker: Any = None
+        self.faucet: Faucet | None = None
         self.deployment: Deployment | None = None
         self.network: NetworkConfig | None = None
         self.genesis_time = 0.0
@@ -92,12 +98,40 @@ class Devnet:
     async def stop(self) -> None:
         """Stop the nodes, the broker and the chain (idempotent)."""
         await asyncio.to_thread(self.fleet.stop_all)
+        faucet, self.faucet = self.faucet, None
+        if faucet is not None:
+            await asyncio.to_thread(faucet.stop)
         broker, self.broker = self.broker, None
         if broker is not None:
             await broker.stop()
         chain, self.chain = self.chain, None
         if chain is not None:
             await asyncio.to_thread(chain.stop)
+
+    def export(self, directory: Path) -> Path:
+        """Write the network file (and the genesis checkpoint it names) to `directory`:
+        everything someone needs to join this devnet."""
+        assert self.bundle is not None
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.workdir / BASE_FILE, directory / BASE_FILE)
+        path = directory / NETWORK_FILE
+        self.bundle.save(path)
+        return path
+
+    def endpoints(self) -> dict[str, Any]:
+        """Where everything runs: for the operator's screen and for scripts."""
+        assert self.chain is not None and self.bundle is not None
+        peers = self.bundle.peers
+        return {
+            "chain": self.chain.url,
+            "broker": peers.broker or None,
+            "bootstrap": list(peers.bootstrap),
+            "faucet": None if self.faucet is None else self.faucet.url,
+            "network_file": str(self.workdir / NETWORK_FILE),
+            "workdir": str(self.workdir),
+            "round_length": self.schedule.round_length,
+            "genesis_time": self.genesis_time,
+        }
 
     def cleanup(self) -> None:
         """Remove the work directory if the devnet created it."""
@@ -125,6 +159,8 @@ class Devnet:
         offset = await asyncio.to_thread(chain_clock_offset, chain)
         self.genesis_time = genesis - max(0.0, offset)
         await self._start_broker()
+        if spec.keep_alive:
+            self.faucet = Faucet(chain.url, FAUCET_AMOUNT).start()
         self._write_nodes(fingerprint, block)
 
     def _measured_round(self, base: Path, base_hash: ModelHash) -> int:
@@ -193,7 +229,8 @@ class Devnet:
             chain=ChainInfo(url=self.chain.url, chain_id=d.chain_id, token=d.token,
                             registry=d.registry, incentives=d.incentives,
                             deployment_block=deployment_block, min_miner_stake=STAKE,
-                            min_validator_stake=STAKE),
+                            min_validator_stake=STAKE,
+                            faucet="" if self.faucet is None else self.faucet.url),
             peers=PeerInfo(transport=self.spec.transport, bootstrap=addrs if libp2p else (),
                            broker=broker),
         )
@@ -206,7 +243,8 @@ class Devnet:
             role=p.role, network=root / NETWORK_FILE,
             keystore=root / "keys" / p.name, state_dir=root / "state" / p.name,
             listen_port=port, peers=tuple(peer_id_from_public_bytes(k) for k in validators),
-            last_round=self.spec.rounds, status_file=root / "status" / f"{p.name}.json",
+            last_round=-1 if self.spec.keep_alive else self.spec.rounds,
+            status_file=root / "status" / f"{p.name}.json",
             log_file=root / "logs" / f"{p.name}.log",
         )
 
@@ -290,6 +328,36 @@ class Devnet:
 def all_at_round(target: int) -> Callable[[Snapshot], bool]:
     """Predicate: every node's replica holds round `target`'s model."""
     return lambda snapshot: all(s.get("round", -1) >= target for s in snapshot.values())
+
+
+async def serve_devnet(
+    spec: DevnetSpec, export: Path | None, on_start: Callable[[dict[str, Any]], None],
+    on_update: Callable[[Snapshot], None],
+) -> None:
+    """Bring a devnet up and keep it up until cancelled (Ctrl-C, SIGTERM); with `export`,
+    write its network file there first."""
+    _cancel_on_sigterm()
+    devnet = Devnet(spec)
+    await devnet.start()
+    try:
+        endpoints = devnet.endpoints()
+        if export is not None:
+            endpoints["export"] = str(devnet.export(export))
+        on_start(endpoints)
+        while True:
+            devnet.check_alive()
+            on_update(devnet.snapshot())
+            await asyncio.sleep(devnet.schedule.round_length / 4)
+    finally:
+        await devnet.stop()
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM stops a serving devnet as Ctrl-C does: everything it started stops with it."""
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 async def run_devnet(

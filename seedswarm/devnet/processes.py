@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ class NodeProcess:
                 [sys.executable, "-m", "seedswarm.devnet.node_process",
                  "--config", str(self.settings_file), "--attack", self.attack],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                preexec_fn=_die_with_parent,
             )
         self.starts += 1
         self.expected_exit = False
@@ -107,6 +109,16 @@ class Fleet:
 
     def crashed(self) -> list[NodeProcess]:
         return [node for node in self.nodes.values() if node.crashed]
+
+
+def _die_with_parent() -> None:
+    """Linux: the node gets SIGTERM when the devnet process dies, however it dies (a killed
+    devnet must not leave nodes running that nobody stops)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def node_env(password: str) -> dict[str, str]:

@@ -37,6 +37,8 @@ class DevnetSpec:
     workdir: Path | None = None
     seed: int = 0
     """Seeds the base model's initialisation and the data split."""
+    keep_alive: bool = False
+    """Run until stopped (nodes never stop at `rounds`; a faucet funds joiners)."""
     attackers: tuple[tuple[str, int], ...] = ()
     """(attack kind, count): extra miners running the simulator's attacker classes."""
 

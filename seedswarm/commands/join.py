@@ -1,0 +1,118 @@
+"""`seedswarm join`: from a network file to a running node, in one command."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+DEFAULT_KEYS = Path.home() / ".seedswarm" / "keys"
+
+
+def join(
+    network: Annotated[Path, typer.Option(help="The network file (network.toml) to join")],
+    role: Annotated[str, typer.Option(help="miner or validator")],
+    keys: Annotated[
+        Path, typer.Option(help="Key directory: used if it holds a keystore, created if not")
+    ] = DEFAULT_KEYS,
+    stake: Annotated[
+        float | None,
+        typer.Option(help="Stake to register with, in the chain's coin (default: the minimum)"),
+    ] = None,
+    faucet: Annotated[
+        bool, typer.Option("--faucet", help="Devnets: ask the network's faucet for funds first")
+    ] = False,
+    evm_key_file: Annotated[
+        Path | None,
+        typer.Option(help="New keys only: import this hex EVM private key instead of a new one"),
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints and logs (default: KEYS/state-NETWORK_ID)")
+    ] = None,
+    listen_host: Annotated[str, typer.Option(help="libp2p: address to listen on")] = "127.0.0.1",
+    listen_port: Annotated[int, typer.Option(help="libp2p: port to listen on (0: any)")] = 0,
+) -> None:
+    """Join a network as a miner or a validator, from its network file alone.
+
+    Creates the keys if KEYS holds none (or uses them), funds the account from the devnet's
+    faucet with --faucet, registers it with its stake (never twice: re-running is safe), writes
+    the node's settings (KEYS/node-NETWORK_ID.toml, usable with `seedswarm miner --config`),
+    fetches the genesis model from its peers if it is not next to the network file, catches up
+    with the certified history and runs. The keystore password comes from $SEEDSWARM_PASSWORD or
+    a prompt.
+
+    Example: seedswarm join --network NET/network.toml --role miner --keys K --faucet
+    """
+    from adapters.chain.faucet import request_funds
+    from adapters.storage.keystore import KeyBundle, encrypt_keystore
+    from protocol.domain_types import Wei
+    from protocol.errors import ConfigError
+    from seedswarm.commands.keys import keystore_path, load_keys, resolve_password, write_keystore
+    from seedswarm.launch.join_bundle import JoinBundle
+    from seedswarm.launch.joining import (
+        connect_client,
+        ensure_registered,
+        network_round,
+        node_settings,
+    )
+    from seedswarm.launch.runner import PASSWORD_ENV, run_from_settings
+
+    if role not in ("miner", "validator"):
+        raise typer.BadParameter("miner or validator", param_hint="--role")
+    console = Console(stderr=True)
+    bundle = JoinBundle.load(network)
+    net_id = bundle.network.network_id
+    if keystore_path(keys).exists():
+        password = resolve_password(confirm=False)
+        key_bundle = load_keys(keys, password)
+    else:
+        password = resolve_password(confirm=True)
+        key_bundle = KeyBundle.generate()
+        if evm_key_file is not None:
+            raw = evm_key_file.read_text(encoding="utf-8").strip().removeprefix("0x")
+            try:
+                key_bundle = KeyBundle(key_bundle.node_key, bytes.fromhex(raw))
+            except ValueError as exc:
+                raise ConfigError(f"{evm_key_file}: not a hex EVM private key") from exc
+        write_keystore(keys, encrypt_keystore(key_bundle, password), force=False)
+        console.print(f"new keys in {keystore_path(keys)}")
+    client = connect_client(bundle, key_bundle, bundle.chain.url)
+    if faucet:
+        if not bundle.chain.faucet:
+            raise ConfigError("this network serves no faucet (not a devnet): fund "
+                              f"{key_bundle.evm_address} another way and run without --faucet")
+        sent = request_funds(bundle.chain.faucet, key_bundle.evm_address,
+                             timeout_s=4 * bundle.network.round_length)
+        console.print(f"faucet: {sent / 10**18:g} sent to {key_bundle.evm_address}"
+                      if sent else "faucet: this account was funded before")
+    amount = None if stake is None else Wei(round(stake * 10**18))
+    standing = ensure_registered(client, bundle, key_bundle, role, amount)
+    state = state_dir or keys / f"state-{net_id}"
+    settings = node_settings(network, keys, role, state, listen_host, listen_port)
+    settings_file = keys / f"node-{net_id}.toml"
+    settings_file.write_text(settings.to_toml(), encoding="utf-8")
+    slot = "" if standing.slot is None else f", slot {standing.slot}"
+    console.print(
+        f"joined {net_id} as a {role}: peer id {key_bundle.peer_id}, EVM address "
+        f"{key_bundle.evm_address}{slot}, stake {standing.stake / 10**18:g}"
+        + (" (registered now)" if standing.newly_registered else " (registered before)"),
+        soft_wrap=True)
+    console.print(f"network at round {network_round(bundle)}; settings in {settings_file}",
+                  soft_wrap=True)
+    if standing.wait_s > 0:
+        console.print(
+            f"waiting for epoch {standing.active_from_epoch} (round "
+            f"{standing.active_from_round}, in about {standing.wait_s:.0f} s): the Registry's "
+            "snapshot at an epoch's start decides who takes part; following the network "
+            "meanwhile", soft_wrap=True)
+    env = dict(os.environ)
+    env[PASSWORD_ENV] = password
+    run_from_settings(settings, env)
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `seedswarm join` to the CLI."""
+    app.command("join")(join)

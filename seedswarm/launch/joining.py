@@ -1,0 +1,141 @@
+"""Joining a network from its network file: the chain side (funds, registration) and the node's
+settings, so that `seedswarm join` is one command and re-running it changes nothing.
+
+Registration is idempotent: a key already registered in the role asked for is used as it is;
+one registered in another role, or under another node key, is refused with what to do instead.
+A newly registered node takes part from the next epoch (membership is the Registry's snapshot
+at each epoch's start); until then it follows the network and says what it waits for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.chain.backends import connect
+from adapters.chain.client import ChainClient
+from adapters.chain.registry_membership import read_membership
+from adapters.storage.keystore import KeyBundle
+from protocol.domain_types import PublicKey, Wei
+from protocol.errors import ConfigError
+from protocol.settlement.params import Role
+from seedswarm.launch.join_bundle import JoinBundle
+from seedswarm.launch.settings import NodeSettings
+
+GAS_RESERVE = Wei(10**17)
+"""Coin kept aside for transactions besides the stake (0.1 of the chain's coin)."""
+ROLES = {"miner": Role.MINER, "validator": Role.VALIDATOR}
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Where a key stands on the network's Registry after `ensure_registered`."""
+
+    role: str
+    stake: Wei
+    slot: int | None
+    newly_registered: bool
+    epoch_now: int
+    active_from_epoch: int
+    active_from_round: int
+    wait_s: float
+    """Seconds until the snapshot that includes this node (0 if it is already in)."""
+
+
+def min_stake(bundle: JoinBundle, role: str) -> Wei:
+    chain = bundle.chain
+    return Wei(chain.min_miner_stake if role == "miner" else chain.min_validator_stake)
+
+
+def connect_client(bundle: JoinBundle, keys: KeyBundle, chain_url: str) -> ChainClient:
+    """A chain client for `keys`' account; ConfigError naming the URL when the chain is not
+    there or is another chain than the network file's."""
+    try:
+        w3 = connect(chain_url)
+        chain_id = int(w3.eth.chain_id)
+    except Exception as exc:  # any transport failure means the same thing to a joiner
+        raise ConfigError(f"cannot reach the chain at {chain_url} ({type(exc).__name__}): is "
+                          "the network's RPC endpoint up and reachable from here?") from exc
+    if chain_id != bundle.chain.chain_id:
+        raise ConfigError(f"{chain_url} is chain {chain_id}, the network file says "
+                          f"{bundle.chain.chain_id}: wrong RPC URL for this network")
+    return ChainClient.connect(w3, bundle.chain.deployment, keys.evm_account)
+
+
+def ensure_registered(client: ChainClient, bundle: JoinBundle, keys: KeyBundle, role: str,
+                      stake: Wei | None) -> Membership:
+    """Register `keys` in `role` with `stake` (default: the network's minimum) unless it is
+    registered already; where it stands afterwards."""
+    registry = client.registry
+    wanted = ROLES[role]
+    current = registry.role_of()
+    node_key = keys.node_key.public.raw
+    newly = False
+    if current == Role.NONE:
+        amount = stake if stake is not None else min_stake(bundle, role)
+        if amount < min_stake(bundle, role):
+            raise ConfigError(f"a {role} stakes at least {_coin(min_stake(bundle, role))}, "
+                              f"not {_coin(amount)}: raise --stake")
+        balance = client.eth_balance()
+        if balance < amount + GAS_RESERVE:
+            raise ConfigError(
+                f"{keys.evm_address} holds {_coin(balance)}, needs {_coin(amount)} to stake "
+                "plus gas: fund it (on a devnet: add --faucet)")
+        if wanted == Role.MINER:
+            registry.register_miner(node_key, amount)
+        else:
+            registry.register_validator(node_key, amount)
+        newly = True
+    elif current != wanted:
+        raise ConfigError(
+            f"{keys.evm_address} is registered as a {current.name.lower()}, not a {role}: join "
+            f"with --role {current.name.lower()}, or use other keys for a {role}")
+    elif registry.node_key_of() != node_key:
+        raise ConfigError(
+            f"{keys.evm_address} is registered with another node key: use the keystore it "
+            "registered with (one account, one node)")
+    return _standing(client, bundle, role, newly, node_key)
+
+
+def _standing(client: ChainClient, bundle: JoinBundle, role: str, newly: bool,
+              node_key: PublicKey) -> Membership:
+    registry = client.registry
+    params = registry.network_params()
+    epoch_now = registry.current_epoch()
+    chain_now = registry.latest_timestamp()
+    # the Registry's snapshot at an epoch's start decides that epoch's members: before
+    # genesis that snapshot is still to come, and it will include a node registered now
+    start = registry.epoch_start(epoch_now)
+    if start > chain_now:
+        active = epoch_now
+    else:
+        snapshot = read_membership(registry, start)
+        members = set(snapshot.miners) | {k for k, _ in snapshot.validators}
+        active = epoch_now if node_key in members else epoch_now + 1
+    wait = max(0.0, float(registry.epoch_start(active) - chain_now))
+    return Membership(
+        role=role, stake=registry.stake_of(), slot=registry.miner_slot_of(),
+        newly_registered=newly, epoch_now=epoch_now, active_from_epoch=active,
+        active_from_round=active * params.epoch_length, wait_s=wait,
+    )
+
+
+def network_round(bundle: JoinBundle, now: float | None = None) -> int:
+    """The round the network's clock is in (−1 before genesis)."""
+    elapsed = (time.time() if now is None else now) - bundle.genesis.time
+    return math.floor(elapsed / bundle.network.round_length) if elapsed >= 0 else -1
+
+
+def node_settings(bundle_file: Path, keys_dir: Path, role: str, state_dir: Path,
+                  listen_host: str, listen_port: int) -> NodeSettings:
+    """The settings `seedswarm miner|validator --config` runs a joined node with."""
+    return NodeSettings(role=role, network=bundle_file.resolve(), keystore=keys_dir.resolve(),
+                        state_dir=state_dir.resolve(), listen_host=listen_host,
+                        listen_port=listen_port, status_file=(state_dir / "status.json").resolve(),
+                        log_file=(state_dir / "node.log").resolve())
+
+
+def _coin(amount: int) -> str:
+    return f"{amount / 10**18:g}"
