@@ -32,6 +32,7 @@ _COMMAND_MODULES = (
     "chain",
     "pretrain",
     "join",
+    "network",
 )
 
 
@@ -65,8 +66,12 @@ _register_commands()
 def main() -> None:
     """Run the CLI; an error of the project's own is one line on stderr and exit status 1
     (`seedswarm --debug ...` shows its traceback instead)."""
+    import warnings
+
     from protocol.errors import SeedswarmError
 
+    # third-party libraries announce their own deprecations; a user can do nothing about them
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         app()
     except SeedswarmError as exc:

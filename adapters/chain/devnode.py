@@ -73,8 +73,10 @@ class AnvilNode:
         gas_limit: int = 30_000_000,
         balance_eth: int = 1_000_000,
         startup_timeout: float = 20.0,
+        host: str = "127.0.0.1",
     ) -> None:
         self._binary = binary or find_anvil()
+        self._host = host
         self._port = port or free_port()
         self._gas_limit = gas_limit
         self._balance_eth = balance_eth
@@ -84,13 +86,13 @@ class AnvilNode:
     @property
     def url(self) -> str:
         """JSON-RPC endpoint."""
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://{self._host}:{self._port}"
 
     def start(self) -> AnvilNode:
         """Launches anvil and waits until it answers JSON-RPC."""
         command = [
             str(self._binary),
-            "--host", "127.0.0.1",
+            "--host", self._host,
             "--port", str(self._port),
             "--gas-limit", str(self._gas_limit),
             "--balance", str(self._balance_eth),

@@ -63,15 +63,16 @@ async def wait_until_listening(port: int, *, limit_s: float = _READY_TIMEOUT_S) 
 
 
 class EmbeddedBroker:
-    """An amqtt broker in this process, listening on a loopback port."""
+    """An amqtt broker in this process, listening on `host` (loopback by default)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, host: str = LOOPBACK) -> None:
+        self._host = host
         self._port = port or free_loopback_port()
         self._broker: Any = None
 
     @property
     def host(self) -> str:
-        return LOOPBACK
+        return self._host
 
     @property
     def port(self) -> int:
@@ -79,7 +80,7 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{LOOPBACK}:{self._port}"
+        return f"mqtt://{self._host}:{self._port}"
 
     async def start(self) -> None:
         """Start listening (idempotent)."""
@@ -89,7 +90,7 @@ class EmbeddedBroker:
 
         broker = Broker(
             {
-                "listeners": {"default": {"type": "tcp", "bind": f"{LOOPBACK}:{self._port}"}},
+                "listeners": {"default": {"type": "tcp", "bind": f"{self._host}:{self._port}"}},
                 "plugins": {
                     "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
                 },

@@ -1,23 +1,15 @@
-"""The devnet's chain: start it, deploy the contracts, fund and register every node.
-
-`embedded` runs eth-tester in the devnet process and serves it to the nodes over loopback
-JSON-RPC (seedswarm.devnet.rpc): nothing to install, fine for short runs. `anvil` starts the
-npm anvil binary (adapters.chain.devnode): faster, and the realistic choice for long runs.
-Any other value is a JSON-RPC URL of a dev chain with unlocked, funded accounts.
-"""
+"""The devnet's chain side: deploy the contracts, fund and register every node (the chain
+itself is started by seedswarm.launch.local_chain)."""
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from web3 import Web3
-
-from adapters.chain.backends import chain_time, connect, fund, funded_account
+from adapters.chain.backends import chain_time, fund, funded_account
 from adapters.chain.client import ChainClient
 from adapters.chain.deploy import deploy_suite
 from adapters.chain.deployment import Deployment
@@ -26,79 +18,12 @@ from protocol.domain_types import ModelHash, Wei
 from protocol.settlement.params import EconomicParams, NetworkParams
 from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
+from seedswarm.launch.local_chain import ChainHandle
 
 _log = logging.getLogger("seedswarm.devnet.chain")
 ETH = 10**18
 STAKE = Wei(ETH)
 EMISSION = Wei(1_000 * ETH)
-
-
-@dataclass
-class ChainHandle:
-    """A running chain: the URL nodes use, the devnet's own Web3, and how to stop it."""
-
-    kind: str
-    url: str
-    w3: Web3
-    stop: Callable[[], None]
-
-
-def start_chain(kind: str) -> ChainHandle:
-    """Start (or attach to) the chain a devnet spec names."""
-    if kind == "embedded":
-        from seedswarm.devnet.rpc import EmbeddedRpcServer
-
-        w3 = connect("embedded")
-        server = EmbeddedRpcServer(w3).start()
-        return ChainHandle(kind, server.url, w3, server.stop)
-    if kind == "anvil":
-        from adapters.chain.devnode import AnvilNode
-
-        node = AnvilNode().start()
-        ticker = BlockTicker(connect(node.url)).start()
-        return ChainHandle(kind, node.url, connect(node.url), _both(ticker.stop, node.stop))
-    ticker = BlockTicker(connect(kind)).start()
-    return ChainHandle("url", kind, connect(kind), ticker.stop)
-
-
-def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    def stop() -> None:
-        first()
-        second()
-
-    return stop
-
-
-class BlockTicker:
-    """Mines an empty block each second while the wall clock is ahead of the chain.
-
-    Dev chains that mine only on demand keep an idle chain's clock still, so calls and gas
-    estimates for a transaction that waits for a time window would see the past forever; a
-    real chain produces blocks continuously, and this makes a dev chain behave alike.
-    """
-
-    def __init__(self, w3: Web3, interval_s: float = 1.0) -> None:
-        self._w3 = w3
-        self._interval_s = interval_s
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="block-ticker", daemon=True)
-
-    def start(self) -> BlockTicker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval_s):
-            try:
-                if time.time() >= chain_time(self._w3) + 1:
-                    self._w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-            except Exception as exc:  # a chain without evm_mine: stop trying
-                _log.info("block ticker stopped: %r", exc)
-                return
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,18 @@ from protocol.netconfig import NetworkConfig
 from seedswarm.devnet.calibration import MIN_ROUND_S, cores, measure_round
 from seedswarm.devnet.chainsetup import (
     STAKE,
-    ChainHandle,
     Participant,
     chain_clock_offset,
     deploy,
     planned_genesis,
     register_all,
-    start_chain,
 )
 from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.processes import Fleet, NodeProcess, node_env
 from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
+from seedswarm.launch.local_chain import ChainHandle, start_chain
 from seedswarm.launch.settings import DEFAULT_WORK_FRACTION, NodeSettings
 
 _log = logging.getLogger("seedswarm.devnet")

@@ -19,7 +19,7 @@ AMOUNT = Wei(5 * 10**18)
 
 @pytest.fixture
 def faucet() -> Iterator[Faucet]:
-    from seedswarm.devnet.rpc import EmbeddedRpcServer
+    from adapters.chain.embedded_rpc import EmbeddedRpcServer
 
     server = EmbeddedRpcServer(connect("embedded")).start()
     tap = Faucet(server.url, AMOUNT).start()

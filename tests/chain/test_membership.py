@@ -219,7 +219,7 @@ def rpc_url(w3: Web3) -> Iterator[str]:
     if not is_embedded(w3):
         yield str(w3.provider.endpoint_uri)  # type: ignore[attr-defined]
         return
-    from seedswarm.devnet.rpc import EmbeddedRpcServer
+    from adapters.chain.embedded_rpc import EmbeddedRpcServer
 
     server = EmbeddedRpcServer(w3).start()
     try:

@@ -23,7 +23,7 @@ from typing import Any
 from hexbytes import HexBytes
 from web3 import Web3
 
-_log = logging.getLogger("seedswarm.devnet.rpc")
+_log = logging.getLogger("adapters.chain.embedded_rpc")
 BLOCK_INTERVAL_S = 1.0
 
 
@@ -47,10 +47,10 @@ def to_rpc(value: Any) -> Any:
 class EmbeddedRpcServer:
     """Serves `w3` (an eth-tester Web3) at `url` from a background thread."""
 
-    def __init__(self, w3: Web3, port: int = 0) -> None:
+    def __init__(self, w3: Web3, port: int = 0, host: str = "127.0.0.1") -> None:
         self.w3 = w3
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="embedded-rpc", daemon=True

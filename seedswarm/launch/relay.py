@@ -1,0 +1,50 @@
+"""The operator's libp2p relay: the bootstrap peer a new libp2p network's file names.
+
+A node joining a libp2p network must dial someone. The relay is that someone: a libp2p host on
+the operator's machine that joins every gossip topic (GossipSub forwards only the topics a peer
+is subscribed to), serves the genesis checkpoint by hash, and takes part in the peer exchange
+so that joiners learn each other's addresses and connect directly. It holds no stake, does no
+work and votes on nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from adapters.transport.base import Limits, Subscription
+from protocol.domain_types import ModelHash
+from protocol.identity import NodeKey
+from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS
+from runtime.genesis_exchange import GENESIS_PROTOCOL, genesis_handler
+from seedswarm.launch.node_transport import TRANSPORT_MESSAGE_LIMIT, keep_connected
+
+RELAYED_TOPICS = (TOPIC_CONTRIBUTIONS, TOPIC_BUNDLES, TOPIC_ENDORSEMENTS)
+
+
+async def run_relay(
+    network_id: str, key: NodeKey, host: str, port: int, genesis: tuple[ModelHash, Path],
+    on_ready: Callable[[tuple[str, ...]], None],
+) -> None:
+    """Serve until cancelled; `on_ready` gets the relay's multiaddrs once it listens."""
+    from adapters.transport.libp2p_host import Libp2pConfig
+    from adapters.transport.libp2p_transport import Libp2pTransport
+
+    config = Libp2pConfig(key_seed=key.to_bytes(), listen_host=host, listen_port=port)
+    transport = Libp2pTransport(config, network_id=network_id,
+                                limits=Limits(max_message_bytes=TRANSPORT_MESSAGE_LIMIT))
+    async with transport:
+        transport.serve(GENESIS_PROTOCOL, genesis_handler(*genesis))
+        subscriptions = [await transport.subscribe(topic) for topic in RELAYED_TOPICS]
+        on_ready(transport.listen_addrs)
+        async with asyncio.TaskGroup() as group:
+            for subscription in subscriptions:
+                group.create_task(_drain(subscription))
+            group.create_task(keep_connected(transport, ()))
+
+
+async def _drain(subscription: Subscription) -> None:
+    """The relay forwards what it hears; it has nothing to do with it itself."""
+    async for _ in subscription:
+        pass
