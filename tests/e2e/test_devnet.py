@@ -11,7 +11,7 @@ from adapters.transport.mqtt_broker import BrokerUnavailable, MosquittoBroker
 from seedswarm.devnet.local_network import run_devnet
 from seedswarm.devnet.spec import DevnetSpec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(600)]
 
 ROUNDS = 5
 

@@ -25,7 +25,7 @@ from seedswarm.devnet.copycat import COPYCAT_STATUS
 from seedswarm.devnet.local_network import run_devnet
 from seedswarm.devnet.spec import DevnetSpec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(600)]
 
 ROUNDS = 4
 ATTACKERS = (("copycat", 1), ("noise", 1), ("free-rider", 1))

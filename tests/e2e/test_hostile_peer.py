@@ -16,7 +16,7 @@ from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS
 from seedswarm.devnet.local_network import Devnet, Snapshot, all_at_round
 from seedswarm.devnet.spec import DevnetSpec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(600)]
 
 ROUNDS = 6
 FLOOD = 300
