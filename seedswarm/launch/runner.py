@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from protocol.errors import ConfigError
 from seedswarm.launch.compose import MinerFactory, Sidecar, honest_miner, run_node
 from seedswarm.launch.settings import NodeSettings, load_settings
+from seedswarm.launch.single_instance import hold
 
 PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 
@@ -41,10 +43,12 @@ def run_from_settings(
 
     password = env.get(PASSWORD_ENV)
     if password is None:
-        raise SystemExit(f"set {PASSWORD_ENV} to the keystore password")
-    configure_logging(settings)
-    with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-        asyncio.run(run_node(settings, password, miner=miner, sidecars=sidecars))
+        raise ConfigError(f"set {PASSWORD_ENV} to the keystore password")
+    keystore_dir = settings.keystore if settings.keystore.is_dir() else settings.keystore.parent
+    with hold(settings.state_dir, keystore_dir):
+        configure_logging(settings)
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            asyncio.run(run_node(settings, password, miner=miner, sidecars=sidecars))
 
 
 def run_role(role: str, config: Path, flags: Mapping[str, Any], env: Mapping[str, str]) -> None:
