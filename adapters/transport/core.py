@@ -25,6 +25,7 @@ from adapters.transport.base import (
     RequestTimeout,
     Traits,
     TransportClosed,
+    TransportError,
 )
 from adapters.transport.framing import ResponseStatus
 from adapters.transport.names import check_name, check_network_id
@@ -51,6 +52,8 @@ class TransportCore(abc.ABC):
         self._topic_locks: dict[str, asyncio.Lock] = {}
         self._subscribers: dict[str, list[QueueSubscription]] = {}
         self._handlers: dict[str, Handler] = {}
+        self._failure: TransportError | None = None
+        self._failed = asyncio.Event()
 
     # -- the network side, supplied by each implementation --------------------------------
 
@@ -91,7 +94,22 @@ class TransportCore(abc.ABC):
     def _on_serve(self, protocol: str) -> None:  # noqa: B027 - an optional hook
         """Hook: a handler was registered (libp2p installs a stream handler)."""
 
+    def _fail(self, error: TransportError) -> None:
+        """The implementation lost its network for good (see `wait_failed`)."""
+        if self._failure is None:
+            self._log.error("transport failed: %s", error)
+            self._failure = error
+            self._failed.set()
+
     # -- public interface -----------------------------------------------------------------
+
+    async def wait_failed(self) -> None:
+        """Return only to raise the error that ended this transport for good (a broker gone
+        longer than its reconnect limit, a libp2p host that died): a node runs this beside
+        its service, so that it exits instead of living on without a network."""
+        await self._failed.wait()
+        assert self._failure is not None
+        raise self._failure
 
     @property
     def network_id(self) -> str:

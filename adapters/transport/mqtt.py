@@ -63,6 +63,9 @@ class MqttConfig:
     keepalive_s: int = 30
     operation_timeout_s: float = 30.0
     """Bound on connect, subscribe and each publish acknowledgement."""
+    reconnect_limit_s: float = 120.0
+    """How long to keep reconnecting to a lost broker before the transport fails for good
+    (callers size it from the round length)."""
     root: str = "seedswarm"
     verifier: VerifierLimits = field(default_factory=VerifierLimits)
     """Freshness window and replay-state bounds for inbound frames."""
@@ -75,6 +78,10 @@ class _Pending:
     peer: str
     protocol: str
     response: asyncio.Future[ResponseEnvelope]
+
+
+_BACKOFF_FIRST_S = 0.5
+_BACKOFF_MAX_S = 8.0
 
 
 class MqttTransport(TransportCore):
@@ -120,6 +127,12 @@ class MqttTransport(TransportCore):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def _open(self) -> None:
+        client = await self._connect()
+        self._client = client
+        await self._call(client.subscribe(self._inbox(self._peer_id), qos=_QOS))
+        self._reader = asyncio.create_task(self._read_loop(client), name="mqtt-reader")
+
+    async def _connect(self) -> aiomqtt.Client:
         client = aiomqtt.Client(
             self._config.host,
             self._config.port,
@@ -135,10 +148,9 @@ class MqttTransport(TransportCore):
         try:
             await client.__aenter__()
         except aiomqtt.MqttError as exc:
-            raise TransportError(f"cannot connect to MQTT broker: {exc}") from exc
-        self._client = client
-        await self._call(client.subscribe(self._inbox(self._peer_id), qos=_QOS))
-        self._reader = asyncio.create_task(self._read_loop(client), name="mqtt-reader")
+            where = f"{self._config.host}:{self._config.port}"
+            raise TransportError(f"cannot connect to the MQTT broker at {where}: {exc}") from exc
+        return client
 
     async def _close(self) -> None:
         tasks = [t for t in (self._reader, *self._handlers_running) if t is not None]
@@ -204,17 +216,52 @@ class MqttTransport(TransportCore):
     # -- inbound --------------------------------------------------------------------------
 
     async def _read_loop(self, client: aiomqtt.Client) -> None:
-        try:
-            async for message in client.messages:
-                payload = message.payload
-                if isinstance(payload, bytes | bytearray):
-                    self._dispatch_safely(client, str(message.topic), bytes(payload))
-                else:
-                    self._stats.record_drop(
-                        DropReason.MALFORMED, f"non-bytes payload on {message.topic}"
-                    )
-        except aiomqtt.MqttError as exc:
-            self._log.error("lost the MQTT broker connection: %s", exc)
+        while True:
+            try:
+                async for message in client.messages:
+                    payload = message.payload
+                    if isinstance(payload, bytes | bytearray):
+                        self._dispatch_safely(client, str(message.topic), bytes(payload))
+                    else:
+                        self._stats.record_drop(
+                            DropReason.MALFORMED, f"non-bytes payload on {message.topic}"
+                        )
+            except aiomqtt.MqttError as exc:
+                self._log.warning("lost the MQTT broker connection: %s; reconnecting", exc)
+            reconnected = await self._reconnect()
+            if reconnected is None:
+                return
+            client = reconnected
+
+    async def _reconnect(self) -> aiomqtt.Client | None:
+        """A new connection with every subscription restored, after backing off; None (and
+        the transport failed) once `reconnect_limit_s` passed without the broker."""
+        old, self._client = self._client, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.__aexit__(None, None, None)
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._config.reconnect_limit_s
+        delay = _BACKOFF_FIRST_S
+        while loop.time() < give_up:
+            await asyncio.sleep(min(delay, max(0.0, give_up - loop.time())))
+            delay = min(2 * delay, _BACKOFF_MAX_S)
+            try:
+                client = await self._connect()
+                await client.subscribe(self._inbox(self._peer_id), qos=_QOS)
+                for topic in list(self._subscribers):
+                    await client.subscribe(self._topic(topic), qos=_QOS)
+            except (TransportError, aiomqtt.MqttError) as exc:
+                self._log.info("MQTT broker still unreachable: %s", exc)
+                continue
+            self._client = client
+            self._log.info("reconnected to the MQTT broker; subscriptions restored")
+            return client
+        where = f"{self._config.host}:{self._config.port}"
+        self._fail(TransportError(
+            f"lost the MQTT broker at {where} for {self._config.reconnect_limit_s:.0f} s: is it "
+            "running? (the node exits so that its supervisor restarts it)"))
+        return None
 
     def _dispatch_safely(self, client: aiomqtt.Client, topic: str, raw: bytes) -> None:
         # one hostile frame must never end the read loop, whatever it trips over

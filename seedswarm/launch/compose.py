@@ -34,9 +34,13 @@ from protocol.membership import Membership, MembershipTimeline
 from protocol.netconfig import NetworkConfig
 from runtime.genesis_exchange import GENESIS_PROTOCOL, fetch_genesis, genesis_handler
 from runtime.model_state import ModelState, load_state
-from seedswarm.launch.membership_source import resolve_membership, resolve_timeline
+from seedswarm.launch.membership_source import (
+    resolve_membership,
+    resolve_timeline,
+    watch_chain,
+)
 from seedswarm.launch.node_plan import NodePlan
-from seedswarm.launch.node_transport import build_transport, keep_connected
+from seedswarm.launch.node_transport import build_transport, keep_connected, outage_limit_s
 from seedswarm.launch.settings import NodeSettings
 from training.work import WorkConfig
 from validator.scorer_store import scoring_certifier
@@ -109,6 +113,10 @@ async def run_node(
             group.create_task(service.run())
             group.create_task(keep_connected(transport, plan.bootstrap(keys.peer_id)))
             group.create_task(source.feed(timeline))
+            group.create_task(transport.wait_failed())
+            group.create_task(watch_chain(source, plan.chain_url,
+                                          outage_limit_s(network.round_length),
+                                          network.round_length / 2))
             for sidecar in sidecars:
                 task = sidecar(service, transport)
                 if task is not None:

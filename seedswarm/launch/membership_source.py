@@ -9,10 +9,12 @@ settled snapshot at the epoch's first round.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from adapters.chain.chain_errors import ChainError
 from adapters.chain.registry_membership import EpochMembership
 from protocol.membership import DEFAULT_KEEP, Membership, MembershipSchedule, MembershipTimeline
 from seedswarm.launch.node_plan import NodePlan
@@ -108,3 +110,22 @@ def resolve_timeline(
 def resolve_membership(plan: NodePlan) -> Membership:
     """The membership in force now, as the Registry's snapshot of the current epoch has it."""
     return ChainMembership.connect(plan.chain_url, plan.deployment).current().membership
+
+
+async def watch_chain(source: ChainMembership, url: str, limit_s: float,
+                      interval_s: float) -> None:
+    """Return only to raise ChainError once the chain at `url` has not answered for
+    `limit_s` seconds: the node then exits non-zero instead of living on without its chain."""
+    loop = asyncio.get_running_loop()
+    last_answer = loop.time()
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(source.chain_now)
+            last_answer = loop.time()
+        except Exception as exc:  # any RPC failure: the chain is unreachable from here
+            silent = loop.time() - last_answer
+            if silent >= limit_s:
+                raise ChainError(f"lost the chain at {url} for {silent:.0f} s ({exc}): is its "
+                                 "RPC endpoint up? (the node exits so that its supervisor "
+                                 "restarts it)") from exc

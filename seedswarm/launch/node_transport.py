@@ -17,6 +17,18 @@ from seedswarm.launch.node_plan import NodePlan
 if TYPE_CHECKING:
     from adapters.transport.libp2p_transport import Libp2pTransport
 
+OUTAGE_ROUNDS = 5
+"""A node keeps trying a lost broker or chain for this many rounds, then exits non-zero so that
+its supervisor restarts it (a node without a network is a zombie nobody notices)."""
+MIN_OUTAGE_S = 30.0
+
+
+def outage_limit_s(round_length: float) -> float:
+    """How long a node waits out a lost broker or chain (`OUTAGE_ROUNDS` rounds, at least
+    `MIN_OUTAGE_S`)."""
+    return max(MIN_OUTAGE_S, OUTAGE_ROUNDS * round_length)
+
+
 TRANSPORT_MESSAGE_LIMIT = 1 << 20
 """Bundles and log answers carry many envelopes; single envelopes keep the network's limit."""
 
@@ -29,8 +41,9 @@ def build_transport(plan: NodePlan, key: NodeKey) -> TransportCore:
         from adapters.transport.mqtt import MqttConfig, MqttTransport
 
         host, port = plan.broker
-        return MqttTransport(MqttConfig(host=host, port=port), key=key, network_id=network_id,
-                             limits=limits)
+        config = MqttConfig(host=host, port=port,
+                            reconnect_limit_s=outage_limit_s(plan.network.round_length))
+        return MqttTransport(config, key=key, network_id=network_id, limits=limits)
     from adapters.transport.libp2p_host import Libp2pConfig
     from adapters.transport.libp2p_transport import Libp2pTransport
 

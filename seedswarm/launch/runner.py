@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, SeedswarmError
 from seedswarm.launch.compose import MinerFactory, Sidecar, honest_miner, run_node
 from seedswarm.launch.settings import NodeSettings, load_settings
 from seedswarm.launch.single_instance import hold
@@ -47,8 +47,28 @@ def run_from_settings(
     keystore_dir = settings.keystore if settings.keystore.is_dir() else settings.keystore.parent
     with hold(settings.state_dir, keystore_dir):
         configure_logging(settings)
-        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-            asyncio.run(run_node(settings, password, miner=miner, sidecars=sidecars))
+        try:
+            with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+                asyncio.run(run_node(settings, password, miner=miner, sidecars=sidecars))
+        except BaseExceptionGroup as group:
+            # the node's tasks run in a task group: report the cause, not the group
+            cause = first_error(group)
+            if cause is None:
+                raise
+            logging.getLogger("seedswarm.launch").error("node stopped: %s", cause)
+            raise cause from group
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> SeedswarmError | None:
+    """The first of the project's own errors inside `group` (nested groups included)."""
+    for exc in group.exceptions:
+        if isinstance(exc, SeedswarmError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = first_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def run_role(role: str, config: Path, flags: Mapping[str, Any], env: Mapping[str, str]) -> None:

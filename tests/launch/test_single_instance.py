@@ -30,9 +30,9 @@ def test_a_second_node_is_refused_with_the_holder_and_a_killed_one_frees_it(
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(ConfigError, match=rf"pid {holder.pid}\): one key"):
-            with hold(tmp_path / "other", tmp_path):
-                pass
+        with (pytest.raises(ConfigError, match=rf"pid {holder.pid}\): one key"),
+              hold(tmp_path / "other", tmp_path)):
+            pass
         with hold(tmp_path / "other"):  # what it had taken before the refusal is released
             assert (tmp_path / "other" / LOCK_NAME).read_text() == str(os.getpid())
     finally:

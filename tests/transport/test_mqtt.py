@@ -9,7 +9,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from adapters.transport.base import Limits, RequestTimeout
+from adapters.transport.base import Limits, RequestTimeout, TransportError
 from adapters.transport.mqtt import MqttConfig, MqttTransport
 from adapters.transport.mqtt_broker import BrokerUnavailable, EmbeddedBroker, MosquittoBroker
 from adapters.transport.mqtt_wire import Auth, PublishEnvelope, SequenceCounter, seal
@@ -117,3 +117,34 @@ def test_a_missing_mosquitto_is_one_error_that_says_how_to_install_it(
         asyncio.run(MosquittoBroker().start())
     assert "\n" not in str(caught.value)
     assert not hasattr(brokers, "install_mosquitto")
+
+
+def test_a_lost_broker_is_reconnected_then_given_up_after_the_limit() -> None:
+    """The broker restarts: the node reconnects, resubscribes and hears the topic again. The
+    broker stays away: after its limit the transport fails, naming the broker, so that the
+    node exits rather than lives on without a network."""
+
+    async def scenario() -> None:
+        broker = EmbeddedBroker()
+        await broker.start()
+        config = MqttConfig(port=broker.port, reconnect_limit_s=20.0)
+        listener = MqttTransport(config, key=key_of("listener"), network_id=NET,
+                                 limits=Limits())
+        async with listener:
+            subscription = await listener.subscribe("t")
+            await broker.stop()
+            await asyncio.sleep(1.0)
+            broker = EmbeddedBroker(broker.port)  # back, same address, no state
+            await broker.start()
+            async with node(broker.port, "speaker") as speaker:
+                async with asyncio.timeout(30):
+                    while subscription.pending() == 0:  # until the listener is back
+                        await speaker.publish("t", b"are you there")
+                        await asyncio.sleep(0.5)
+                    assert (await subscription.get()).data == b"are you there"
+            await broker.stop()
+            with pytest.raises(TransportError, match=rf"127\.0\.0\.1:{broker.port} for 20 s"):
+                async with asyncio.timeout(60):
+                    await listener.wait_failed()
+
+    asyncio.run(scenario())
