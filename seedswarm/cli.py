@@ -79,3 +79,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

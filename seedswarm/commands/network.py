@@ -66,6 +66,9 @@ def create(
     min_stake: Annotated[float, typer.Option(help="Minimum stake, miners and validators")] = 1.0,
     emission: Annotated[float, typer.Option(help="SEED minted per epoch")] = 1_000.0,
     max_miners: Annotated[int, typer.Option(help="Miner slots")] = 64,
+    max_validators: Annotated[
+        int, typer.Option(help="Validator seats (the epoch windows grow with them)")
+    ] = 16,
     startup: Annotated[
         int | None, typer.Option(help="Seconds until round 0 [default: two rounds]")
     ] = None,
@@ -132,7 +135,7 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
         economics = Economics(min_miner_stake=Wei(round(o["min_stake"] * ETH)),
                               min_validator_stake=Wei(round(o["min_stake"] * ETH)),
                               emission=Wei(round(o["emission"] * ETH)),
-                              max_miners=o["max_miners"])
+                              max_miners=o["max_miners"], max_validators=o["max_validators"])
         startup = o["startup"] if o["startup"] is not None else 2 * network.round_length
         genesis_chain, genesis_wall = planned_genesis(handle.w3, startup)
         block = int(handle.w3.eth.block_number)
