@@ -176,6 +176,10 @@ class MinerService:
         sealed = await asyncio.to_thread(self.produce, self.state)
         self.counters.work_s += time.perf_counter() - started
         if not sealed:
+            if self.counters.sat_out == 0:  # once: it says the same thing every round
+                _log.warning("round %d: this miner is not registered for it (membership is the "
+                             "Registry's snapshot at each epoch's start): following the network "
+                             "until it is; register with `seedswarm join`", round_index)
             self.counters.sat_out += 1
             return
         if self.now() > self.clock.work_deadline(clock_round):
