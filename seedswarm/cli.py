@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "validator",
     "keys",
     "chain",
+    "stake",
     "pretrain",
 )
 
@@ -73,3 +74,7 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
