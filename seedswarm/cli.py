@@ -31,6 +31,8 @@ _COMMAND_MODULES = (
     "keys",
     "chain",
     "stake",
+    "rewards",
+    "status",
     "pretrain",
 )
 
