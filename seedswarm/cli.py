@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "stake",
     "rewards",
     "status",
+    "receipts",
     "pretrain",
 )
 
