@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "rewards",
     "status",
     "receipts",
+    "doctor",
     "pretrain",
 )
 
