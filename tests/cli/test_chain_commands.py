@@ -51,6 +51,11 @@ def test_read_only_views_need_no_funds_and_no_password(
                     "--deployment", str(deployment), "--json")
     assert chain.code == 0, chain.err
     assert len(chain.json()["validators"]) == 2
+    from_file = run_cli(capsys, monkeypatch, "chain", "status", *served.args("--json"))
+    assert from_file.json()["params"]["epoch_length"] == served.net.network.epoch_length
+    missing = run_cli(capsys, monkeypatch, "chain", "status", "--rpc", served.url,
+                      "--deployment", str(tmp_path / "nothing.json"))
+    assert missing.code == 1 and "seedswarm chain deploy" in missing.err
 
 
 def test_status_of_a_registered_node_before_its_first_epoch(
