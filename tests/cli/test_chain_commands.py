@@ -17,6 +17,7 @@ from eth_account import Account
 from adapters.chain.backends import advance_time
 from adapters.chain.reward_history import WEIGHT_SCALE
 from adapters.transport.stats import DropReason, TransportStats
+from protocol.settlement.merkle import build_reward_tree
 from runtime.peergate import GatePolicy, PeerGate
 from runtime.service_shell import write_status
 from tests.chain.harness import ETH
@@ -150,6 +151,25 @@ def test_rewards_are_the_chains_events_and_claim_mints_them(
         "--keys", str(served.keys_dir), "--json")).json()
     assert (again["claimed"], again["tx"]) == (0, None)
     assert "nothing to claim" in again["message"]
+
+
+def test_a_merkle_paid_epoch_is_listed_as_claimed(
+    served: Served, capsys: Capsys, monkeypatch: Patch
+) -> None:
+    net, me = served.net, served.keys.evm_address
+    before = run_cli(capsys, monkeypatch, "rewards", *served.args("--address", me, "--json"))
+    tree = build_reward_tree(1, {me: 5 * ETH, net.miners[0].address: 2 * ETH})
+    net.goto_epoch_end(1)
+    for validator in net.validators:  # 1 + 2 of 3 ETH: a stake majority
+        validator.incentives.propose_root(1, tree.root, tree.total)
+    net.miners[0].incentives.claim_merkle(1, me, 5 * ETH, tree.proof(me))
+
+    after = run_cli(capsys, monkeypatch, "rewards", *served.args("--address", me, "--json"))
+    rows = after.json()["epochs"]
+    assert rows[:-1] == before.json()["epochs"]
+    assert rows[-1] == {"epoch": 1, "role": "merkle", "slot": None, "weight": None,
+                        "reward": 5.0, "reward_wei": 5 * ETH, "claimed": True}
+    assert after.json()["claimed_wei"] == before.json()["claimed_wei"] + 5 * ETH
 
 
 def test_unstake_then_withdraw_after_the_unbonding_delay(
