@@ -22,10 +22,15 @@ class SerializedTesterProvider(EthereumTesterProvider):
     eth-tester mutates one chain object without any locking: a thread estimating gas while
     another sends a transaction sees a half-updated pending state (observed as spurious
     "invalid nonce" errors). A real node serializes requests itself; here one lock does.
+    Calls and gas estimates need no funds, as on a real node (adapters.chain.tester_backend).
     """
 
     def __init__(self) -> None:
-        super().__init__()
+        from eth_tester import EthereumTester
+
+        from adapters.chain.tester_backend import FreeCallsBackend
+
+        super().__init__(EthereumTester(FreeCallsBackend()))
         self._request_lock = threading.RLock()
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:

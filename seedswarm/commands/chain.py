@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
     from web3 import Web3
 
+    from adapters.chain.deployment import Deployment
+
 chain_app = typer.Typer(
     name="chain",
     help=(
@@ -128,21 +130,34 @@ def deploy(
 
 @chain_app.command("status")
 def status(
-    rpc: RpcOption,
+    rpc: Annotated[
+        str | None, typer.Option("--rpc", help="JSON-RPC URL (default: the network file's)")
+    ] = None,
     deployment_file: Annotated[
         Path, typer.Option("--deployment", help="Record written by `chain deploy`")
     ] = Path("deployment.json"),
+    network: Annotated[
+        Path | None,
+        typer.Option("--network", help="A network file (network.toml) instead of --deployment"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
-    """Show the network's schedule, current epoch, validators and miner slots."""
+    """Show the network's schedule, current epoch, validators and miner slots (read-only).
+
+    Example: seedswarm chain status --network network.toml
+    """
     from eth_account import Account
 
-    from adapters.chain.backends import connect
     from adapters.chain.client import ChainClient
-    from adapters.chain.deployment import Deployment
+    from seedswarm.commands.chain_context import connect_chain, load_bundle
 
-    w3 = connect(rpc)
-    client = ChainClient.connect(w3, Deployment.load(deployment_file), Account.create())
+    deployment = _deployment(deployment_file, network)
+    url = rpc or (load_bundle(network).chain.url if network is not None else None)
+    if url is None:
+        raise typer.BadParameter("give --rpc URL, or --network network.toml", param_hint="--rpc")
+    w3 = connect_chain(url, deployment.chain_id)
+    # views only: any account will do, and on a real node (or the embedded chain) it needs no funds
+    client = ChainClient.connect(w3, deployment, Account.create())
     params = client.registry.network_params()
     epoch = client.registry.current_epoch()
     validators = {v: client.registry.stake_of(v) for v in client.registry.validators()}
@@ -185,6 +200,19 @@ def anvil(
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+
+
+def _deployment(record: Path, network: Path | None) -> Deployment:
+    from adapters.chain.deployment import Deployment
+    from protocol.errors import ConfigError
+    from seedswarm.commands.chain_context import load_bundle
+
+    if network is not None:
+        return load_bundle(network).chain.deployment
+    if not record.is_file():
+        raise ConfigError(f"no deployment record at {record}: write one with `seedswarm chain "
+                          "deploy --out`, or pass --network network.toml")
+    return Deployment.load(record)
 
 
 def register(app: typer.Typer) -> None:
