@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from seedswarm.devnet.rpc import EmbeddedRpcServer
 
 from adapters.chain.backends import connect, fund
 from adapters.chain.client import ChainClient
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from protocol.netconfig import build_network
 from seedswarm.commands.keys import PASSWORD_ENV, write_keystore
-from seedswarm.devnet.rpc import EmbeddedRpcServer
 from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle, PeerInfo
 from tests.chain.harness import ETH, Net, make_net
 
