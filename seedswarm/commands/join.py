@@ -53,6 +53,7 @@ def join(
     from seedswarm.commands.keys import keystore_path, load_keys, resolve_password, write_keystore
     from seedswarm.launch.join_bundle import JoinBundle
     from seedswarm.launch.joining import (
+        active_epoch,
         connect_client,
         ensure_registered,
         network_round,
@@ -89,7 +90,7 @@ def join(
         console.print(f"faucet: {sent / 10**18:g} sent to {key_bundle.evm_address}"
                       if sent else "faucet: this account was funded before")
     amount = None if stake is None else Wei(round(stake * 10**18))
-    standing = ensure_registered(client, bundle, key_bundle, role, amount)
+    standing, newly = ensure_registered(client, bundle, key_bundle, role, amount)
     state = state_dir or keys / f"state-{net_id}"
     settings = node_settings(network, keys, role, state, listen_host, listen_port)
     settings_file = keys / f"node-{net_id}.toml"
@@ -98,16 +99,16 @@ def join(
     console.print(
         f"joined {net_id} as a {role}: peer id {key_bundle.peer_id}, EVM address "
         f"{key_bundle.evm_address}{slot}, stake {standing.stake / 10**18:g}"
-        + (" (registered now)" if standing.newly_registered else " (registered before)"),
+        + (" (registered now)" if newly else " (registered before)"),
         soft_wrap=True)
     console.print(f"network at round {network_round(bundle)}; settings in {settings_file}",
                   soft_wrap=True)
-    if standing.wait_s > 0:
+    if not standing.active:
+        epoch = active_epoch(standing, client.registry.epoch_start(standing.epoch))
         console.print(
-            f"waiting for epoch {standing.active_from_epoch} (round "
-            f"{standing.active_from_round}, in about {standing.wait_s:.0f} s): the Registry's "
-            "snapshot at an epoch's start decides who takes part; following the network "
-            "meanwhile", soft_wrap=True)
+            f"waiting for epoch {epoch} (round {epoch * bundle.network.epoch_length}, in about "
+            f"{standing.wait_s} s): the Registry's snapshot at an epoch's start decides who "
+            "takes part; following the network meanwhile", soft_wrap=True)
     env = dict(os.environ)
     env[PASSWORD_ENV] = password
     run_from_settings(settings, env)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.chain.backends import connect
 from adapters.chain.client import ChainClient
-from adapters.chain.registry_membership import read_membership
+from adapters.chain.standing import Standing, read_standing
 from adapters.storage.keystore import KeyBundle
-from protocol.domain_types import PublicKey, Wei
+from protocol.domain_types import Wei
 from protocol.errors import ConfigError
 from protocol.settlement.params import Role
 from seedswarm.launch.join_bundle import JoinBundle
@@ -27,21 +26,6 @@ from seedswarm.launch.settings import NodeSettings
 GAS_RESERVE = Wei(10**17)
 """Coin kept aside for transactions besides the stake (0.1 of the chain's coin)."""
 ROLES = {"miner": Role.MINER, "validator": Role.VALIDATOR}
-
-
-@dataclass(frozen=True)
-class Membership:
-    """Where a key stands on the network's Registry after `ensure_registered`."""
-
-    role: str
-    stake: Wei
-    slot: int | None
-    newly_registered: bool
-    epoch_now: int
-    active_from_epoch: int
-    active_from_round: int
-    wait_s: float
-    """Seconds until the snapshot that includes this node (0 if it is already in)."""
 
 
 def min_stake(bundle: JoinBundle, role: str) -> Wei:
@@ -65,9 +49,9 @@ def connect_client(bundle: JoinBundle, keys: KeyBundle, chain_url: str) -> Chain
 
 
 def ensure_registered(client: ChainClient, bundle: JoinBundle, keys: KeyBundle, role: str,
-                      stake: Wei | None) -> Membership:
+                      stake: Wei | None) -> tuple[Standing, bool]:
     """Register `keys` in `role` with `stake` (default: the network's minimum) unless it is
-    registered already; where it stands afterwards."""
+    registered already; where it stands afterwards, and whether it registered now."""
     registry = client.registry
     wanted = ROLES[role]
     current = registry.role_of()
@@ -96,30 +80,13 @@ def ensure_registered(client: ChainClient, bundle: JoinBundle, keys: KeyBundle, 
         raise ConfigError(
             f"{keys.evm_address} is registered with another node key: use the keystore it "
             "registered with (one account, one node)")
-    return _standing(client, bundle, role, newly, node_key)
+    return read_standing(registry, keys.evm_address), newly
 
 
-def _standing(client: ChainClient, bundle: JoinBundle, role: str, newly: bool,
-              node_key: PublicKey) -> Membership:
-    registry = client.registry
-    params = registry.network_params()
-    epoch_now = registry.current_epoch()
-    chain_now = registry.latest_timestamp()
-    # the Registry's snapshot at an epoch's start decides that epoch's members: before
-    # genesis that snapshot is still to come, and it will include a node registered now
-    start = registry.epoch_start(epoch_now)
-    if start > chain_now:
-        active = epoch_now
-    else:
-        snapshot = read_membership(registry, start)
-        members = set(snapshot.miners) | {k for k, _ in snapshot.validators}
-        active = epoch_now if node_key in members else epoch_now + 1
-    wait = max(0.0, float(registry.epoch_start(active) - chain_now))
-    return Membership(
-        role=role, stake=registry.stake_of(), slot=registry.miner_slot_of(),
-        newly_registered=newly, epoch_now=epoch_now, active_from_epoch=active,
-        active_from_round=active * params.epoch_length, wait_s=wait,
-    )
+def active_epoch(standing: Standing) -> int:
+    """The first epoch whose membership includes this registration."""
+    return standing.epoch if standing.active or (standing.chain_time < (
+        standing.active_at or 0) and standing.epoch == 0) else standing.epoch + 1
 
 
 def network_round(bundle: JoinBundle, now: float | None = None) -> int:
