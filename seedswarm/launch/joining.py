@@ -83,10 +83,11 @@ def ensure_registered(client: ChainClient, bundle: JoinBundle, keys: KeyBundle, 
     return read_standing(registry, keys.evm_address), newly
 
 
-def active_epoch(standing: Standing) -> int:
-    """The first epoch whose membership includes this registration."""
-    return standing.epoch if standing.active or (standing.chain_time < (
-        standing.active_at or 0) and standing.epoch == 0) else standing.epoch + 1
+def active_epoch(standing: Standing, epoch_start: int) -> int:
+    """The first epoch whose membership includes this registration (`epoch_start`: when the
+    current epoch starts; in the future only before genesis, which counts everyone then)."""
+    before_genesis = epoch_start > standing.chain_time
+    return standing.epoch if standing.active or before_genesis else standing.epoch + 1
 
 
 def network_round(bundle: JoinBundle, now: float | None = None) -> int:
