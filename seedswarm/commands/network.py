@@ -107,9 +107,11 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
     from seedswarm.launch.join_bundle import ChainInfo, GenesisInfo, JoinBundle
     from seedswarm.launch.local_chain import start_chain
     from seedswarm.launch.network_operator import (
+        BLOCK_TIME_S,
         Economics,
         check_genesis,
         deploy_network,
+        epoch_windows,
         planned_genesis,
         write_genesis,
     )
@@ -139,8 +141,9 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
         startup = o["startup"] if o["startup"] is not None else 2 * network.round_length
         genesis_chain, genesis_wall = planned_genesis(handle.w3, startup)
         block = int(handle.w3.eth.block_number)
+        window = epoch_windows(network.round_length, economics.max_validators, BLOCK_TIME_S)
         deployment = await asyncio.to_thread(deploy_network, handle.w3, deployer, network,
-                                             economics, genesis_chain, 1.0)
+                                             economics, genesis_chain, window, window)
         faucet = ""
         if handle.kind != "url":
             tap = Faucet(handle.url, Wei(10 * economics.min_validator_stake), host=o["host"])
@@ -201,7 +204,16 @@ async def _peers(o: dict[str, Any], network_id: str, model_hash: Any, genesis_pa
                        if o["broker"] == "embedded" else MosquittoBroker())
         await broker.start()
         stops.append(broker.stop)
-        return PeerInfo("mqtt", broker=f"mqtt://{o['host']}:{broker.port}"), None
+        from seedswarm.launch.relay import run_mqtt_seed
+
+        seed_ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        seed = asyncio.create_task(run_mqtt_seed(
+            network_id, NodeKey.generate(), (o["host"], broker.port),
+            (model_hash, genesis_path), seed_ready.set_result))
+        seed_id = await asyncio.wait_for(asyncio.shield(seed_ready), timeout=60)
+        stops.insert(len(stops), partial(_cancel, seed))
+        return PeerInfo("mqtt", broker=f"mqtt://{o['host']}:{broker.port}",
+                        seeds=(seed_id,)), seed
     from seedswarm.launch.relay import run_relay
 
     ready: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 from adapters.chain.backends import chain_time, fund, funded_account
 from adapters.chain.client import ChainClient
-from adapters.chain.deploy import deploy_suite
 from adapters.chain.deployment import Deployment
 from adapters.storage.keystore import KeyBundle
-from protocol.domain_types import ModelHash, Wei
-from protocol.settlement.params import EconomicParams, NetworkParams
+from protocol.domain_types import Wei
+from protocol.netconfig import NetworkConfig
 from seedswarm.devnet.schedule import DevnetSchedule
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.launch.local_chain import ChainHandle
+from seedswarm.launch.network_operator import Economics, deploy_network
 
 _log = logging.getLogger("seedswarm.devnet.chain")
 ETH = 10**18
@@ -38,26 +38,14 @@ class Participant:
     """Miners only: the simulator attacker this miner runs ("" for honest)."""
 
 
-def deploy(
-    handle: ChainHandle, spec: DevnetSpec, base_hash: ModelHash, genesis: int,
-    schedule: DevnetSchedule,
-) -> Deployment:
+def deploy(handle: ChainHandle, spec: DevnetSpec, network: NetworkConfig, genesis: int,
+           schedule: DevnetSchedule) -> Deployment:
     """Deploy the suite with the devnet's schedule (genesis in chain seconds)."""
-    network = NetworkParams(
-        genesis_time=genesis,
-        round_length=schedule.round_length,
-        epoch_length=schedule.epoch_length,
-        genesis_model_hash=base_hash,
-        min_miner_stake=STAKE,
-        min_validator_stake=STAKE,
-        unbonding_delay=3600,
-        max_miners=max(8, spec.total_miners),
-        max_validators=max(4, spec.validators),
-        immunity_epochs=1,
-    )
-    economics = EconomicParams(EMISSION, commit_window=schedule.commit_window,
-                               reveal_window=schedule.reveal_window)
-    return deploy_suite(handle.w3, funded_account(handle.w3, 100 * ETH), network, economics)
+    economics = Economics(min_miner_stake=STAKE, min_validator_stake=STAKE, emission=EMISSION,
+                          max_miners=max(8, spec.total_miners),
+                          max_validators=max(4, spec.validators), unbonding_s=3600)
+    return deploy_network(handle.w3, funded_account(handle.w3, 100 * ETH), network, economics,
+                          genesis, schedule.commit_window, schedule.reveal_window)
 
 
 def register_all(handle: ChainHandle, deployment: Deployment,

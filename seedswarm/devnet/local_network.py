@@ -152,7 +152,7 @@ class Devnet:
         chain = self.chain
         genesis = await asyncio.to_thread(planned_genesis, chain, spec, len(self.participants))
         block = await asyncio.to_thread(lambda: int(chain.w3.eth.block_number))
-        self.deployment = await asyncio.to_thread(deploy, chain, spec, base_hash, genesis,
+        self.deployment = await asyncio.to_thread(deploy, chain, spec, self.network, genesis,
                                                   self.schedule)
         await asyncio.to_thread(register_all, chain, self.deployment, self.participants)
         offset = await asyncio.to_thread(chain_clock_offset, chain)

@@ -7,16 +7,10 @@ number of seconds tuned on an idle machine.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from seedswarm.devnet.spec import DevnetSpec
-
-BLOCK_TIME_S = 1.0
-"""A dev chain here mines a block per transaction and an empty one each second (BlockTicker)
-when idle; a transaction sent now is in a block about this long after."""
-VALIDATOR_MARGIN_S = 1.5
-"""A validator sends its step this long after a window opens (validator.service)."""
+from seedswarm.launch.network_operator import BLOCK_TIME_S, epoch_windows
 
 
 @dataclass(frozen=True)
@@ -34,8 +28,7 @@ class DevnetSchedule:
         """The schedule of `spec` with rounds of `round_length` seconds; windows the spec
         leaves at 0 are sized so that every validator's transaction, sent after its margin,
         is mined with room to spare, and never shorter than two rounds."""
-        window = max(2 * round_length,
-                     math.ceil(VALIDATOR_MARGIN_S + 2 * (spec.validators + 1) * BLOCK_TIME_S))
+        window = epoch_windows(round_length, spec.validators, BLOCK_TIME_S)
         return cls(
             round_length=round_length,
             epoch_length=spec.epoch_length or spec.rounds,

@@ -140,8 +140,8 @@ async def ensure_genesis(plan: NodePlan, transport: Transport, own_peer_id: str)
         return await asyncio.to_thread(_is_genesis, network, path)
 
     membership = await asyncio.to_thread(resolve_membership, plan)
-    bootstrap_ids = [a.rsplit("/p2p/", 1)[-1] for a in plan.bootstrap(own_peer_id)]
-    peers = [p for p in dict.fromkeys([*bootstrap_ids, *_peers(plan.settings, membership)])
+    seeds = plan.bundle.peers.seed_peers()
+    peers = [p for p in dict.fromkeys([*seeds, *_peers(plan.settings, membership)])
              if p != own_peer_id]
     attempts = GENESIS_FETCH_ROUNDS
     for attempt in range(attempts):

@@ -75,6 +75,9 @@ class PeerInfo:
     """libp2p multiaddrs of reachable nodes (/ip4/…/tcp/…/p2p/…)."""
     broker: str = ""
     """MQTT: the broker's URL, mqtt://host:port."""
+    seeds: tuple[str, ...] = ()
+    """Peer ids of the operator's always-on peers, asked first for the genesis checkpoint
+    (libp2p: the bootstrap peers' ids are seeds too)."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -82,6 +85,11 @@ class PeerInfo:
                               f"got {self.transport!r}")
         if self.transport == "mqtt" and not self.broker.startswith("mqtt://"):
             raise ConfigError("peers.broker: an MQTT network needs mqtt://host:port")
+
+    def seed_peers(self) -> tuple[str, ...]:
+        """Every seed's peer id: the named seeds, then the bootstrap peers'."""
+        ids = [*self.seeds, *(a.rsplit("/p2p/", 1)[-1] for a in self.bootstrap if "/p2p/" in a)]
+        return tuple(dict.fromkeys(ids))
 
     @property
     def broker_host_port(self) -> tuple[str, int]:
@@ -150,6 +158,7 @@ class JoinBundle:
             chain[name] = _address(chain.get(name), f"chain.{name}")
         peers = dict(raw["peers"])
         peers["bootstrap"] = tuple(peers.get("bootstrap", ()))
+        peers["seeds"] = tuple(peers.get("seeds", ()))
         return cls(network, _build(GenesisInfo, raw["genesis"], "genesis"),
                    _build(ChainInfo, chain, "chain"), _build(PeerInfo, peers, "peers"))
 

@@ -66,8 +66,10 @@ def epoch_windows(round_length: float, validators: int, block_time_s: float) -> 
 
 
 def deploy_network(w3: Web3, deployer: LocalAccount, network: NetworkConfig,
-                   economics: Economics, genesis_time: int, block_time_s: float) -> Deployment:
-    """Deploy the contracts for `network`, whose round 0 starts at chain time `genesis_time`."""
+                   economics: Economics, genesis_time: int, commit_s: int,
+                   reveal_s: int) -> Deployment:
+    """Deploy the contracts for `network`, whose round 0 starts at chain time `genesis_time`,
+    with commit and reveal windows of those seconds (`epoch_windows` sizes them)."""
     params = NetworkParams(
         genesis_time=genesis_time,
         round_length=math.ceil(network.round_length),
@@ -80,8 +82,7 @@ def deploy_network(w3: Web3, deployer: LocalAccount, network: NetworkConfig,
         max_validators=economics.max_validators,
         immunity_epochs=economics.immunity_epochs,
     )
-    window = epoch_windows(network.round_length, economics.max_validators, block_time_s)
-    terms = EconomicParams(economics.emission, commit_window=window, reveal_window=window,
+    terms = EconomicParams(economics.emission, commit_window=commit_s, reveal_window=reveal_s,
                            miner_share_bps=economics.miner_share_bps)
     return deploy_suite(w3, deployer, params, terms)
 

@@ -1,10 +1,11 @@
-"""The operator's libp2p relay: the bootstrap peer a new libp2p network's file names.
+"""The operator's always-on peer: the seed a new network's file names.
 
-A node joining a libp2p network must dial someone. The relay is that someone: a libp2p host on
-the operator's machine that joins every gossip topic (GossipSub forwards only the topics a peer
-is subscribed to), serves the genesis checkpoint by hash, and takes part in the peer exchange
-so that joiners learn each other's addresses and connect directly. It holds no stake, does no
-work and votes on nothing.
+A joiner with only the network file must get the genesis checkpoint from someone, and on libp2p
+must dial someone. The seed is that someone: a peer on the operator's machine that serves the
+genesis checkpoint by hash; on libp2p it is also the bootstrap peer, joining every gossip topic
+(GossipSub forwards only the topics a peer is subscribed to) and taking part in the peer
+exchange so that joiners learn each other's addresses and connect directly. It holds no stake,
+does no work and votes on nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +24,29 @@ from seedswarm.launch.node_transport import TRANSPORT_MESSAGE_LIMIT, keep_connec
 RELAYED_TOPICS = (TOPIC_CONTRIBUTIONS, TOPIC_BUNDLES, TOPIC_ENDORSEMENTS)
 
 
+async def run_mqtt_seed(
+    network_id: str, key: NodeKey, broker: tuple[str, int], genesis: tuple[ModelHash, Path],
+    on_ready: Callable[[str], None],
+) -> None:
+    """MQTT: serve the genesis checkpoint through the broker until cancelled; `on_ready` gets
+    the seed's peer id once it is connected."""
+    from adapters.transport.mqtt import MqttConfig, MqttTransport
+
+    host, port = broker
+    transport = MqttTransport(MqttConfig(host=host, port=port), key=key, network_id=network_id,
+                              limits=Limits(max_message_bytes=TRANSPORT_MESSAGE_LIMIT))
+    async with transport:
+        transport.serve(GENESIS_PROTOCOL, genesis_handler(*genesis))
+        on_ready(transport.peer_id)
+        await transport.wait_failed()
+
+
 async def run_relay(
     network_id: str, key: NodeKey, host: str, port: int, genesis: tuple[ModelHash, Path],
     on_ready: Callable[[tuple[str, ...]], None],
 ) -> None:
-    """Serve until cancelled; `on_ready` gets the relay's multiaddrs once it listens."""
+    """libp2p: relay and serve until cancelled; `on_ready` gets the relay's multiaddrs once it
+    listens."""
     from adapters.transport.libp2p_host import Libp2pConfig
     from adapters.transport.libp2p_transport import Libp2pTransport
 

@@ -14,26 +14,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(900)]
 
 SEEDSWARM = str(Path(sys.executable).parent / "seedswarm")
 
 
-def _wait(predicate: Callable[[], bool], limit_s: float, what: str, logs: list[Path]) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log}\n" + log.read_text(errors="replace")[-3000:]
-                              for log in logs if log.exists())
-            pytest.fail(f"timed out after {limit_s:.0f} s waiting for {what}\n{tails}")
-        time.sleep(1.0)
 
 
 def _json(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -53,7 +45,7 @@ def test_a_newcomer_joins_earns_claims_and_checks_from_the_command_line(tmp_path
     joiner: subprocess.Popen[bytes] | None = None
     try:
         bundle = tmp_path / "NET" / "network.toml"
-        _wait(bundle.exists, 300, "NET/network.toml", [devnet_log])
+        wait_for(bundle.exists, 300, "NET/network.toml", [devnet_log])
         subprocess.run([SEEDSWARM, "keys", "new", "--out", "K"], cwd=tmp_path, env=env,
                        check=True, capture_output=True, timeout=120)
         with join_log.open("wb") as out:
@@ -67,7 +59,7 @@ def test_a_newcomer_joins_earns_claims_and_checks_from_the_command_line(tmp_path
         def earned() -> bool:
             return float(_json([SEEDSWARM, "rewards", *mine], tmp_path, env)["total"]) > 0
 
-        _wait(earned, 600, "the newcomer's rewards", logs)
+        wait_for(earned, 600, "the newcomer's rewards", logs)
         assert float(_json([SEEDSWARM, "claim", *mine], tmp_path, env)["claimed"]) > 0
         doctor = [SEEDSWARM, "doctor", "--network", "NET/network.toml", "--keys", "K"]
         up = subprocess.run(doctor, cwd=tmp_path, env=env, capture_output=True, text=True,

@@ -3,9 +3,10 @@
 Host A creates the network (anvil, its relay or broker, a faucet); host B joins as a validator,
 hosts C and D as miners, each given only `network.toml` (the genesis model comes from peers).
 Every node ends on one model hash; the epoch settles on-chain; a miner's rewards show in
-`seedswarm rewards` and `seedswarm claim` pays them out. Then faults: C's link is cut for two
-rounds and restored (C catches up, bit-exact), and the validator is killed with SIGKILL and
-restarted with the same command (rounds resume; no epoch is lost).
+`seedswarm rewards` and `seedswarm claim` pays them out. Faults: C's link is cut for two rounds
+and restored (C catches up, bit-exact), and the validator is killed with SIGKILL and restarted
+with the same command (rounds resume; at most the epoch it was down for is lost, once, with
+its cause recorded).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 
 from tests.e2e import netns
 from tests.e2e.netns import Host, Hosts
+from tests.e2e.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.chain, pytest.mark.timeout(1200)]
 
@@ -42,15 +44,6 @@ def _status(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _wait(predicate: Callable[[], bool], limit_s: float, what: str,
-          logs: list[Path]) -> None:
-    deadline = time.monotonic() + limit_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log}\n" + log.read_text(errors="replace")[-3000:]
-                              for log in logs if log.exists())
-            pytest.fail(f"timed out after {limit_s:.0f} s waiting for {what}\n{tails}")
-        time.sleep(1.0)
 
 
 def _run(host: Host, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
@@ -76,7 +69,7 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
                   "--startup", str(STARTUP_S), "--max-validators", "2"]
         netns.start(a, create, dirs["a"] / "create.log", env, started)
         bundle = dirs["a"] / "NET" / "network.toml"
-        _wait(bundle.exists, 180, "the network file", [dirs["a"] / "create.log"])
+        wait_for(bundle.exists, 180, "the network file", [dirs["a"] / "create.log"])
 
         def join_argv(name: str, role: str, stake: str) -> list[str]:
             here = dirs[name]
@@ -106,7 +99,7 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
                                                 for s in snapshot.values())
             return check
 
-        _wait(agree_at(3), STARTUP_S + 20 * ROUND_S, "three certified rounds on every host",
+        wait_for(agree_at(3), STARTUP_S + 20 * ROUND_S, "three certified rounds on every host",
               logs)
         fetched = (dirs["c"] / "state" / "genesis.safetensors").exists()
         assert fetched, "C had only network.toml: it must have fetched the genesis from peers"
@@ -118,7 +111,7 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
         time.sleep(2 * ROUND_S)
         c.restore()
         others = max(rounds()["b"], rounds()["d"])
-        _wait(agree_at(others + 1), 20 * ROUND_S, "C back in step after its outage", logs)
+        wait_for(agree_at(others + 1), 20 * ROUND_S, "C back in step after its outage", logs)
         caught_after = int(_status(statuses["c"]).get("caught_up_rounds", 0))
         assert caught_after > caught_before, "C came back by catching up from its peers"
 
@@ -129,7 +122,7 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
         time.sleep(ROUND_S)
         nodes["b"] = netns.start(hosts["b"], join_argv("b", "validator", "2"),
                                  dirs["b"] / "node.out", env, started)
-        _wait(agree_at(killed_at + 3), 30 * ROUND_S, "rounds resuming after the restart", logs)
+        wait_for(agree_at(killed_at + 3), 30 * ROUND_S, "rounds resuming after the restart", logs)
 
         # an epoch settles on-chain and pays the miners; the CLI shows it and claims it
         c_args = ["--network", str(dirs["c"] / "network.toml"), "--keys", str(dirs["c"] / "keys")]
@@ -138,9 +131,14 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
             report = _run(c, [SEEDSWARM, "rewards", *c_args, "--json"], env)
             return float(report["total"]) > 0
 
-        _wait(rewarded, 40 * ROUND_S, "C's rewards on-chain", logs)
+        wait_for(rewarded, 40 * ROUND_S, "C's rewards on-chain", logs)
         claimed = _run(c, [SEEDSWARM, "claim", *c_args, "--json"], env)
         assert float(claimed["claimed"]) > 0
-        ledger = _status(statuses["b"]).get("ledger", {}).get("epochs", {})
-        assert ledger and not any(e.get("stage") == "failed" for e in ledger.values()), ledger
+        # the epoch whose window passed while the validator was down may be lost, once, with its
+        # cause written down; every epoch after the restart settles
+        epochs = _status(statuses["b"]).get("ledger", {}).get("epochs", {})
+        lost = {e: r for e, r in epochs.items() if r.get("stage") == "failed"}
+        assert len(lost) <= 1 and all(r.get("reason") for r in lost.values()), lost
+        later = [r for e, r in epochs.items() if int(e) > max(map(int, lost), default=-1)]
+        assert any(r.get("stage") == "settled" for r in later), epochs
         assert agree_at(0)()
