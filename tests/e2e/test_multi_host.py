@@ -113,7 +113,10 @@ def test_four_hosts_join_train_settle_and_survive_faults(transport: str, tmp_pat
         others = max(rounds()["b"], rounds()["d"])
         wait_for(agree_at(others + 1), 20 * ROUND_S, "C back in step after its outage", logs)
         caught_after = int(_status(statuses["c"]).get("caught_up_rounds", 0))
-        assert caught_after > caught_before, "C came back by catching up from its peers"
+        if transport == "libp2p":  # its peers moved on: C asks them for the rounds it missed
+            assert caught_after > caught_before, "C came back by catching up from its peers"
+        # (MQTT: a two-round cut is shorter than the session's keepalive, so C's connection to
+        # the broker survives and the broker delivers what it queued; either way C agrees)
 
         # kill -9 the validator; the same command brings it back
         nodes["b"].send_signal(signal.SIGKILL)
