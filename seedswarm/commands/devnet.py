@@ -133,8 +133,6 @@ def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Ex
 
     from seedswarm.devnet.local_network import serve_devnet
 
-    last = {"round": -1}
-
     def on_start(endpoints: dict[str, Any]) -> None:
         for key in ("chain", "broker", "bootstrap", "faucet", "network_file", "export",
                     "workdir", "round_length"):
@@ -144,16 +142,9 @@ def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Ex
                 console.print(f"{key}: {shown}", soft_wrap=True)
         console.print("the devnet is up; Ctrl-C stops it", soft_wrap=True)
 
-    def on_update(snapshot: Snapshot) -> None:
-        rounds = [s.get("round", -1) for s in snapshot.values()]
-        current = min(rounds) if rounds else -1
-        if current > last["round"]:
-            last["round"] = current
-            console.print(node_table(snapshot, f"devnet at round {current}"))
-
     try:
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-            asyncio.run(serve_devnet(spec, export, on_start, on_update))
+            asyncio.run(serve_devnet(spec, export, on_start, PerRound(console)))
     except error_type as exc:
         console.print(f"[bold red]devnet failed:[/] {exc}")
         raise typer.Exit(code=1) from exc
@@ -161,6 +152,9 @@ def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Ex
 
 
 def _run_live(console: Console, run: Any, error_type: type[Exception]) -> dict[str, Any]:
+    """A live table on a terminal; elsewhere (a log, a pipe) one table per round, as lines."""
+    if not console.is_terminal:
+        return _run_plain(console, run, error_type)
     from rich.live import Live
 
     with Live(node_table({}), console=console, refresh_per_second=4) as live:
@@ -173,6 +167,30 @@ def _run_live(console: Console, run: Any, error_type: type[Exception]) -> dict[s
         except error_type as exc:
             console.print(f"[bold red]devnet failed:[/] {exc}")
             raise typer.Exit(code=1) from exc
+    return result
+
+
+class PerRound:
+    """Prints the node table once each time the slowest node reaches a new round."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.round = -1
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        rounds = [s.get("round", -1) for s in snapshot.values()]
+        current = min(rounds) if rounds else -1
+        if current > self.round:
+            self.round = current
+            self.console.print(node_table(snapshot, f"devnet at round {current}"))
+
+
+def _run_plain(console: Console, run: Any, error_type: type[Exception]) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = run(PerRound(console))
+    except error_type as exc:
+        console.print(f"devnet failed: {exc}")
+        raise typer.Exit(code=1) from exc
     return result
 
 
