@@ -10,12 +10,14 @@ settled snapshot at the epoch's first round.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from adapters.chain.chain_errors import ChainError
+from adapters.chain.chain_errors import ChainError, TransientRpcError
 from adapters.chain.registry_membership import EpochMembership
+from protocol.errors import ConfigError
 from protocol.membership import DEFAULT_KEEP, Membership, MembershipSchedule, MembershipTimeline
 from seedswarm.launch.node_plan import NodePlan
 
@@ -103,13 +105,25 @@ def resolve_timeline(
     plan: NodePlan, round_index: int
 ) -> tuple[MembershipTimeline, ChainMembership]:
     """The timeline a node starts with (blocking) and the source to `feed` it from."""
-    source = ChainMembership.connect(plan.chain_url, plan.deployment)
-    return source.timeline(round_index), source
+    with _reaching(plan.chain_url):
+        source = ChainMembership.connect(plan.chain_url, plan.deployment)
+        return source.timeline(round_index), source
 
 
 def resolve_membership(plan: NodePlan) -> Membership:
     """The membership in force now, as the Registry's snapshot of the current epoch has it."""
-    return ChainMembership.connect(plan.chain_url, plan.deployment).current().membership
+    with _reaching(plan.chain_url):
+        return ChainMembership.connect(plan.chain_url, plan.deployment).current().membership
+
+
+@contextlib.contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """A chain that does not answer at start is one line naming it and what to check."""
+    try:
+        yield
+    except TransientRpcError as exc:
+        raise ConfigError(f"cannot reach the chain at {url}: is the network's RPC endpoint up "
+                          "and reachable from here? (`seedswarm doctor` checks it)") from exc
 
 
 async def watch_chain(source: ChainMembership, url: str, limit_s: float,
