@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from seedswarm.devnet.rpc import EmbeddedRpcServer
+from adapters.chain.embedded_rpc import EmbeddedRpcServer
 
 from adapters.chain.backends import connect, fund
 from adapters.chain.client import ChainClient
