@@ -1,7 +1,9 @@
 """`seedswarm pretrain`: train the base model a swarm fine-tunes, centrally, with AdamW.
 
-The checkpoint it writes (safetensors + metadata) is identified by its model hash; a swarm's
-genesis is (that hash, a trainable spec such as lora:4).
+The checkpoint it writes (safetensors + metadata) is identified by its model hash. It is a base
+model, not yet a genesis: a network's genesis hash covers what trains (the trainable spec's
+tensors, adapters included), and `seedswarm network create --base CHECKPOINT --trainable SPEC`
+computes it and writes the genesis checkpoint that agrees with it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
     table.add_row("validation loss (nats/byte)", losses)
     table.add_row("time", f"{data['seconds']:.1f} s for {data['steps']} steps")
     table.add_row("checkpoint", data["checkpoint"])
-    table.add_row("model hash", data["model_hash"])
+    table.add_row("base model hash", data["model_hash"])
+    table.add_row("next", "seedswarm network create --base " + data["checkpoint"]
+                  + " --out NET  (fixes the genesis for a trainable spec)")
     table.add_row("task fingerprint", data["task_fingerprint"])
     console.print(table)
 
@@ -107,9 +111,11 @@ def pretrain_command(
 ) -> None:
     """Pretrain a small GPT with AdamW and save it as the swarm's base checkpoint.
 
-    Prints the validation loss (nats per byte) before and after, and the model hash.
+    Prints the validation loss (nats per byte) before and after, and the base model's hash.
 
-    A swarm's genesis is that hash plus a trainable spec: full, lora:<rank> or last:<k>.
+    A network starts from it with a trainable spec (full, lora:<rank> or last:<k>):
+    `seedswarm network create --base CHECKPOINT --trainable lora:4 --out NET` writes the genesis
+    checkpoint and its hash, which is what every node checks.
 
     Example: seedswarm pretrain --task pycode:pretrain --steps 500 --out runs/base.safetensors
     """
