@@ -19,7 +19,7 @@ REFUSALS = ("verification", "banned", "no measured improvement", "probation")
 
 def attacked_swarm(kind: str, count: int, rounds: int, codec: str = "fo") -> tuple[Swarm, float]:
     # FO with K = 256 of d = 14,816: enough signal per round that 4 honest miners learn fast.
-    extra = {"lr": 0.05, "scalars": 32} if codec == "zo" else {"scalars": 256}
+    extra = {"outer_lr": 0.05, "scalars": 32} if codec == "zo" else {"scalars": 256}
     config = tiny_config(miners=4, rounds=rounds, codec=codec, attackers=((kind, count),),
                          **extra)
     swarm = build_swarm(config, build_genesis(config))
