@@ -105,7 +105,7 @@ def _network_view(bundle: JoinBundle, now: float) -> dict[str, Any]:
     genesis, length = bundle.genesis.time, bundle.network.round_length
     current = math.floor((now - genesis) / length) if now >= genesis else None
     return {"network_id": bundle.network.network_id, "genesis_time": genesis,
-            "round_length_s": length, "epoch_length": bundle.network.epoch_length,
+            "round_length": length, "epoch_length": bundle.network.epoch_length,
             "round": current,
             "starts_in_s": None if current is not None else round(genesis - now, 1)}
 
@@ -181,7 +181,7 @@ def _print(report: dict[str, Any]) -> None:
     else:
         behind = (f", node {net['round'] - node['round']} round(s) behind"
                   if node["found"] and isinstance(node["round"], int) else "")
-        say(f"  network   round {net['round']} ({net['round_length_s']:g} s rounds){behind}")
+        say(f"  network   round {net['round']} ({net['round_length']:g} s rounds){behind}")
     say(f"  registry  {_registration_line(reg)}")
     scores = report["last_scores"]
     if scores["own_performance"] is not None:

@@ -1,20 +1,54 @@
-"""What the in-process service tests share: keys, in-memory transports, and a run until every
-node holds a given round."""
+"""What the in-process service tests share: keys, in-memory transports, a network whose round
+length is measured on this machine, and a run until every node holds a given round.
+
+Windows and limits derive from the measured round length, never from seconds tuned on an idle
+machine: the same test must hold on a busy one."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from adapters.transport.base import Limits
 from adapters.transport.memory import MemoryNetwork, MemoryTransport
 from node.service.miner import MinerService
 from protocol.identity import NodeKey
+from protocol.netconfig import NetworkConfig
+from seedswarm.devnet.calibration import cores, measure_round
+from seedswarm.devnet.devnet_genesis import network_config, write_base
+from seedswarm.devnet.spec import DevnetSpec
+from seedswarm.launch.settings import DEFAULT_WORK_FRACTION
 from validator.service.validator import ValidatorService
 
 LIMITS = Limits(max_message_bytes=1 << 20)
+SLACK_ROUNDS = 12
+"""How many rounds' worth of time a run may take beyond the rounds it runs."""
+
+
+def measured_network(spec: DevnetSpec, base: Path) -> NetworkConfig:
+    """`spec`'s devnet network with its genesis written at `base` and its round length measured
+    now (seedswarm.devnet.calibration): every service of the test shares this one process."""
+    model_hash, _ = write_base(spec, base)
+    cost = measure_round(network_config(spec, model_hash), base, spec.total_miners)
+    length = cost.round_length(spec.total_miners + spec.validators, DEFAULT_WORK_FRACTION,
+                               cores())
+    return network_config(replace(spec, round_length=length), model_hash)
+
+
+def start_time(network: NetworkConfig) -> float:
+    """A genesis for services about to be built: one round from now, for loading their
+    models (slow on a busy machine), plus two seconds."""
+    return time.time() + network.round_length + 2.0
+
+
+def limit_s(network: NetworkConfig, rounds: int) -> float:
+    """Time for `rounds` rounds and the slack a busy machine needs, counted in rounds."""
+    return (rounds + SLACK_ROUNDS) * network.round_length
 """Bundles carry many envelopes: the transport limit the devnet uses."""
 
 

@@ -24,10 +24,9 @@ from protocol.settlement.median import settle_reference
 from protocol.settlement.params import EconomicParams, EpochStatus, NetworkParams
 from runtime.model_state import ModelState
 from seedswarm.devnet.attack_miners import live_miner
-from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
-from tests.services.harness import run_until, transports
+from tests.services.harness import limit_s, measured_network, run_until, start_time, transports
 from training.work import WorkConfig
 from validator.scorer_store import scoring_certifier
 from validator.service.engine import ScoringEngine
@@ -36,7 +35,8 @@ from validator.service.validator import ValidatorConfig, ValidatorService
 
 ROUNDS = 3  # one epoch of three 2 s rounds
 EMISSION = 1_000 * 10**18
-WINDOW_S = 4
+WINDOW_ROUNDS = 2
+"""Commit and reveal windows, in rounds (the in-memory chain needs no block time)."""
 HONEST = [_key("settling-honest-0"), _key("settling-honest-1")]
 ATTACKER = _key("settling-noise-0")
 MINERS = [(k, "") for k in HONEST] + [(ATTACKER, "noise")]
@@ -51,12 +51,13 @@ def account(label: str) -> str:
 def _chain(network: NetworkConfig, genesis: int) -> MemoryChain:
     """The schedule the services run on, with every participant registered before genesis."""
     params = NetworkParams(
-        genesis_time=genesis, round_length=int(network.round_length_s),
-        epoch_length=network.epoch_length_rounds, genesis_model_hash=bytes(32),
+        genesis_time=genesis, round_length=int(network.round_length),
+        epoch_length=network.epoch_length, genesis_model_hash=bytes(32),
         min_miner_stake=1, min_validator_stake=1, unbonding_delay=60, max_miners=8,
         max_validators=8, immunity_epochs=1,
     )
-    economics = EconomicParams(EMISSION, commit_window=WINDOW_S, reveal_window=WINDOW_S)
+    window = math.ceil(WINDOW_ROUNDS * network.round_length)
+    economics = EconomicParams(EMISSION, commit_window=window, reveal_window=window)
     chain = MemoryChain(params, economics, time.time)
     for i, (key, stake) in enumerate(VALIDATORS):
         chain.register_validator(account(f"validator-{i}"), key.public.raw, stake)
@@ -96,16 +97,16 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, chain: MemoryChain
         return all(0 in v.ledger.epochs and v.ledger.epochs[0].stage == "settled"
                    for v in validators)
 
-    await run_until(services, settled, limit_s=120)
+    await run_until(services, settled, limit_s=limit_s(network, ROUNDS))
     return validators
 
 
 def test_validators_settle_their_epoch_on_the_in_memory_chain(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=2, validators=2, rounds=ROUNDS, round_length=2,
+    spec = DevnetSpec(miners=2, validators=2, rounds=ROUNDS,
                       attackers=(("noise", 1),))
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base))
-    genesis = math.ceil(time.time()) + 2
+    network = measured_network(spec, base)
+    genesis = math.ceil(start_time(network))
     chain = _chain(network, genesis)
     validators = asyncio.run(_run(network, base, tmp_path, chain, genesis))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,11 +21,17 @@ from protocol.signing import open_envelope, seal
 from runtime.model_state import ModelState
 from seedswarm.devnet.attack_miners import LIVE_ATTACKS, copycat_tap, live_miner
 from seedswarm.devnet.copycat import COPYCAT_STATUS, ContributionTap, LiveCopycat
-from seedswarm.devnet.devnet_genesis import network_config, write_base
+from seedswarm.devnet.devnet_genesis import network_config
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.attackers import NoiseMiner
 from tests.services.harness import key as _key
-from tests.services.harness import run_until_round, transports
+from tests.services.harness import (
+    limit_s,
+    measured_network,
+    run_until_round,
+    start_time,
+    transports,
+)
 from training.round_context import RoundContext
 from training.work import WorkConfig
 from validator.scorer_store import scoring_certifier
@@ -45,9 +50,9 @@ KEYS = tuple(k.public.raw for k in [*HONEST, COPYCAT])
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[NetworkConfig, Path]:
     tmp = tmp_path_factory.mktemp("copycat")
-    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, round_length=3)
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS)
     base = tmp / "base.safetensors"
-    return network_config(spec, write_base(spec, base)[0]), base
+    return measured_network(spec, base), base
 
 
 def _context(network: NetworkConfig, base: Path) -> RoundContext:
@@ -145,7 +150,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> tuple[Validator
                                                                        LiveCopycat]:
     transport = transports(network.network_id)
     work = WorkConfig.of(network)
-    common = {"network": network, "genesis_time": time.time() + 2.0,
+    common = {"network": network, "genesis_time": start_time(network),
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
 
     vstate = ModelState.from_base(network, base)
@@ -167,7 +172,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> tuple[Validator
     assert isinstance(copycat_service, MinerService)
     assert isinstance(copycat_service.produce, MinerProduce)
     copycat = copycat_service.produce.miner
-    await run_until_round(services, ROUNDS, limit_s=90,
+    await run_until_round(services, ROUNDS, limit_s=limit_s(network, ROUNDS),
                           extra=[tap.listen(copycat_service.transport)])
     assert isinstance(copycat, LiveCopycat)
     return validator, copycat

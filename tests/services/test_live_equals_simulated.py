@@ -13,11 +13,10 @@ from node.service.miner import MinerConfig, MinerService
 from node.service.produce import MinerProduce
 from protocol.netconfig import NetworkConfig
 from runtime.model_state import ModelState
-from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from seedswarm.sim.swarm import Swarm, run_rounds
 from tests.services.harness import key as _key
-from tests.services.harness import run_until_round, transports
+from tests.services.harness import limit_s, measured_network, run_until_round, transports
 from training.genesis import Genesis
 from training.work import WorkConfig
 from validator.scorer import ScoringCertifier
@@ -37,11 +36,12 @@ def _services(network: NetworkConfig, base: Path, tmp: Path,
     transport = transports(network.network_id)
     work = WorkConfig.of(network)
     miners = tuple(k.public.raw for k in MINER_KEYS)
+    # models load first: genesis counts from when every node is ready (a busy machine is slow)
+    states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
     genesis = time.time() + 2.0
     common = {"network": network, "genesis_time": genesis, "peers": (LEADER.peer_id,),
               "last_round": ROUNDS}
 
-    states = [ModelState.from_base(network, base) for _ in range(MINERS + 1)]
     engine = ScoringEngine(states[0], ScoringCertifier(network, LEADER), miners, work)
     vconfig = ValidatorConfig(state_dir=tmp / "v", validators=((LEADER.public.raw, 1),),
                               miners=miners, **common)  # type: ignore[arg-type]
@@ -58,7 +58,7 @@ def _services(network: NetworkConfig, base: Path, tmp: Path,
 
 async def _run_live(network: NetworkConfig, base: Path, tmp: Path) -> list[bytes]:
     services, states = _services(network, base, tmp)
-    await run_until_round(services, ROUNDS, limit_s=60)
+    await run_until_round(services, ROUNDS, limit_s=limit_s(network, ROUNDS))
     return [state.model_hash for state in states]
 
 
@@ -75,9 +75,9 @@ def _simulated(network: NetworkConfig, base: Path, work: WorkConfig) -> bytes:
 
 
 def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=MINERS, validators=1, rounds=ROUNDS, round_length=2)
+    spec = DevnetSpec(miners=MINERS, validators=1, rounds=ROUNDS)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base)[0])
+    network = measured_network(spec, base)
     live = asyncio.run(_run_live(network, base, tmp_path))
     assert len(set(live)) == 1
     assert live[0] != network.base_checkpoint_digest

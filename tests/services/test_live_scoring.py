@@ -6,7 +6,6 @@ state survives a restart of the validator's scoring."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,16 @@ from protocol.errors import ConfigError
 from protocol.netconfig import NetworkConfig
 from runtime.model_state import ModelState
 from seedswarm.devnet.attack_miners import live_miner
-from seedswarm.devnet.devnet_genesis import network_config, write_base
+from seedswarm.devnet.devnet_genesis import network_config
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
-from tests.services.harness import run_until_round, transports
+from tests.services.harness import (
+    limit_s,
+    measured_network,
+    run_until_round,
+    start_time,
+    transports,
+)
 from training.work import WorkConfig
 from validator.scorer_store import scoring_certifier
 from validator.service.engine import ScoringEngine
@@ -37,7 +42,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorServic
     transport = transports(network.network_id)
     work = WorkConfig.of(network)
     keys = tuple(k.public.raw for k, _ in MINERS)
-    common = {"network": network, "genesis_time": time.time() + 2.0,
+    common = {"network": network, "genesis_time": start_time(network),
               "peers": (LEADER.peer_id,), "last_round": ROUNDS}
 
     vstate = ModelState.from_base(network, base)
@@ -53,14 +58,14 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> ValidatorServic
                              **common)  # type: ignore[arg-type]
         produce = MinerProduce(live_miner(attack, key, work), keys, work)
         services.append(MinerService(config, transport(key), state, produce))
-    await run_until_round(services, ROUNDS, limit_s=90)
+    await run_until_round(services, ROUNDS, limit_s=limit_s(network, ROUNDS))
     return validator
 
 
 def test_live_pipeline_refuses_the_attacker_and_pays_honest_miners(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, round_length=2)
+    spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base)[0])
+    network = measured_network(spec, base)
     validator = asyncio.run(_run(network, base, tmp_path))
 
     certified: dict[bytes, int] = {}

@@ -11,7 +11,6 @@ every replica ends on one model.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -27,10 +26,15 @@ from protocol.netconfig import NetworkConfig
 from protocol.signing import message_digest, seal
 from runtime.model_state import ModelState
 from seedswarm.devnet.attack_miners import live_miner
-from seedswarm.devnet.devnet_genesis import network_config, write_base
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
-from tests.services.harness import run_until_round, transports
+from tests.services.harness import (
+    limit_s,
+    measured_network,
+    run_until_round,
+    start_time,
+    transports,
+)
 from training.work import WorkConfig
 from validator.scorer_store import scoring_certifier
 from validator.service.engine import ScoringEngine
@@ -102,7 +106,7 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
     work = WorkConfig.of(network)
     validators = [FIRST, SECOND]
     everyone = [*validators, *MINERS, NEWCOMER]
-    common = {"network": network, "genesis_time": time.time() + 2.0,
+    common = {"network": network, "genesis_time": start_time(network),
               "validators": _before().validators, "last_round": ROUNDS,
               "peers": tuple(k.peer_id for k in validators)}
 
@@ -129,14 +133,14 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path) -> Services:
                                       timeline=timeline))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
     assert len(services) == len(everyone)
-    await run_until_round(services, ROUNDS, limit_s=150)
+    await run_until_round(services, ROUNDS, limit_s=limit_s(network, ROUNDS))
     return vservices, mservices
 
 
 def test_a_miner_and_a_validator_join_from_round_two(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=3, validators=2, rounds=ROUNDS, round_length=3)
+    spec = DevnetSpec(miners=3, validators=2, rounds=ROUNDS)
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base)[0])
+    network = measured_network(spec, base)
     vservices, mservices = asyncio.run(_run(network, base, tmp_path))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
     newcomer = NEWCOMER.public.raw

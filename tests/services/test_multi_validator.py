@@ -29,10 +29,10 @@ from protocol.rounds import RoundClock
 from protocol.signing import Signed
 from runtime.model_state import ModelState
 from seedswarm.devnet.attack_miners import live_miner
-from seedswarm.devnet.devnet_genesis import network_config, write_base
+from seedswarm.devnet.devnet_genesis import network_config
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import key as _key
-from tests.services.harness import run_until_round, transports
+from tests.services.harness import limit_s, measured_network, run_until_round, transports
 from training.work import WorkConfig
 from validator.certificate import Dispute
 from validator.scorer_store import scoring_certifier
@@ -161,12 +161,15 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
     greedy, honest = cast
     validators = [(greedy, GREEDY_STAKE), *honest]
     stakes = tuple((k.public.raw, s) for k, s in validators)
+    # the slow part first (loading models): genesis is counted from when every node is ready,
+    # or on a busy machine round 0 would pass before the services start
+    states = [ModelState.from_base(network, base) for _ in range(len(validators) + len(MINERS))]
     common = {"network": network, "genesis_time": time.time() + 2.0, "validators": stakes,
               "peers": tuple(k.peer_id for k, _ in validators), "last_round": ROUNDS}
 
     vservices = []
     for i, (key, _) in enumerate(validators):
-        state = ModelState.from_base(network, base)
+        state = states.pop()
         certifier = scoring_certifier(network, key, tmp / f"v{i}")
         engine_type = GreedyEngine if key is greedy else ScoringEngine
         config = ValidatorConfig(state_dir=tmp / f"v{i}", miners=miners,
@@ -177,10 +180,9 @@ async def _run(network: NetworkConfig, base: Path, tmp: Path, cast: Cast,
     for i, (key, attack) in enumerate(MINERS):
         mconfig = MinerConfig(state_dir=tmp / f"m{i}", **common)  # type: ignore[arg-type]
         produce = MinerProduce(live_miner(attack, key, work), miners, work)
-        mservices.append(MinerService(mconfig, transport(key),
-                                      ModelState.from_base(network, base), produce))
+        mservices.append(MinerService(mconfig, transport(key), states.pop(), produce))
     services: list[MinerService | ValidatorService] = [*vservices, *mservices]
-    await run_until_round(services, ROUNDS, limit_s=150)
+    await run_until_round(services, ROUNDS, limit_s=limit_s(network, ROUNDS))
     return vservices, mservices
 
 
@@ -192,10 +194,10 @@ def _final(service: MinerService | ValidatorService, round_index: int) -> RoundB
 
 
 def test_validators_review_endorse_and_refuse_a_greedy_leader(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=3, validators=3, rounds=ROUNDS, round_length=3,
+    spec = DevnetSpec(miners=3, validators=3, rounds=ROUNDS,
                       attackers=(("noise", 1),))
     base = tmp_path / "base.safetensors"
-    network = network_config(spec, write_base(spec, base)[0])
+    network = measured_network(spec, base)
     cast = _cast(network)
     greedy = cast[0]
     vservices, mservices = asyncio.run(_run(network, base, tmp_path, cast))
