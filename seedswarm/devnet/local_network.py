@@ -275,6 +275,37 @@ class Devnet:
                 raise DevnetError(f"timed out after {limit_s:.0f}s waiting for {what}")
             await asyncio.sleep(0.25)
 
+    async def wait_for_epochs(self, on_update: Callable[[Snapshot], None] | None) -> None:
+        """Until every epoch the validators booked is settled or lost (`epochs_resolved`).
+
+        A network behind the clock books late rounds into later epochs, so the deadline moves
+        with the latest epoch booked: its end, its commit and reveal windows, and as many
+        rounds again as the run's slack. DevnetError once it passes.
+        """
+        schedule, spec = self.schedule, self.spec
+        slack = spec.startup_s + schedule.epoch_s
+        while True:
+            snapshot = self.snapshot()
+            if on_update is not None:
+                on_update(snapshot)
+            if self.epochs_resolved(snapshot):
+                return
+            self.check_alive()
+            latest = max(self.booked_epochs(snapshot), default=spec.epochs_to_settle - 1)
+            deadline = (self.genesis_time + (latest + 1) * schedule.epoch_s
+                        + schedule.settle_delay_s() + slack)
+            if time.time() > deadline:
+                stages = self.epochs(snapshot)
+                raise DevnetError(f"epochs not settled {time.time() - deadline + slack:.0f} s "
+                                  f"after they should have been: {stages}")
+            await asyncio.sleep(0.25)
+
+    @staticmethod
+    def booked_epochs(snapshot: Snapshot) -> set[int]:
+        """Epochs any validator booked scores in."""
+        return {int(e) for n, s in snapshot.items() if n.startswith("validator")
+                for e, r in s.get("ledger", {}).get("epochs", {}).items() if r.get("scores")}
+
     def reader(self) -> ChainClient:
         """A chain client for reading (eth-tester wants a funded caller even for calls)."""
         if self._reader is None:
@@ -372,9 +403,7 @@ async def run_devnet(
         limit = devnet.end_time() - time.time() + slack
         await devnet.wait_until(all_at_round(spec.rounds), limit_s=limit,
                                 what=f"every node at round {spec.rounds}", on_update=on_update)
-        limit = devnet.end_time() - time.time() + slack
-        await devnet.wait_until(devnet.epochs_resolved, limit_s=limit,
-                                what="the booked epochs settled on-chain", on_update=on_update)
+        await devnet.wait_for_epochs(on_update)
         return devnet_result(devnet)
     finally:
         await devnet.stop()
