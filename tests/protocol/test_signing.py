@@ -34,7 +34,7 @@ def _reason(raw: object, network_id: str = NETWORK, **kwargs: object) -> RejectR
     return info.value.reason
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(messages(network_id=st.just(NETWORK)))
 def test_seal_open_round_trip(msg: Message) -> None:
     key = key_for(msg.author)
@@ -145,7 +145,7 @@ def test_non_bytes_input(value: object) -> None:
     assert _reason(value) is RejectReason.MALFORMED
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_only_raise_message_rejected(raw: bytes) -> None:
     with pytest.raises(MessageRejected):
