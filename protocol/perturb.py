@@ -99,9 +99,17 @@ class Update:
 
 
 def tensor_key(seed: int, tensor_index: int, stream: int) -> int:
-    """The 64-bit generator key of tensor ``tensor_index`` and ``stream`` under ``seed``."""
-    if seed < 0 or tensor_index < 0 or stream < 0:
-        raise ConfigError("seed, tensor index and stream must be non-negative")
+    """The 64-bit generator key of tensor ``tensor_index`` and ``stream`` under ``seed``.
+
+    ``seed`` is any u64 (a seed of 2**64 or more would alias one below it); the tensor index
+    and the stream are non-negative integers. Raises ConfigError otherwise.
+    """
+    for name, value, limit in (("seed", seed, MASK64), ("tensor index", tensor_index, None),
+                               ("stream", stream, None)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
+                limit is not None and value > limit):
+            bound = "[0, 2**64)" if limit is not None else ">= 0"
+            raise ConfigError(f"{name} must be an integer in {bound}, got {value!r}")
     seed_key = fmix64(seed + GOLDEN_GAMMA)
     return fmix64(seed_key + (tensor_index + 1) * _TENSOR_MUL + stream * _STREAM_MUL) & MASK64
 

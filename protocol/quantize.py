@@ -79,8 +79,10 @@ def levels(scale: float) -> list[float]:
 def quantize(values: Sequence[float], key: int) -> QuantizedScalars:
     """One byte per value, stochastically rounded (unbiased) with coins drawn from ``key``.
 
-    Raises QuantizeError on NaN or infinite values.
+    Raises QuantizeError on NaN or infinite values, or a key that is not a u64 (even when every
+    value is zero and no coin is needed: the same inputs are refused everywhere).
     """
+    _check_key(key)
     xs = [float(v) for v in values]
     if not all(math.isfinite(x) for x in xs):
         raise QuantizeError("cannot quantize a non-finite value")
@@ -168,8 +170,7 @@ def _round_magnitude(magnitude: float, table: list[float], coin: float) -> int:
 
 def _uniforms(key: int, count: int) -> list[float]:
     """``count`` uniforms in [0, 1) from a keyed hash of ``key``, eight per 64-byte block."""
-    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
-        raise QuantizeError(f"key must be an integer in [0, 2**64), got {key!r}")
+    _check_key(key)
     base = hashlib.blake2b(digest_size=64, key=struct.pack("<Q", key), person=_PERSON_QUANTIZE)
     out: list[float] = []
     for block in range((count + 7) // 8):
@@ -181,12 +182,19 @@ def _uniforms(key: int, count: int) -> list[float]:
 
 def _uniform_at(key: int, index: int) -> float:
     """The coin ``_uniforms(key, n)[index]`` for any ``n > index``, hashing one block only."""
+    _check_key(key)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 8 * 2**64:
+        raise QuantizeError(f"index must be an integer in [0, 2**67), got {index!r}")
     block, offset = divmod(index, 8)
-    _uniforms(key, 0)  # validates the key
     h = hashlib.blake2b(digest_size=64, key=struct.pack("<Q", key), person=_PERSON_QUANTIZE)
     h.update(struct.pack("<Q", block))
     word: int = struct.unpack("<8Q", h.digest())[offset]
     return (word >> 11) * 2.0**-53
+
+
+def _check_key(key: int) -> None:
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
+        raise QuantizeError(f"key must be an integer in [0, 2**64), got {key!r}")
 
 
 def _check_scale(scale: float) -> None:

@@ -39,6 +39,12 @@ def _u64(value: int, name: str) -> bytes:
     return struct.pack("<Q", value)
 
 
+def _count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RandomnessError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
+
+
 def _framed(*parts: bytes) -> bytes:
     # Length prefixes make the concatenation injective, so distinct inputs never hash alike.
     return b"".join(struct.pack("<Q", len(p)) + p for p in parts)
@@ -84,8 +90,7 @@ def contribution_seeds(
     network_id: str, beacon: bytes, miner: bytes, round_index: int, count: int
 ) -> list[int]:
     """The seeds of indices ``0 .. count-1`` of ``miner``'s contribution in a round."""
-    if count < 0:
-        raise RandomnessError(f"count must be >= 0, got {count}")
+    _count(count, "count")
     return [derive_seed(network_id, beacon, miner, round_index, i) for i in range(count)]
 
 
@@ -101,8 +106,8 @@ def validator_sample_key(secret: bytes, round_index: int, miner: bytes) -> bytes
 
 def verification_sample(key: bytes, count: int, k: int) -> list[int]:
     """``min(k, count)`` distinct indices in ``range(count)``, sorted, chosen by ``key``."""
-    if count < 0 or k < 0:
-        raise RandomnessError(f"count and k must be >= 0, got {count}, {k}")
+    _count(count, "count")
+    _count(k, "k")
     perm = KeyedPermutation(keyed_hash(_check_key(key, "key"), _PERSON_VERIFY_PICK, b""), count)
     return sorted(perm(j) for j in range(min(k, count)))
 
@@ -139,7 +144,7 @@ class KeyedPermutation:
 
     def __call__(self, index: int) -> int:
         """The image of ``index`` (``0 <= index < size``)."""
-        if not 0 <= index < self.size:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size:
             raise RandomnessError(f"index {index} out of range({self.size})")
         x = self._encrypt(index)
         while x >= self.size:

@@ -175,3 +175,19 @@ def test_second_moment_is_identity(spec: DirectionSpec) -> None:
     tolerance = 5 * math.sqrt(3 / samples)
     assert (second - torch.eye(layout.numel, dtype=torch.float64)).abs().max() < tolerance
     assert zs.mean(0).abs().max() < 5 / math.sqrt(samples)
+
+
+@pytest.mark.parametrize(("seed", "tensor", "stream"), [
+    (2**64, 0, 0),  # would alias seed 0 modulo 2**64
+    (-1, 0, 0), (0, -1, 0), (0, 0, -1),
+    (True, 0, 0), (0, False, 0), (0, 0, True),  # booleans are not numbers here
+    (1.0, 0, 0),
+])
+def test_tensor_key_refuses_what_is_not_a_u64_seed(seed: int, tensor: int, stream: int) -> None:
+    with pytest.raises(ConfigError):
+        tensor_key(seed, tensor, stream)
+
+
+def test_tensor_key_accepts_every_u64_seed() -> None:
+    assert tensor_key(2**64 - 1, 0, 0) != tensor_key(0, 0, 0)
+    assert direction(2**64 - 1, LAYOUT, DirectionSpec())[0].shape == (6, 5)
