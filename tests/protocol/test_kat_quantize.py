@@ -75,6 +75,18 @@ def test_codes_under_four_keys() -> None:
         assert quantize(VALUES, key) == QuantizedScalars(1.0, bytes.fromhex(codes)), key
 
 
+def test_a_coin_equal_to_the_rounding_fraction_rounds_down() -> None:
+    # (value - lower level) / (upper - lower) equals the coin exactly for scalars 0, 19 and 20
+    # of key 1234567: a value rounds up only when its coin is strictly below that fraction
+    values = [0.0] * 21
+    values[0], values[1] = 2.922777745872378e-05, 1.0
+    values[19], values[20] = 3.1696621099186184e-05, -2.8314639562639445e-05
+    assert quantize(values, 1234567).codes.hex() == (
+        "067f00000000000000000000000000000000000786")
+    assert expected_codes(values[0], values[0], 1.0, 1234567, 0) == (6,)
+    assert expected_codes(values[20], values[20], 1.0, 1234567, 20) == (0x86,)
+
+
 def test_one_scalar_contribution() -> None:
     # a single scalar is its own scale: the top code, whatever the key
     assert quantize([-0.37], 5) == QuantizedScalars(0.37, b"\xff")
@@ -86,6 +98,8 @@ def test_expected_codes_follow_the_coin_of_the_index() -> None:
     assert expected_codes(0.30, 0.31, 1.0, 1234567, 9) == (113, 114)
     assert expected_codes(-0.31, -0.30, 1.0, 1234567, 9) == (242, 241)
     assert expected_codes(0.3, 0.3, 1.0, 2**63, 12) == (113,)
+    # an interval across zero, at the smallest levels: both signs, zero once
+    assert expected_codes(-2e-5, 2e-5, 1.0, 1234567, 3) == (0x82, 0x81, 0, 1, 2)
 
 
 def test_admissible_codes() -> None:

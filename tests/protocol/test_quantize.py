@@ -13,6 +13,7 @@ from protocol.errors import SeedswarmError
 from protocol.quantize import (
     MAX_RELATIVE_ERROR,
     SIGN_BIT,
+    SMALLEST_LEVEL_FRACTION,
     TOP_CODE,
     QuantizedScalars,
     QuantizeError,
@@ -199,3 +200,26 @@ def test_keys_at_and_above_two_to_the_63() -> None:
     assert all(set(c[:-1]) == {113, 114} and c[-1] == TOP_CODE for c in codes.values())
     largest = 8 * 2**64 - 1  # the last coin of the largest key's stream
     assert expected_codes(0.3, 0.3, 1.0, 2**64 - 1, largest)[0] in (113, 114)
+
+
+def test_the_documented_smallest_level() -> None:
+    assert levels(1.0)[1] == pytest.approx(SMALLEST_LEVEL_FRACTION, rel=1e-15)
+    assert levels(4.0)[1] == pytest.approx(4.0 * SMALLEST_LEVEL_FRACTION, rel=1e-15)
+
+
+def test_a_zero_scale_allows_only_zero_codes() -> None:
+    with pytest.raises(QuantizeError):
+        dequantize(QuantizedScalars(0.0, b"\x00\x01"))  # one nonzero code among zeros
+    for scale in (0.0, -0.0):
+        with pytest.raises(QuantizeError):
+            levels(scale)
+        with pytest.raises(QuantizeError):
+            admissible_codes(0.1, scale)
+        with pytest.raises(QuantizeError):
+            expected_codes(0.0, 0.1, scale, 7, 0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_admissible_codes_of_a_non_finite_value_are_refused(bad: float) -> None:
+    with pytest.raises(QuantizeError):
+        admissible_codes(bad, 1.0)
