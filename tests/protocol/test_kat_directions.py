@@ -20,7 +20,16 @@ from protocol.gaussian import (
     words,
 )
 from protocol.layout import ParamLayout
-from protocol.perturb import DirectionKind, DirectionSpec, direction, lowrank_factors, tensor_key
+from protocol.messages import DIRECTIONS as WIRE_DIRECTIONS
+from protocol.perturb import (
+    DirectionKind,
+    DirectionSpec,
+    dense_rows,
+    direction,
+    lowrank_factor_rows,
+    lowrank_factors,
+    tensor_key,
+)
 
 LAYOUT = ParamLayout(names=("w", "b"), shapes=((2, 3), (4,)))
 
@@ -118,3 +127,27 @@ def test_lowrank_factors() -> None:
     assert u.tolist() == [[1.0, 1.0], [-1.0, -1.0]]
     assert v.tolist() == [[-1.0, 1.0, -1.0], [-1.0, -1.0, -1.0]]
     assert u.dtype == v.dtype == torch.float32
+
+
+def test_direction_vocabulary() -> None:
+    # the names in network configurations, and the order of the wire's enum (messages.DIRECTIONS)
+    assert [(k.name, k.value) for k in DirectionKind] == [
+        ("GAUSSIAN", "gaussian"), ("RADEMACHER", "rademacher"), ("LOWRANK", "lowrank")]
+    assert tuple(k.value for k in DirectionKind) == WIRE_DIRECTIONS
+    assert DirectionSpec() == DirectionSpec(DirectionKind.GAUSSIAN, 1)
+
+
+def test_batched_rows_are_the_same_numbers() -> None:
+    # row k of the batched generators is the direction of seeds[k] on tensor 1 (4 elements)
+    seeds = [12345, 2**64 - 1]
+    gaussian = dense_rows(seeds, 1, 4, DirectionSpec(DirectionKind.GAUSSIAN))
+    assert [le_hex(r) for r in gaussian] == ["e70fd3bfb078de3dcdd8563eeeddb83f",
+                                             "7f80bd3fd2df3abf99944dbfd218d53d"]
+    rademacher = dense_rows(seeds, 1, 4, DirectionSpec(DirectionKind.RADEMACHER))
+    assert [le_hex(r) for r in rademacher] == ["0000803f0000803f0000803f000080bf",
+                                               "000080bf0000803f000080bf0000803f"]
+    # low-rank factors of both seeds on tensor 0 (2x3), rank 2, stacked seed by seed
+    u, v = lowrank_factor_rows(seeds, 0, (2, 3), 2)
+    assert u.tolist() == [[1.0, 1.0], [-1.0, -1.0], [-1.0, -1.0], [1.0, -1.0]]
+    assert v.tolist() == [[-1.0, 1.0, -1.0], [-1.0, -1.0, -1.0], [1.0, -1.0, -1.0],
+                          [1.0, -1.0, 1.0]]

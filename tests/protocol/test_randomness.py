@@ -203,3 +203,33 @@ def test_sample_keys_are_16_to_64_bytes(key: bytes) -> None:
     with pytest.raises(RandomnessError):
         KeyedPermutation(key, 10)
     assert len(verification_sample(b"k" * 16, 10, 2)) == len(verification_sample(b"k" * 64, 10, 2))
+
+
+def test_errors_name_the_offending_input() -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    cases = [
+        (lambda: round_beacon(NET, 7, b"short"), "prev_model_hash"),
+        (lambda: round_beacon(NET, -1, PREV), "round_index"),
+        (lambda: derive_seed(NET, b"short", MINER_A, 7, 0), "beacon"),
+        (lambda: derive_seed(NET, beacon, b"short", 7, 0), "miner"),
+        (lambda: derive_seed(NET, beacon, MINER_A, -1, 0), "round_index"),
+        (lambda: derive_seed(NET, beacon, MINER_A, 7, -1), "index"),
+        (lambda: contribution_seeds(NET, beacon, MINER_A, 7, -1), "count"),
+        (lambda: validator_sample_key(b"s" * 32, -1, MINER_A), "round_index"),
+        (lambda: validator_sample_key(b"s" * 32, 7, b"short"), "miner"),
+        (lambda: validator_sample_key(b"short", 7, MINER_A), "secret"),
+        (lambda: verification_sample(b"k" * 32, True, 1), "count"),
+        (lambda: verification_sample(b"k" * 32, 5, -1), "^k must"),
+        (lambda: verification_sample(b"short", 5, 1), "^key must"),
+        (lambda: KeyedPermutation(b"short", 5), "^key must"),
+        (lambda: KeyedPermutation(b"k" * 32, -1), "^size must"),
+    ]
+    for call, name in cases:
+        with pytest.raises(RandomnessError, match=name):
+            call()
+
+
+def test_permutations_of_zero_and_one_element() -> None:
+    assert [KeyedPermutation(b"k" * 32, 1)(0)] == [0]
+    with pytest.raises(RandomnessError):
+        KeyedPermutation(b"k" * 32, 0)(0)
