@@ -58,7 +58,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "protocol.randomness": ("tests/protocol/test_randomness.py",
                             "tests/protocol/test_kat_randomness.py"),
     "protocol.perturb": ("tests/protocol/test_perturb.py", "tests/protocol/test_kat_directions.py"),
-    "protocol.apply": ("tests/protocol/test_apply.py", "tests/protocol/test_kat_directions.py"),
+    "protocol.apply": ("tests/protocol/test_apply.py", "tests/protocol/test_kat_apply.py"),
     "validator.filters": ("tests/validator/test_filters.py",),
     "validator.reward": ("tests/validator/test_reward.py",),
     "validator.verification": ("tests/validator/test_verification.py",),

@@ -16,6 +16,7 @@ import torch
 
 from protocol.apply import apply_updates_, lowrank_grid
 from protocol.codecs import contribution_updates
+from protocol.errors import ConfigError
 from protocol.layout import ParamLayout
 from protocol.model_hash import model_hash
 from protocol.perturb import DirectionKind, DirectionSpec, Update
@@ -77,6 +78,50 @@ def test_lowrank_grid() -> None:
         [2199023256, -549755814, 733007751851, 0], 41)
     assert lowrank_grid([1.0, -3.0e-12, 2**-30], 5000) == ([274877906944, -1, 256], 38)
     assert lowrank_grid([0.0, -0.0], 2) == ([0, 0], 0)
+    assert lowrank_grid([], 0) == ([], 0)
+    # 2**44 rank-one terms leave 8 bits, the fewest allowed; one more term is refused
+    assert lowrank_grid([1.0], 2**44) == ([128], 7)
+    with pytest.raises(ConfigError):
+        lowrank_grid([1.0], 2**44 + 1)
+
+
+def test_apply_more_than_4096_rank_one_terms() -> None:
+    # 2100 updates of rank 2 (4200 terms: a 39-bit grid) on a float64 matrix, one large and
+    # 2099 tiny coefficients: the grid's resolution shows in the last bits
+    layout = ParamLayout(names=("m",), shapes=((2, 2),))
+    updates = [Update(1000 + k, 1.0 if k == 0 else 3e-12 * k) for k in range(2100)]
+    p = [torch.zeros((2, 2), dtype=torch.float64)]
+    apply_updates_(p, layout, updates, DirectionSpec(DirectionKind.LOWRANK, 2))
+    assert le_hex(p[0]) == ("0040a9229ea0f63f00c0543f9ea0f6bf004069a69ea0f63f00403a9a9ea0f6bf")
+
+
+def signed_zeros() -> list[torch.Tensor]:
+    return [torch.tensor([[-0.0, 0.0, -0.0], [1.0, -0.0, 0.0]]),
+            torch.tensor([-0.0, -0.0, 0.0, -0.0])]
+
+
+@pytest.mark.parametrize(("kind", "rank", "expected"), [
+    # dense: p + z * 0 is +0.0 where z is positive (-0.0 + 0.0), -0.0 where it is negative
+    (DirectionKind.GAUSSIAN, 1, ["0000000000000000000000000000803f0000008000000000",
+                                 "00000000000000000000000000000080"]),
+    # low-rank: coefficients that are all zero on the grid leave the matrix untouched
+    (DirectionKind.LOWRANK, 2, ["0000008000000000000000800000803f0000008000000000",
+                                "00000000000000000000000000000080"]),
+])
+def test_zero_coefficients_and_signed_zeros(kind: DirectionKind, rank: int,
+                                            expected: list[str]) -> None:
+    p = signed_zeros()
+    apply_updates_(p, LAYOUT, [Update(11, 0.0), Update(12, -0.0)], DirectionSpec(kind, rank))
+    assert [le_hex(t) for t in p] == expected
+
+
+def test_a_zero_coefficient_among_others() -> None:
+    # low-rank: the zero term drops out of the exact sum, the others are applied
+    p = signed_zeros()
+    updates = [Update(11, 1e-3), Update(12, 0.0, 0), Update(13, -2e-3, 0)]
+    apply_updates_(p, LAYOUT, updates, DirectionSpec(DirectionKind.LOWRANK, 2))
+    assert [le_hex(t) for t in p] == ["225db93a225db93a225db93a572e803fd9058bbb225db93a",
+                                      "112c783a22874d3a67de98398e77deba"]
 
 
 def test_contribution_coefficients() -> None:
