@@ -61,7 +61,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "protocol.apply": ("tests/protocol/test_apply.py", "tests/protocol/test_kat_apply.py"),
     "validator.filters": ("tests/validator/test_filters.py",),
     "validator.reward": ("tests/validator/test_reward.py",),
-    "validator.verification": ("tests/validator/test_verification.py",),
+    "validator.verification": ("tests/validator/test_verification_rules.py",
+                               "tests/validator/test_verification.py"),
 }
 """Each module and its own fast tests (the files the mutants run against)."""
 
@@ -566,7 +567,7 @@ def report(results: dict[str, tuple[list[Outcome], float]],
             "baseline_seconds": round(baseline, 2),
             **{k: v for k, v in dataclasses.asdict(s).items() if k != "module"},
             "score": round(s.score, 1),
-            "mutants": [
+            "results": [
                 {"line": o.mutant.line, "function": o.mutant.function,
                  "mutation": o.mutant.description, "status": o.status,
                  "seconds": round(o.seconds, 2), **({"why": o.why} if o.why else {})}
