@@ -56,7 +56,7 @@ lint: install-dev
 
 # Mutation testing of the consensus and reward modules (tools/mutate.py): a score per module,
 # the survivors not argued equivalent in tools/mutation_equivalents.toml, and out/mutation.json.
-# All ten modules take about half an hour on two cores; MODULES="protocol.replay" runs one.
+# All ten modules take about 35 minutes on two busy cores; MODULES="protocol.replay" runs one.
 MODULES ?=
 mutation: $(VENV)/.installed-dev
 	$(BIN)/python -m tools.mutate $(MODULES)

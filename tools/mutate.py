@@ -1,6 +1,6 @@
 """Mutation testing of the consensus and reward modules: which small changes do the tests miss?
 
-    python -m tools.mutate                        # every module of TARGETS (~30 min, 2 cores)
+    python -m tools.mutate                        # every module of TARGETS (~35 min, 2 cores)
     python -m tools.mutate protocol.replay        # one module
     python -m tools.mutate --list protocol.replay # the mutants, without running anything
     make mutation MODULES="protocol.replay validator.reward"
