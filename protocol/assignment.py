@@ -38,7 +38,7 @@ def assign_samples(
             f"miner {miner_index} needs samples up to {start + per_miner}, "
             f"but the task has only {num_samples}"
         )
-    if len(beacon) != 32:
+    if not isinstance(beacon, bytes | bytearray) or len(beacon) != 32:
         raise ConfigError("beacon must be 32 bytes")
     perm = KeyedPermutation(keyed_hash(beacon, _PERSON_ASSIGN, b""), num_samples)
     return [perm(start + j) for j in range(per_miner)]
@@ -52,7 +52,7 @@ def random_samples(key: bytes, num_samples: int, count: int) -> list[int]:
     _check_counts(num_samples=num_samples, count=count)
     if count > num_samples:
         raise ConfigError(f"cannot draw {count} distinct samples from {num_samples}")
-    if not 16 <= len(key) <= 64:
+    if not isinstance(key, bytes | bytearray) or not 16 <= len(key) <= 64:
         raise ConfigError("key must be 16 to 64 bytes")
     perm = KeyedPermutation(keyed_hash(key, _PERSON_RANDOM_DATA, b""), num_samples)
     return [perm(j) for j in range(count)]

@@ -51,13 +51,19 @@ def canonical_stakes(stakes: StakeTable) -> list[tuple[PublicKey, Wei]]:
     return sorted((key, stake) for key, stake in table if stake > 0)
 
 
+def _check_beacon_and_count(beacon: bytes, count: int, name: str) -> None:
+    if not isinstance(beacon, bytes | bytearray) or len(beacon) != 32:
+        raise ConsensusError("the beacon must be 32 bytes")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConsensusError(f"{name} must be an integer >= 0, got {count!r}")
+
+
 def leader_sequence(beacon: Beacon, stakes: StakeTable, count: int) -> list[PublicKey]:
     """The leaders of attempts 0 .. count - 1 for n validators (count <= n: all distinct)."""
     table = canonical_stakes(stakes)
     if not table:
         raise ConsensusError("no validator holds stake")
-    if len(beacon) != 32 or count < 0:
-        raise ConsensusError("need a 32-byte beacon and a non-negative count")
+    _check_beacon_and_count(beacon, count, "count")
     remaining = list(table)
     picks: list[PublicKey] = []
     for attempt in range(min(count, len(table))):
@@ -75,8 +81,7 @@ def leader_sequence(beacon: Beacon, stakes: StakeTable, count: int) -> list[Publ
 
 def select_leader(beacon: Beacon, stakes: StakeTable, attempt: int = 0) -> PublicKey:
     """The public key of the round's leader (``attempt`` > 0: the fallbacks, in order)."""
-    if attempt < 0:
-        raise ConsensusError("need a 32-byte beacon and a non-negative attempt")
+    _check_beacon_and_count(beacon, attempt, "attempt")
     table = canonical_stakes(stakes)
     if not table:
         raise ConsensusError("no validator holds stake")

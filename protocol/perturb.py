@@ -99,9 +99,16 @@ class Update:
 
 
 def tensor_key(seed: int, tensor_index: int, stream: int) -> int:
-    """The 64-bit generator key of tensor ``tensor_index`` and ``stream`` under ``seed``."""
-    if seed < 0 or tensor_index < 0 or stream < 0:
-        raise ConfigError("seed, tensor index and stream must be non-negative")
+    """The 64-bit generator key of tensor ``tensor_index`` and ``stream`` under ``seed``.
+
+    ``seed`` is any u64 (a seed of 2**64 or more would alias one below it); the tensor index
+    and the stream are non-negative integers. Raises ConfigError otherwise.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MASK64:
+        raise ConfigError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+    for name, value in (("tensor index", tensor_index), ("stream", stream)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
     seed_key = fmix64(seed + GOLDEN_GAMMA)
     return fmix64(seed_key + (tensor_index + 1) * _TENSOR_MUL + stream * _STREAM_MUL) & MASK64
 

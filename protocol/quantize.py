@@ -79,16 +79,17 @@ def levels(scale: float) -> list[float]:
 def quantize(values: Sequence[float], key: int) -> QuantizedScalars:
     """One byte per value, stochastically rounded (unbiased) with coins drawn from ``key``.
 
-    Raises QuantizeError on NaN or infinite values.
+    Raises QuantizeError on NaN or infinite values, or a key that is not a u64 (even when every
+    value is zero and no coin is needed: the same inputs are refused everywhere).
     """
     xs = [float(v) for v in values]
     if not all(math.isfinite(x) for x in xs):
         raise QuantizeError("cannot quantize a non-finite value")
+    coins = _uniforms(key, len(xs))  # checks the key
     scale = max((abs(x) for x in xs), default=0.0)
     if scale == 0.0:
         return QuantizedScalars(0.0, bytes(len(xs)))
     table = levels(scale)
-    coins = _uniforms(key, len(xs))
     codes = bytearray()
     for x, coin in zip(xs, coins, strict=True):
         code = _round_magnitude(abs(x), table, coin)
@@ -141,10 +142,8 @@ def expected_codes(
     """
     if not (math.isfinite(value_lo) and math.isfinite(value_hi)) or value_lo > value_hi:
         raise QuantizeError(f"need a finite interval, got [{value_lo}, {value_hi}]")
-    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-        raise QuantizeError(f"index must be an integer >= 0, got {index!r}")
     table = levels(scale)
-    coin = _uniform_at(key, index)
+    coin = _uniform_at(key, index)  # checks the key and the index
 
     def level(value: float) -> int:  # signed: -127 .. 127
         code = _round_magnitude(abs(value), table, coin)
@@ -168,8 +167,7 @@ def _round_magnitude(magnitude: float, table: list[float], coin: float) -> int:
 
 def _uniforms(key: int, count: int) -> list[float]:
     """``count`` uniforms in [0, 1) from a keyed hash of ``key``, eight per 64-byte block."""
-    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
-        raise QuantizeError(f"key must be an integer in [0, 2**64), got {key!r}")
+    _check_key(key)
     base = hashlib.blake2b(digest_size=64, key=struct.pack("<Q", key), person=_PERSON_QUANTIZE)
     out: list[float] = []
     for block in range((count + 7) // 8):
@@ -181,12 +179,19 @@ def _uniforms(key: int, count: int) -> list[float]:
 
 def _uniform_at(key: int, index: int) -> float:
     """The coin ``_uniforms(key, n)[index]`` for any ``n > index``, hashing one block only."""
+    _check_key(key)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 8 * 2**64:
+        raise QuantizeError(f"index must be an integer in [0, 2**67), got {index!r}")
     block, offset = divmod(index, 8)
-    _uniforms(key, 0)  # validates the key
     h = hashlib.blake2b(digest_size=64, key=struct.pack("<Q", key), person=_PERSON_QUANTIZE)
     h.update(struct.pack("<Q", block))
     word: int = struct.unpack("<8Q", h.digest())[offset]
     return (word >> 11) * 2.0**-53
+
+
+def _check_key(key: int) -> None:
+    if isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < 2**64:
+        raise QuantizeError(f"key must be an integer in [0, 2**64), got {key!r}")
 
 
 def _check_scale(scale: float) -> None:

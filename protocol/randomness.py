@@ -40,6 +40,11 @@ def _u64(value: int, name: str) -> bytes:
     return struct.pack("<Q", value)
 
 
+def _check_count(value: int, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RandomnessError(f"{name} must be an integer >= 0, got {value!r}")
+
+
 def _framed(*parts: bytes) -> bytes:
     # Length prefixes make the concatenation injective, so distinct inputs never hash alike.
     return b"".join(struct.pack("<Q", len(p)) + p for p in parts)
@@ -87,8 +92,7 @@ def contribution_seeds(
     network_id: str, beacon: Beacon, miner: PublicKey, round_index: int, count: int
 ) -> list[int]:
     """The seeds of indices ``0 .. count-1`` of ``miner``'s contribution in a round."""
-    if count < 0:
-        raise RandomnessError(f"count must be >= 0, got {count}")
+    _check_count(count, "count")
     return [derive_seed(network_id, beacon, miner, round_index, i) for i in range(count)]
 
 
@@ -104,8 +108,8 @@ def validator_sample_key(secret: bytes, round_index: int, miner: PublicKey) -> b
 
 def verification_sample(key: bytes, count: int, k: int) -> list[int]:
     """``min(k, count)`` distinct indices in ``range(count)``, sorted, chosen by ``key``."""
-    if count < 0 or k < 0:
-        raise RandomnessError(f"count and k must be >= 0, got {count}, {k}")
+    _check_count(count, "count")
+    _check_count(k, "k")
     perm = KeyedPermutation(keyed_hash(_check_key(key, "key"), _PERSON_VERIFY_PICK, b""), count)
     return sorted(perm(j) for j in range(min(k, count)))
 
@@ -123,7 +127,8 @@ class KeyedPermutation:
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _U64_MAX:
             raise RandomnessError(f"size must be an integer in [0, 2**64), got {size!r}")
         self.size = size
-        self._half = max(1, ((size - 1).bit_length() + 1) // 2) if size > 1 else 1
+        # Half of the smallest even width covering size - 1 (sizes 0 and 1 need one bit).
+        self._half = max(1, ((size - 1).bit_length() + 1) // 2)
         self._mask = (1 << self._half) - 1
         self._base = hashlib.blake2b(
             digest_size=8, key=_check_key(key, "key"), person=_PERSON_FEISTEL
@@ -142,7 +147,7 @@ class KeyedPermutation:
 
     def __call__(self, index: int) -> int:
         """The image of ``index`` (``0 <= index < size``)."""
-        if not 0 <= index < self.size:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < self.size:
             raise RandomnessError(f"index {index} out of range({self.size})")
         x = self._encrypt(index)
         while x >= self.size:

@@ -82,7 +82,13 @@ class ReplayGuard:
 
     @property
     def num_senders(self) -> int:
+        """Number of (signer, message type) sequence states currently remembered."""
         return len(self._senders)
+
+    @property
+    def num_sequences(self) -> int:
+        """Number of (signer, message type, sequence) entries currently remembered."""
+        return sum(len(state.recent) for state in self._senders.values())
 
     def _check_round(self, round_index: int, current_round: int) -> None:
         low = current_round - self.past_rounds
@@ -97,10 +103,9 @@ class ReplayGuard:
         if seen is not None:
             reason = RejectReason.DUPLICATE if seen == digest else RejectReason.REPLAYED
             raise MessageRejected(reason, f"sequence {sequence} already used")
-        # With a reorder window, the highest sequence itself is in `recent` (handled above).
-        lowest = (
-            state.highest + 1 if self.reorder_window == 0 else state.highest - self.reorder_window
-        )
+        # The highest sequence is always in `recent` (pruning keeps the latest `history`), so it
+        # was handled above: without a reorder window, anything below it is stale.
+        lowest = state.highest - self.reorder_window
         if sequence < lowest:
             raise MessageRejected(
                 RejectReason.STALE_SEQUENCE, f"sequence {sequence} <= {state.highest}"

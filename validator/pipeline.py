@@ -148,9 +148,7 @@ class ScoringPipeline:
         self.network = network
         self.validator = validator
         self.secret = secret
-        policy = policy or ScoringPolicy()
-        verification = replace(policy.verification, local_steps=network.local_steps)
-        self.policy = replace(policy, verification=verification)
+        self.policy = policy or ScoringPolicy()
         self.ratings = ratings if ratings is not None else RatingStore()
         self.guard = guard if guard is not None else ReplayGuard()
         self.books: dict[PublicKey, MinerBook] = {}
@@ -310,7 +308,7 @@ class ScoringPipeline:
         if c.codec == "zo":
             absolute = zo_noise_floor(oracle.assigned_loss(c), self.network.spsa_eps)
         result = verify_contribution(c, oracle, secret=self.secret, policy=policy,
-                                     absolute=absolute)
+                                     local_steps=self.network.local_steps, absolute=absolute)
         book = self.book(c.sender)
         book.audits = after_audit(book.audits, result.verified, t)
         if result.verified is False:

@@ -138,7 +138,6 @@ class VerificationPolicy:
     min_sample: int = 4
     zo_audit_probability: float = 1.0
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
-    local_steps: int = 4
     tolerance: Tolerance = Tolerance()
 
     def __post_init__(self) -> None:
@@ -146,8 +145,8 @@ class VerificationPolicy:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
-        if self.min_sample < 1 or self.local_steps < 1:
-            raise ConfigError("min_sample and local_steps must be >= 1")
+        if self.min_sample < 1:
+            raise ConfigError("min_sample must be >= 1")
 
     def sample_size(self, scalars: int) -> int:
         """How many of ``scalars`` scalars an audit recomputes."""
@@ -337,18 +336,20 @@ def verify_contribution(
     oracle: ScalarOracle,
     *,
     secret: bytes,
+    local_steps: int,
     policy: VerificationPolicy = VerificationPolicy(),
     absolute: float = 0.0,
 ) -> VerificationResult:
     """Recompute the secret sample of ``contribution`` and compare codes (stage 2).
 
-    ``contribution`` must have passed the stage-1 filters. ``absolute`` adds to the policy's
+    ``contribution`` must have passed the stage-1 filters. ``local_steps`` is the network's FO
+    local steps (what an audit costs to redo). ``absolute`` adds to the policy's
     absolute tolerance: pass ``zo_noise_floor(loss, eps)`` for ZO contributions when the loss
     on the sender's data is known.
     """
     choice = choose_sample(secret, contribution, policy)
     cost = contribution_cost(contribution.codec, contribution.scalars, len(choice.indices),
-                             policy.local_steps, choice.audited)
+                             local_steps, choice.audited)
     if not choice.audited:
         return VerificationResult(None, (), (), cost)
     recomputed = oracle.recompute(contribution, choice.indices)

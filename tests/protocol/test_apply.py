@@ -146,8 +146,12 @@ def test_invalid_updates_are_rejected() -> None:
     params = _params()
     with pytest.raises(ConsensusError):
         apply_updates_(params, LAYOUT, [Update(seed=1, coeff=math.nan)], DirectionSpec())
-    with pytest.raises(ConfigError):
-        apply_updates_(params, LAYOUT, [Update(seed=1, coeff=1.0, block=3)], DirectionSpec())
+    for block in (3, -1):  # past the last tensor, and negative (never silently ignored)
+        with pytest.raises(ConfigError):
+            apply_updates_(params, LAYOUT, [Update(seed=1, coeff=1.0, block=block)],
+                           DirectionSpec())
+    with pytest.raises(ConsensusError):
+        apply_updates_(params, LAYOUT, [Update(seed=1, coeff=math.inf, block=0)], LOWRANK3)
     with pytest.raises(ConfigError):
         apply_updates_(params[:2], LAYOUT, [], DirectionSpec())
     assert all(torch.equal(p, q) for p, q in zip(params, _params(), strict=True))
@@ -182,3 +186,37 @@ def test_model_hash_known_answer() -> None:
     assert model_hash(named).hex() == (
         "edbdc200033b61d40a043ec7ca8d24056e6d3c4b323ea3ab1550bbd7e7339aa5"
     )
+
+
+def _term_by_term(param: torch.Tensor, t: int, shape: tuple[int, ...], updates: list[Update],
+                  spec: DirectionSpec) -> torch.Tensor:
+    expected = param.clone()
+    for u in updates:
+        z = tensor_direction(u.seed, t, shape, spec)
+        expected += z * torch.tensor(u.coeff, dtype=torch.float64).to(torch.float32)
+    return expected
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (2**18 + 3,)], ids=["empty", "above-one-batch"])
+def test_dense_apply_of_empty_and_large_tensors(shape: tuple[int, ...]) -> None:
+    # the batching of directions adapts to the tensor's size without changing a number
+    layout = ParamLayout(names=("x",), shapes=(shape,))
+    updates = [Update(seed=7, coeff=1e-3), Update(seed=8, coeff=-2e-3)]
+    params = [torch.zeros(shape)]
+    expected = _term_by_term(params[0], 0, shape, updates, DirectionSpec())
+    apply_updates_(params, layout, updates, DirectionSpec())
+    assert torch.equal(params[0], expected)
+
+
+def test_lowrank_apply_of_a_rank_above_the_matmul_batch() -> None:
+    # rank 2048 > 1024 rank-one terms per matmul: one update per product
+    layout = ParamLayout(names=("m",), shapes=((3, 2),))
+    spec = DirectionSpec(DirectionKind.LOWRANK, rank=2048)
+    params = [torch.zeros(3, 2, dtype=torch.float64)]
+    apply_updates_(params, layout, [Update(seed=5, coeff=0.5), Update(seed=6, coeff=-0.25)], spec)
+    exact = torch.zeros(3, 2, dtype=torch.float64)
+    for u in (Update(seed=5, coeff=0.5), Update(seed=6, coeff=-0.25)):
+        left, right = lowrank_factors(u.seed, 0, (3, 2), 2048)
+        exact += (u.coeff / math.sqrt(2048)) * left.double().t().matmul(right.double())
+    assert torch.allclose(params[0], exact, rtol=0.0, atol=1e-12)  # the 40-bit grid
+    assert exact.abs().min() > 0.01

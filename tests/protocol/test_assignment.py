@@ -62,3 +62,42 @@ def test_random_samples() -> None:
     assert sorted(random_samples(key, 20, 20)) == list(range(20))
     with pytest.raises(ConfigError):
         random_samples(key, 5, 6)
+
+
+@pytest.mark.parametrize("key", ["v" * 32, bytearray(b"v" * 15), b"v" * 65, None])
+def test_random_samples_refuse_a_bad_key_with_config_error(key: object) -> None:
+    with pytest.raises(ConfigError):
+        random_samples(key, 500, 10)  # type: ignore[arg-type]
+
+
+def test_random_samples_key_lengths_at_the_edges() -> None:
+    assert len(random_samples(b"v" * 16, 500, 10)) == len(random_samples(b"v" * 64, 500, 10)) == 10
+
+
+@pytest.mark.parametrize("beacon", ["b" * 32, b"b" * 31, b"b" * 33, None])
+def test_assign_samples_refuses_a_bad_beacon_with_config_error(beacon: object) -> None:
+    with pytest.raises(ConfigError):
+        assign_samples(beacon, 100, 0, 10)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, -1])
+def test_counts_are_non_negative_integers(bad: object) -> None:
+    for call in (
+        lambda: assign_samples(BEACON, bad, 0, 1),  # type: ignore[arg-type]
+        lambda: assign_samples(BEACON, 100, bad, 1),  # type: ignore[arg-type]
+        lambda: assign_samples(BEACON, 100, 0, bad),  # type: ignore[arg-type]
+        lambda: random_samples(b"v" * 32, bad, 1),  # type: ignore[arg-type]
+        lambda: random_samples(b"v" * 32, 100, bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ConfigError):
+            call()
+
+
+def test_capacities_reached_exactly() -> None:
+    # the last miner that fits takes the last positions; a draw of every sample is allowed
+    last = assign_samples(BEACON, 100, 9, 10)
+    together = [i for m in range(10) for i in assign_samples(BEACON, 100, m, 10)]
+    assert sorted(together) == list(range(100)) and together[-10:] == last
+    assert assign_samples(BEACON, 100, 0, 0) == [] and assign_samples(BEACON, 0, 0, 0) == []
+    assert random_samples(b"v" * 32, 0, 0) == []
+    assert sorted(random_samples(b"v" * 32, 7, 7)) == list(range(7))

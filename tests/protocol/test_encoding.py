@@ -40,7 +40,7 @@ def _reason(raw: bytes) -> RejectReason:
     return info.value.reason
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(messages())
 def test_round_trip_and_canonical(msg: Message) -> None:
     raw = encode(msg)

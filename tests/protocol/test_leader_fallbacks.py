@@ -97,3 +97,23 @@ def test_zero_stake_never_leads_and_bad_input_is_refused() -> None:
         select_leader(b"short", table)
     with pytest.raises(ConsensusError):
         select_leader(_beacon(1), [(_key(1), 1), (_key(1), 2)])
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, -1, "2"])
+def test_attempts_and_counts_are_integers(bad: object) -> None:
+    table = [(_key(1), 3), (_key(2), 1)]
+    with pytest.raises(ConsensusError):
+        select_leader(_beacon(1), table, bad)  # type: ignore[arg-type]
+    with pytest.raises(ConsensusError):
+        leader_sequence(_beacon(1), table, bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("beacon", ["b" * 32, None, b"b" * 33])
+def test_a_beacon_is_32_bytes(beacon: object) -> None:
+    with pytest.raises(ConsensusError):
+        leader_sequence(beacon, [(_key(1), 3)], 1)  # type: ignore[arg-type]
+
+
+def test_one_validator_leads_every_attempt() -> None:
+    assert leader_sequence(_beacon(3), [(_key(1), 1)], 3) == [_key(1)] * 3
+    assert leader_sequence(_beacon(3), [(_key(1), 1)], 0) == []

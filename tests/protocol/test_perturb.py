@@ -175,3 +175,35 @@ def test_second_moment_is_identity(spec: DirectionSpec) -> None:
     tolerance = 5 * math.sqrt(3 / samples)
     assert (second - torch.eye(layout.numel, dtype=torch.float64)).abs().max() < tolerance
     assert zs.mean(0).abs().max() < 5 / math.sqrt(samples)
+
+
+@pytest.mark.parametrize(("seed", "tensor", "stream"), [
+    (2**64, 0, 0),  # would alias seed 0 modulo 2**64
+    (-1, 0, 0), (0, -1, 0), (0, 0, -1),
+    (True, 0, 0), (0, False, 0), (0, 0, True),  # booleans are not numbers here
+    (1.0, 0, 0),
+])
+def test_tensor_key_refuses_what_is_not_a_u64_seed(seed: int, tensor: int, stream: int) -> None:
+    with pytest.raises(ConfigError):
+        tensor_key(seed, tensor, stream)
+
+
+def test_tensor_key_errors_name_the_input_and_its_bound() -> None:
+    with pytest.raises(ConfigError, match=r"^seed must be an integer in \[0, 2\*\*64\)"):
+        tensor_key(2**64, 0, 0)
+    with pytest.raises(ConfigError, match=r"^tensor index must be an integer >= 0"):
+        tensor_key(0, -1, 0)
+    with pytest.raises(ConfigError, match=r"^stream must be an integer >= 0"):
+        tensor_key(0, 0, -1)
+
+
+def test_tensor_key_accepts_every_u64_seed() -> None:
+    assert tensor_key(2**64 - 1, 0, 0) != tensor_key(0, 0, 0)
+    assert direction(2**64 - 1, LAYOUT, DirectionSpec())[0].shape == (6, 5)
+
+
+def test_a_spec_needs_a_direction_kind_and_a_block_index_in_range() -> None:
+    with pytest.raises(ConfigError, match="unknown direction kind"):
+        DirectionSpec("gaussian")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="block -1 out of range for a layout of 3 tensors"):
+        direction(1, LAYOUT, DirectionSpec(), blocks=[-1])

@@ -13,6 +13,7 @@ from protocol.errors import SeedswarmError
 from protocol.quantize import (
     MAX_RELATIVE_ERROR,
     SIGN_BIT,
+    SMALLEST_LEVEL_FRACTION,
     TOP_CODE,
     QuantizedScalars,
     QuantizeError,
@@ -173,3 +174,52 @@ def test_expected_codes_reproduce_the_coins_of_the_key() -> None:
         expected_codes(1.0, 0.5, 1.0, key, 0)
     with pytest.raises(QuantizeError):
         expected_codes(0.0, math.inf, 1.0, key, 0)
+
+
+@pytest.mark.parametrize("key", [-1, 2**64, True, False, 1.0, "1"])
+def test_invalid_keys_are_refused_with_the_modules_error(key: object) -> None:
+    # whatever the values: an all-zero vector needs no coin but the key is still checked
+    for values in ([0.5, -0.25], [0.0, 0.0], []):
+        with pytest.raises(QuantizeError):
+            quantize(values, key)  # type: ignore[arg-type]
+    with pytest.raises(QuantizeError):
+        expected_codes(0.1, 0.2, 1.0, key, 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("index", [-1, True, 0.5, 8 * 2**64])
+def test_invalid_scalar_indices_are_refused_with_the_modules_error(index: object) -> None:
+    with pytest.raises(QuantizeError):
+        expected_codes(0.1, 0.2, 1.0, 7, index)  # type: ignore[arg-type]
+
+
+def test_keys_at_and_above_two_to_the_63() -> None:
+    # seeds are below 2**63, but every u64 is a valid key: the coins differ from key to key
+    values = [0.3] * 64 + [1.0]
+    codes = {key: quantize(values, key).codes for key in (2**63 - 1, 2**63, 2**64 - 1)}
+    assert len(set(codes.values())) == 3
+    assert all(set(c[:-1]) == {113, 114} and c[-1] == TOP_CODE for c in codes.values())
+    largest = 8 * 2**64 - 1  # the last coin of the largest key's stream
+    assert expected_codes(0.3, 0.3, 1.0, 2**64 - 1, largest)[0] in (113, 114)
+
+
+def test_the_documented_smallest_level() -> None:
+    assert levels(1.0)[1] == pytest.approx(SMALLEST_LEVEL_FRACTION, rel=1e-15)
+    assert levels(4.0)[1] == pytest.approx(4.0 * SMALLEST_LEVEL_FRACTION, rel=1e-15)
+
+
+def test_a_zero_scale_allows_only_zero_codes() -> None:
+    with pytest.raises(QuantizeError):
+        dequantize(QuantizedScalars(0.0, b"\x00\x01"))  # one nonzero code among zeros
+    for scale in (0.0, -0.0):
+        with pytest.raises(QuantizeError):
+            levels(scale)
+        with pytest.raises(QuantizeError):
+            admissible_codes(0.1, scale)
+        with pytest.raises(QuantizeError):
+            expected_codes(0.0, 0.1, scale, 7, 0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_admissible_codes_of_a_non_finite_value_are_refused(bad: float) -> None:
+    with pytest.raises(QuantizeError):
+        admissible_codes(bad, 1.0)

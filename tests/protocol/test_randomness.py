@@ -163,3 +163,73 @@ def test_same_results_in_a_fresh_process() -> None:
 
 KNOWN_BEACON_PREFIX = "3ccf2af318a0b7ef"
 KNOWN_SEEDS = [1244205476121325656, 8391002891862910789, 4313303373813435196]
+
+
+@pytest.mark.parametrize("bad", [True, -1, 1.5, "3"])
+def test_counts_and_indices_are_integers(bad: object) -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    key = validator_sample_key(b"s" * 32, 7, MINER_A)
+    perm = KeyedPermutation(b"k" * 32, 10)
+    for call in (
+        lambda: contribution_seeds(NET, beacon, MINER_A, 7, bad),  # type: ignore[arg-type]
+        lambda: verification_sample(key, bad, 3),  # type: ignore[arg-type]
+        lambda: verification_sample(key, 10, bad),  # type: ignore[arg-type]
+        lambda: perm(bad),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(RandomnessError):
+            call()
+
+
+def test_edges_of_the_u64_inputs() -> None:
+    beacon = round_beacon(NET, 2**64 - 1, PREV)
+    assert 0 <= derive_seed(NET, beacon, MINER_A, 2**64 - 1, 2**64 - 1) < 2**63
+    for bad in (2**64, -1, True):
+        with pytest.raises(RandomnessError):
+            round_beacon(NET, bad, PREV)
+        with pytest.raises(RandomnessError):
+            derive_seed(NET, beacon, MINER_A, 7, bad)
+    perm = KeyedPermutation(b"k" * 32, 2**64 - 1)
+    assert 0 <= perm(2**64 - 2) < 2**64 - 1
+    with pytest.raises(RandomnessError):
+        perm(2**64 - 1)
+    with pytest.raises(RandomnessError):
+        KeyedPermutation(b"k" * 32, 2**64)
+
+
+@pytest.mark.parametrize("key", [b"k" * 15, b"k" * 65, "k" * 32])
+def test_sample_keys_are_16_to_64_bytes(key: bytes) -> None:
+    with pytest.raises(RandomnessError):
+        verification_sample(key, 10, 2)
+    with pytest.raises(RandomnessError):
+        KeyedPermutation(key, 10)
+    assert len(verification_sample(b"k" * 16, 10, 2)) == len(verification_sample(b"k" * 64, 10, 2))
+
+
+def test_errors_name_the_offending_input() -> None:
+    beacon = round_beacon(NET, 7, PREV)
+    cases = [
+        (lambda: round_beacon(NET, 7, b"short"), "prev_model_hash"),
+        (lambda: round_beacon(NET, -1, PREV), "round_index"),
+        (lambda: derive_seed(NET, b"short", MINER_A, 7, 0), "beacon"),
+        (lambda: derive_seed(NET, beacon, b"short", 7, 0), "miner"),
+        (lambda: derive_seed(NET, beacon, MINER_A, -1, 0), "round_index"),
+        (lambda: derive_seed(NET, beacon, MINER_A, 7, -1), "index"),
+        (lambda: contribution_seeds(NET, beacon, MINER_A, 7, -1), "count"),
+        (lambda: validator_sample_key(b"s" * 32, -1, MINER_A), "round_index"),
+        (lambda: validator_sample_key(b"s" * 32, 7, b"short"), "miner"),
+        (lambda: validator_sample_key(b"short", 7, MINER_A), "secret"),
+        (lambda: verification_sample(b"k" * 32, True, 1), "count"),
+        (lambda: verification_sample(b"k" * 32, 5, -1), "^k must"),
+        (lambda: verification_sample(b"short", 5, 1), "^key must"),
+        (lambda: KeyedPermutation(b"short", 5), "^key must"),
+        (lambda: KeyedPermutation(b"k" * 32, -1), "^size must"),
+    ]
+    for call, name in cases:
+        with pytest.raises(RandomnessError, match=name):
+            call()
+
+
+def test_permutations_of_zero_and_one_element() -> None:
+    assert [KeyedPermutation(b"k" * 32, 1)(0)] == [0]
+    with pytest.raises(RandomnessError):
+        KeyedPermutation(b"k" * 32, 0)(0)

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import protocol.signing as signing
 from protocol.encoding import MAX_MESSAGE_BYTES, encode
 from protocol.errors import MessageRejected, RejectReason
+from protocol.identity import NodePublicKey
 from protocol.messages import (
     CertEntry,
     CertificateEndorsement,
@@ -17,7 +19,7 @@ from protocol.messages import (
     Message,
     RoundCertificate,
 )
-from protocol.signing import domain, message_digest, open_envelope, seal
+from protocol.signing import ENVELOPE_OVERHEAD, domain, message_digest, open_envelope, seal
 from tests.protocol.message_strategies import (
     KEYS,
     NETWORK,
@@ -34,7 +36,7 @@ def _reason(raw: object, network_id: str = NETWORK, **kwargs: object) -> RejectR
     return info.value.reason
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(messages(network_id=st.just(NETWORK)))
 def test_seal_open_round_trip(msg: Message) -> None:
     key = key_for(msg.author)
@@ -145,8 +147,46 @@ def test_non_bytes_input(value: object) -> None:
     assert _reason(value) is RejectReason.MALFORMED
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_only_raise_message_rejected(raw: bytes) -> None:
     with pytest.raises(MessageRejected):
         open_envelope(raw, network_id=NETWORK)
+
+
+def _rejection(raw: bytes) -> tuple[RejectReason, str]:
+    with pytest.raises(MessageRejected) as info:
+        open_envelope(raw, network_id=NETWORK)
+    return info.value.reason, info.value.detail
+
+
+def test_the_shortest_envelopes() -> None:
+    # a version byte and a signature (65 bytes) leave nothing to decode
+    assert ENVELOPE_OVERHEAD == 65
+    for size in (0, 1, 64, 65):
+        assert _rejection(b"\x01" * size) == (RejectReason.MALFORMED, "envelope too short")
+    reason, detail = _rejection(b"\x01" * 66)  # one byte for the decoder, which refuses it
+    assert reason is RejectReason.MALFORMED and detail != "envelope too short"
+
+
+def test_seal_refuses_an_envelope_over_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no valid message comes near 64 KiB today; the check stands for when one does
+    msg = sample_contribution()
+    size = len(seal(msg, KEYS[0]))
+    monkeypatch.setattr(signing, "MAX_MESSAGE_BYTES", size)
+    assert len(seal(msg, KEYS[0])) == size  # exactly the limit
+    monkeypatch.setattr(signing, "MAX_MESSAGE_BYTES", size - 1)
+    with pytest.raises(MessageRejected) as info:
+        seal(msg, KEYS[0])
+    assert (info.value.reason, info.value.detail) == (RejectReason.OVERSIZED,
+                                                      f"envelope of {size} bytes")
+
+
+def test_a_key_the_library_refuses_is_a_bad_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    sealed = seal(sample_contribution(), KEYS[0])
+
+    def refuse(raw: bytes) -> NodePublicKey:
+        raise ValueError("not a curve point")
+
+    monkeypatch.setattr(signing.NodePublicKey, "from_bytes", staticmethod(refuse))
+    assert _rejection(sealed) == (RejectReason.BAD_SIGNATURE, "invalid public key")

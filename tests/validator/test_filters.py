@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import random
 from typing import Any
 
@@ -7,19 +8,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.codecs import Codec
+from protocol.errors import RejectReason
 from protocol.identity import NodeKey
 from protocol.messages import Contribution
 from protocol.netconfig import NetworkConfig
 from protocol.replay import ReplayGuard
 from protocol.signing import seal
 from validator.filters import (
+    PASS,
     FilterContext,
     FilterCounters,
     FilterReason,
+    FilterVerdict,
     RoundWindow,
     check_blocks,
     check_deadline,
     check_format,
+    check_replay,
+    check_scale_and_codes,
+    fail,
     run_filters,
 )
 
@@ -188,3 +195,101 @@ def test_bit_flips_of_a_valid_envelope_never_raise_nor_pass() -> None:
 def test_random_bytes_never_raise(raw: bytes) -> None:
     assert run(raw) is not FilterReason.PASSED
     assert run(b"\x01" + raw) is not FilterReason.PASSED
+
+
+# -- the vocabulary, the edges, and the checks that do not trust the message's own validation
+
+
+def test_reason_vocabulary() -> None:
+    # the names that appear in metrics (FilterCounters) and score receipts
+    assert {r.name: r.value for r in FilterReason} == {
+        "PASSED": "passed", "MALFORMED": "malformed", "OVERSIZED": "oversized",
+        "UNKNOWN_TYPE": "unknown_type", "UNSUPPORTED_VERSION": "unsupported_version",
+        "BAD_SIGNATURE": "bad_signature", "WRONG_NETWORK": "wrong_network",
+        "OUT_OF_BOUNDS": "out_of_bounds", "WRONG_ROUND": "wrong_round",
+        "TOO_EARLY": "too_early", "LATE": "late", "WRONG_CODEC": "wrong_codec",
+        "WRONG_DIRECTION": "wrong_direction", "WRONG_SCALAR_COUNT": "wrong_scalar_count",
+        "BAD_BLOCKS": "bad_blocks", "BAD_SCALE": "bad_scale", "BAD_CODE": "bad_code",
+        "OUT_OF_SYNC": "out_of_sync", "UNKNOWN_SENDER": "unknown_sender",
+        "DUPLICATE": "duplicate", "REPLAYED": "replayed", "STALE_SEQUENCE": "stale_sequence",
+    }
+    # every protocol rejection a filter can meet has its reason (NOT_FINAL is for rounds)
+    assert {r.value for r in RejectReason} - {r.value for r in FilterReason} == {"not_final"}
+
+
+def test_a_verdict_without_detail_has_an_empty_one() -> None:
+    assert FilterVerdict(FilterReason.PASSED, "", None, None, None) == PASS and PASS.passed
+    assert fail(FilterReason.LATE) == FilterVerdict(FilterReason.LATE, "")
+    assert not fail(FilterReason.LATE).passed
+
+
+@pytest.mark.parametrize(("at", "grace", "reason"), [
+    (100.0, 0.0, FilterReason.PASSED), (130.0, 0.0, FilterReason.PASSED),  # the exact ends
+    (math.nextafter(100.0, 0.0), 0.0, FilterReason.TOO_EARLY),
+    (math.nextafter(130.0, 200.0), 0.0, FilterReason.LATE),
+    (99.0, 1.0, FilterReason.PASSED), (131.0, 1.0, FilterReason.PASSED),  # ends with grace
+    (98.5, 1.0, FilterReason.TOO_EARLY), (131.5, 1.0, FilterReason.LATE),
+    (math.inf, 1.0, FilterReason.MALFORMED), (-math.inf, 1.0, FilterReason.MALFORMED),
+])
+def test_deadline_edges(at: float, grace: float, reason: FilterReason) -> None:
+    window = RoundWindow(round_index=5, opens_at=100.0, deadline=130.0)
+    assert check_deadline(at, window, grace).reason is reason
+    if grace == 0.0:
+        assert check_deadline(at, window).reason is reason  # no grace unless given
+
+
+def test_the_context_has_no_grace_unless_given() -> None:
+    ctx = FilterContext(network=network(), window=context().window, certified_hash=HASH,
+                        registered=frozenset({MINER.public.raw}), num_blocks=3)
+    assert ctx.grace_s == 0.0
+    assert run(seal(contribution(), MINER), ctx, at=130.0) is FilterReason.PASSED
+    assert run(seal(contribution(sequence=2), MINER), ctx, at=130.5) is FilterReason.LATE
+
+
+def test_details_of_the_fixed_refusals() -> None:
+    window = context().window
+    assert check_deadline(math.nan, window).detail == "no valid receive time"
+    assert check_deadline(99.0, window).detail == "1.000s early"
+    assert check_deadline(130.25, window).detail == "0.250s late"
+    zo_with_blocks = contribution()
+    object.__setattr__(zo_with_blocks, "block_counts", (K,))
+    assert check_blocks(zo_with_blocks, 3) == fail(FilterReason.BAD_BLOCKS, "ZO has no blocks")
+    zero_scale = contribution(scale=0.0)
+    assert check_format(zero_scale, network(), 3) == fail(
+        FilterReason.BAD_SCALE, "zero scale with nonzero codes")
+    negative_zero_code = contribution(codes=bytes([0x80]) + bytes(K - 1))
+    assert check_format(negative_zero_code, network(), 3) == fail(
+        FilterReason.BAD_CODE, "code 0x80 (negative zero) is not valid")
+
+
+def test_one_scalar_and_exactly_k_scalars_pass() -> None:
+    for codes in (b"\x7f", bytes([127]) + bytes(K - 1)):
+        msg = contribution(codes=codes)
+        assert check_format(msg, network(), 3) == PASS
+        assert run(seal(msg, MINER)) is FilterReason.PASSED
+    fo = contribution(codec="fo", block_counts=(1, 0, 0), codes=b"\x81")
+    assert run(seal(fo, MINER), context(Codec.FO)) is FilterReason.PASSED
+
+
+def test_checks_do_not_rely_on_the_messages_own_validation() -> None:
+    # a message object that skipped its constructor's checks is still refused here
+    fo = contribution(codec="fo", block_counts=(10, 0, 22))
+    object.__setattr__(fo, "block_counts", (10, 0, 21))
+    assert check_blocks(fo, 3) == fail(FilterReason.BAD_BLOCKS, "block counts do not sum to K")
+    empty = contribution()
+    object.__setattr__(empty, "codes", b"")
+    assert check_format(empty, network(), 3) == fail(
+        FilterReason.WRONG_SCALAR_COUNT, f"0 scalars, network allows 1 to {K}")
+    for scale in (math.inf, math.nan, -1.0, -math.inf):
+        msg = contribution()
+        object.__setattr__(msg, "scale", scale)
+        verdict = check_scale_and_codes(msg)
+        assert verdict.reason is FilterReason.BAD_SCALE and verdict.detail == f"scale {scale!r}"
+
+
+def test_the_replay_check_names_a_round_outside_the_guards_window() -> None:
+    signed = run_filters(seal(contribution(), MINER), context(), ReplayGuard(), 110.0).signed
+    assert signed is not None
+    verdict = check_replay(signed, ReplayGuard(), current_round=9)
+    assert verdict == fail(FilterReason.WRONG_ROUND, "round 5 outside [8, 10]")
+    assert check_replay(signed, ReplayGuard(), current_round=5) == PASS

@@ -52,8 +52,7 @@ from validator.verification import (
 NET = "verify-test"
 K = 32
 SECRET = b"validator-secret-0123456789abcdef"
-AUDIT_ALL = VerificationPolicy(sample_fraction=0.25, min_sample=4, fo_audit_probability=1.0,
-                               local_steps=4)
+AUDIT_ALL = VerificationPolicy(sample_fraction=0.25, min_sample=4, fo_audit_probability=1.0)
 
 
 @dataclass
@@ -131,7 +130,7 @@ def verify(world: World, c: Contribution) -> VerificationResult:
     absolute = 0.0
     if c.codec == "zo":
         absolute = zo_noise_floor(world.oracle.assigned_loss(c), world.ctx.work.spsa_eps)
-    return verify_contribution(c, world.oracle, secret=SECRET, policy=AUDIT_ALL,
+    return verify_contribution(c, world.oracle, secret=SECRET, local_steps=4, policy=AUDIT_ALL,
                                absolute=absolute)
 
 
@@ -320,7 +319,7 @@ def test_cost_fractions() -> None:
 def test_unaudited_fo_is_not_judged(fo: World) -> None:
     policy = VerificationPolicy(fo_audit_probability=0.0)
     c = honest(fo)
-    result = verify_contribution(c, fo.oracle, secret=SECRET, policy=policy)
+    result = verify_contribution(c, fo.oracle, secret=SECRET, local_steps=4, policy=policy)
     assert result.verified is None and not result.penalize and result.cost.forward_passes == 0
 
 

@@ -1,0 +1,287 @@
+"""Stage 2's rules on their own (no model): the tolerance band, the policy, the secret sample,
+the cost model, and the scalar check branch by branch, with exact expected values.
+
+tests/validator/test_verification.py runs the same rules against real miners' work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from protocol.errors import ConfigError
+from protocol.messages import Contribution
+from protocol.quantize import quantize
+from protocol.randomness import validator_sample_key
+from validator.verification import (
+    BACKWARD_FORWARD_RATIO,
+    FLOAT32_EPSILON,
+    FO_AUDIT_PROBABILITY,
+    Mismatch,
+    SampleChoice,
+    Tolerance,
+    VerificationCost,
+    VerificationPolicy,
+    VerificationResult,
+    admissible_range,
+    audit_draw,
+    check_scalar,
+    check_scalars,
+    choose_sample,
+    contribution_cost,
+    expected_range,
+    quantize_key,
+    signed_level,
+    verify_contribution,
+    zo_noise_floor,
+)
+
+MINER = bytes(range(100, 132))
+SECRET = b"s" * 16
+ZO = Contribution(
+    network_id="kat-net", round_index=7, sender=MINER, sequence=1,
+    base_model_hash=bytes(range(32)), codec="zo", direction="gaussian", rank=1, block_counts=(),
+    scale=1.0, codes=bytes(64), compute_ms=0,
+)
+FO = dataclasses.replace(ZO, codec="fo", block_counts=(64,))
+# The first seed of MINER in round 7 of kat-net after model 00 01 .. 1f (the coins' key).
+KEY = 2549082826062609630
+
+
+# -- constants, tolerance, policy -----------------------------------------------------------
+
+
+def test_constants() -> None:
+    assert (FLOAT32_EPSILON, BACKWARD_FORWARD_RATIO, FO_AUDIT_PROBABILITY) == (2.0**-23, 2, 0.05)
+
+
+def test_tolerance_band() -> None:
+    assert Tolerance() == Tolerance(relative=0.03, of_reference=0.02, absolute=0.0)
+    assert Tolerance().band(-2.0, 4.0) == 0.14
+    assert Tolerance(0.25, 0.125, 0.5).band(-2.0, 4.0) == 1.5  # 0.5 + 0.5 + 0.5
+    assert Tolerance(0.0, 0.0, 0.0).band(3.0, 3.0) == 0.0
+
+
+@pytest.mark.parametrize("field", ["relative", "of_reference", "absolute"])
+@pytest.mark.parametrize("bad", [-1e-9, math.nan, math.inf])
+def test_tolerance_parts_are_finite_and_non_negative(field: str, bad: float) -> None:
+    with pytest.raises(ConfigError):
+        Tolerance(**{field: bad})
+
+
+def test_zo_noise_floor() -> None:
+    # 32 float32 ulps of the loss over 2 eps
+    assert zo_noise_floor(2.5, 1e-3) == 0.00476837158203125
+    assert zo_noise_floor(-2.5, 1e-3) == 0.00476837158203125
+    assert zo_noise_floor(2.5, 0.5, ulps=4.0) == 2.5 * 4.0 * 2.0**-23
+    for loss, eps in ((math.nan, 1e-3), (math.inf, 1e-3), (2.5, 0.0), (2.5, -1e-3),
+                      (2.5, math.nan), (2.5, math.inf)):
+        with pytest.raises(ConfigError):
+            zo_noise_floor(loss, eps)
+
+
+def test_policy_defaults_and_sample_sizes() -> None:
+    policy = VerificationPolicy()
+    assert policy == VerificationPolicy(sample_fraction=1 / 16, min_sample=4,
+                                        zo_audit_probability=1.0, fo_audit_probability=0.05,
+                                        tolerance=Tolerance())
+    sizes = {n: policy.sample_size(n) for n in (1, 3, 4, 5, 64, 65, 256, 4096)}
+    assert sizes == {1: 1, 3: 3, 4: 4, 5: 4, 64: 4, 65: 5, 256: 16, 4096: 256}
+    assert (policy.audit_probability("zo"), policy.audit_probability("fo")) == (1.0, 0.05)
+    assert VerificationPolicy(sample_fraction=1.0, min_sample=1).sample_size(7) == 7
+    assert VerificationPolicy(sample_fraction=0.0, min_sample=2).sample_size(7) == 2
+
+
+@pytest.mark.parametrize("changes", [
+    {"sample_fraction": -0.1}, {"sample_fraction": 1.1}, {"sample_fraction": math.nan},
+    {"zo_audit_probability": -0.1}, {"zo_audit_probability": 1.5},
+    {"fo_audit_probability": -0.1}, {"fo_audit_probability": math.inf},
+    {"min_sample": 0},
+])
+def test_invalid_policies(changes: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        VerificationPolicy(**changes)  # type: ignore[arg-type]
+
+
+def test_policy_edges_are_valid() -> None:
+    VerificationPolicy(sample_fraction=0.0, zo_audit_probability=0.0, fo_audit_probability=1.0,
+                       min_sample=1)
+
+
+# -- the secret sample ----------------------------------------------------------------------
+
+
+def test_audit_draw_and_sample() -> None:
+    # the validator's key for MINER's round 7 (person ss:verify-key), its audit draw
+    # (person ss:audit) and the 4 of 64 scalars it checks
+    key = validator_sample_key(SECRET, 7, MINER)
+    draw = audit_draw(key)
+    assert draw.hex() == "0x1.469125c4dce81p-1"
+    assert choose_sample(SECRET, ZO, VerificationPolicy()) == SampleChoice(True, (0, 8, 11, 40))
+    # FO: audited only when the draw is strictly below the audit probability
+    assert choose_sample(SECRET, FO, VerificationPolicy()) == SampleChoice(False, ())
+    assert not choose_sample(SECRET, FO, VerificationPolicy(fo_audit_probability=draw)).audited
+    above = VerificationPolicy(fo_audit_probability=math.nextafter(draw, 1.0))
+    assert choose_sample(SECRET, FO, above) == SampleChoice(True, (0, 8, 11, 40))
+    one = dataclasses.replace(ZO, codes=b"\x7f")
+    assert choose_sample(SECRET, one, VerificationPolicy()) == SampleChoice(True, (0,))
+
+
+def test_quantize_key_is_the_first_seed() -> None:
+    assert quantize_key(ZO) == KEY
+
+
+# -- cost -----------------------------------------------------------------------------------
+
+
+def test_contribution_cost() -> None:
+    assert contribution_cost("zo", 256, 16, 4, audited=True) == VerificationCost(32, 16, 512,
+                                                                                 256)
+    assert contribution_cost("fo", 256, 16, 4, audited=True) == VerificationCost(12, 16, 12, 256)
+    assert contribution_cost("fo", 256, 0, 5, audited=False) == VerificationCost(0, 0, 15, 256)
+    zo = contribution_cost("zo", 256, 16, 4, audited=True)
+    assert (zo.fraction, zo.direction_fraction) == (0.0625, 0.0625)
+    fo = contribution_cost("fo", 64, 8, 4, audited=True)
+    assert (fo.fraction, fo.direction_fraction) == (1.0, 0.125)
+    nothing = VerificationCost(3, 5, 0, 0)
+    assert (nothing.fraction, nothing.direction_fraction) == (0.0, 0.0)
+
+
+def test_result_reasons() -> None:
+    cost = VerificationCost(0, 0, 0, 0)
+    assert VerificationResult(None, (), (), cost).reason == "not audited"
+    assert not VerificationResult(None, (), (), cost).penalize
+    assert VerificationResult(True, (1, 2, 3, 4), (), cost).reason == "4 scalars match"
+    assert not VerificationResult(True, (1, 2, 3, 4), (), cost).penalize
+    misses = (Mismatch(3, 0x10, 0.5, 0.01, "why 3"), Mismatch(9, 0x11, 0.5, 0.01, "why 9"))
+    failed = VerificationResult(False, (1, 3, 9, 12), misses, cost)
+    assert failed.reason == "2/4 scalars differ (#3: why 3)" and failed.penalize
+
+
+# -- levels and ranges ----------------------------------------------------------------------
+
+
+def test_signed_levels_and_ranges() -> None:
+    assert [signed_level(c) for c in (0, 1, 0x7F, 0x81, 0xFF)] == [0, 1, 127, -1, -127]
+    # either neighbour of every value in the interval (no key)
+    assert admissible_range(0.29, 0.31, 1.0) == (112, 114)
+    assert admissible_range(-0.31, -0.29, 1.0) == (-114, -112)
+    # the coin of scalar 9 of key 1234567 decides: one level for a point, two across it
+    assert expected_range(0.29, 0.31, 1.0, 1234567, 9) == (113, 114)
+    assert expected_range(0.3, 0.3, 1.0, 1234567, 9) == (113, 113)
+
+
+# -- the scalar check, branch by branch -----------------------------------------------------
+
+
+def test_check_scalar_branches() -> None:
+    def miss(code: int, value: float, scale: float, band: float, why: str) -> Mismatch:
+        return Mismatch(5, code, value, band, why)
+
+    assert check_scalar(5, 0x10, math.nan, 1.0, 0.0) == miss(0x10, math.nan, 1.0, 0.0,
+                                                             "recomputed value is not finite")
+    assert check_scalar(5, 0x10, math.inf, 1.0, 0.5) == miss(0x10, math.inf, 1.0, 0.5,
+                                                             "recomputed value is not finite")
+    # zero scale: only code 0, and only for a value within the band (the edge included)
+    assert check_scalar(5, 0, 0.25, 0.0, 0.25) is None
+    assert check_scalar(5, 0, -0.25, 0.0, 0.25) is None
+    assert check_scalar(5, 0, 0.5, 0.0, 0.25) == miss(0, 0.5, 0.0, 0.25,
+                                                      "zero scale, nonzero value")
+    assert check_scalar(5, 1, 0.0, 0.0, 0.25) == miss(1, 0.0, 0.0, 0.25,
+                                                      "zero scale, nonzero value")
+    assert check_scalar(5, 0x80, 0.0, 1.0, 0.25) == miss(0x80, 0.0, 1.0, 0.25,
+                                                         "invalid code 0x80")
+    # a value beyond the declared scale by more than the band (the edge is still judged)
+    assert check_scalar(5, 0x7F, 1.5, 1.0, 0.25) == miss(
+        0x7F, 1.5, 1.0, 0.25, "|value| exceeds the declared scale 1")
+    assert check_scalar(5, 0x7F, 1.25, 1.0, 0.25) is None
+    assert check_scalar(5, 0xFF, -1.25, 1.0, 0.25) is None
+    # without a key: either neighbour, the ends of the range included
+    assert check_scalar(5, 112, 0.3, 1.0, 0.01) is None
+    assert check_scalar(5, 114, 0.3, 1.0, 0.01) is None
+    assert check_scalar(5, 115, 0.3, 1.0, 0.01) == miss(115, 0.3, 1.0, 0.01,
+                                                        "code level 115 outside [112, 114]")
+    assert check_scalar(5, 0xF1, -0.3, 1.0, 0.01) is None
+    assert check_scalar(5, 0xF3, -0.3, 1.0, 0.01) == miss(
+        0xF3, -0.3, 1.0, 0.01, "code level -115 outside [-114, -112]")
+    # with the key: the coin of scalar 9 of key 1234567 makes 0.3 round to 113 only
+    assert check_scalar(9, 113, 0.3, 1.0, 0.0, key=1234567) is None
+    assert Mismatch(9, 114, 0.3, 0.0, "code level 114 outside [113, 113]") == check_scalar(
+        9, 114, 0.3, 1.0, 0.0, key=1234567)
+    assert check_scalar(9, 114, 0.3, 1.0, 0.0) is None  # without the key 114 would pass
+
+
+def honest_codes(values: Sequence[float]) -> Contribution:
+    q = quantize(values, KEY)
+    return dataclasses.replace(ZO, scale=q.scale, codes=q.codes)
+
+
+VALUES = [0.3, -0.7, 0.05, 1.0, -0.002, 0.61, 0.0, -0.33]
+
+
+def test_check_scalars() -> None:
+    c = honest_codes(VALUES)
+    indices = [0, 1, 2, 3, 4, 5, 6, 7]
+    assert check_scalars(c, indices, VALUES, Tolerance(0.0, 0.0, 0.0)) == []
+    # scalar 1 recomputed 20 % smaller: outside a 3 % relative band, inside a 25 % one
+    moved = [*VALUES]
+    moved[1] = -0.56
+    found = check_scalars(c, indices, moved, Tolerance(0.03, 0.0, 0.0))
+    assert [m.index for m in found] == [1] and found[0].band == 0.016800000000000002  # 0.03 x 0.56
+    assert check_scalars(c, indices, moved, Tolerance(0.25, 0.0, 0.0)) == []
+    # the band's reference part is the largest |recomputed| of the sample (NaN ignored)
+    tiny = [*VALUES]
+    tiny[4] = -0.02
+    assert [m.index for m in check_scalars(c, indices, tiny, Tolerance(0.0, 0.0, 0.0))] == [4]
+    assert check_scalars(c, indices, tiny, Tolerance(0.0, 0.02, 0.0)) == []
+    with_nan = [*tiny]
+    with_nan[7] = math.nan
+    found = check_scalars(c, indices, with_nan, Tolerance(0.0, 0.02, 0.0))
+    assert [(m.index, m.band) for m in found] == [(7, 0.0)]
+    with pytest.raises(ConfigError):
+        check_scalars(c, [0, 1], [0.3], Tolerance())
+
+
+class Oracle:
+    """Returns the given values at the requested indices and records the requests."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = list(values)
+        self.asked: list[tuple[int, ...]] = []
+
+    def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
+        self.asked.append(tuple(indices))
+        return [self.values[i] for i in indices]
+
+
+def test_verify_contribution() -> None:
+    c = dataclasses.replace(honest_codes(VALUES * 8))  # 64 scalars
+    policy = VerificationPolicy(tolerance=Tolerance(0.0, 0.0, 0.0))
+    oracle = Oracle(VALUES * 8)
+    result = verify_contribution(c, oracle, secret=SECRET, local_steps=4, policy=policy)
+    assert result == VerificationResult(True, (0, 8, 11, 40), (),
+                                        VerificationCost(8, 4, 128, 64))
+    assert oracle.asked == [(0, 8, 11, 40)]
+    # scalar 11 (VALUES[3] = 1.0, the scale) recomputed 0.0625 lower: only an absolute
+    # tolerance of at least that much (added to the policy's) lets it through
+    off = VALUES * 8
+    off[11] = 0.9375
+    failed = verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4, policy=policy)
+    assert failed.verified is False and [m.index for m in failed.mismatches] == [11]
+    assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4, policy=policy,
+                               absolute=0.0625).verified is True
+    loose = VerificationPolicy(tolerance=Tolerance(0.0, 0.0, 0.03125))
+    assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4, policy=loose,
+                               absolute=0.03125).verified is True
+    assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4,
+                               policy=loose).verified is False
+
+
+def test_an_unaudited_contribution_is_not_recomputed() -> None:
+    oracle = Oracle([0.0] * 64)
+    result = verify_contribution(FO, oracle, secret=SECRET, local_steps=4)
+    assert result == VerificationResult(None, (), (), VerificationCost(0, 0, 12, 64))
+    assert oracle.asked == []
