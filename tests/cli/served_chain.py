@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapters.chain.embedded_rpc import EmbeddedRpcServer
 
 from adapters.chain.backends import connect, fund
 from adapters.chain.client import ChainClient
+from adapters.chain.embedded_rpc import EmbeddedRpcServer
 from adapters.storage.keystore import KeyBundle, ScryptParams, encrypt_keystore
 from protocol.netconfig import build_network
 from seedswarm.commands.keys import PASSWORD_ENV, write_keystore
