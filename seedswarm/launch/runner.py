@@ -15,6 +15,7 @@ from typing import Any
 
 from protocol.errors import ConfigError, SeedswarmError
 from seedswarm.launch.compose import MinerFactory, Sidecar, honest_miner, run_node
+from seedswarm.launch.log_format import formatter
 from seedswarm.launch.settings import NodeSettings, load_settings
 from seedswarm.launch.single_instance import hold
 
@@ -22,14 +23,15 @@ PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 
 
 def configure_logging(settings: NodeSettings) -> None:
-    """Log to the settings' log file (or stderr), one line per record."""
+    """Log to the settings' log file (or stderr), one line per record, as text or JSON
+    (seedswarm.launch.log_format)."""
     handler: logging.Handler
     if settings.log_file is not None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(settings.log_file)
     else:
         handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(settings.log_format))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in ("libp2p", "multiaddr", "amqtt", "web3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
