@@ -32,6 +32,7 @@ LOG_FORMATS = ("text", "json")
 _PATH_FIELDS = ("network", "keystore", "state_dir", "status_file", "log_file")
 _TUPLE_FIELDS = ("bootstrap", "peers")
 ENV_PREFIX = "SEEDSWARM_"
+PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 DEFAULT_WORK_FRACTION = 0.6
 
 
@@ -185,3 +186,23 @@ def _from_env(raw: str, kind: str, key: str) -> Any:
     if kind.startswith("tuple"):
         return tuple(v for v in raw.split(",") if v)
     return raw
+
+
+PASSWORD_FILE_ENV = "SEEDSWARM_PASSWORD_FILE"
+
+
+def password_from(env: Mapping[str, str]) -> str | None:
+    """The keystore password: $SEEDSWARM_PASSWORD, else the contents of the file
+    $SEEDSWARM_PASSWORD_FILE names (a container or systemd secret; one trailing newline
+    dropped), else None."""
+    if PASSWORD_ENV in env:
+        return env[PASSWORD_ENV]
+    path = env.get(PASSWORD_FILE_ENV)
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{PASSWORD_FILE_ENV}={path}: cannot read it ({exc.strerror}): "
+                          "mount the secret there or unset the variable") from exc
+    return text.removesuffix("\n").removesuffix("\r")
