@@ -37,5 +37,5 @@ def test_the_password_comes_from_the_variable_then_the_file(tmp_path: Path) -> N
     assert password_from({"SEEDSWARM_PASSWORD": "direct",
                           "SEEDSWARM_PASSWORD_FILE": str(secret)}) == "direct"
     assert password_from({}) is None
-    with pytest.raises(ConfigError, match="SEEDSWARM_PASSWORD_FILE=.*cannot read it"):
+    with pytest.raises(ConfigError, match=r"SEEDSWARM_PASSWORD_FILE=.*cannot read it"):
         password_from({"SEEDSWARM_PASSWORD_FILE": str(tmp_path / "missing")})
