@@ -9,7 +9,9 @@ server. The servers open first thing, before the genesis model is fetched or the
 so a port in use fails at once with one line, and probes get an answer while the node starts:
 /healthz is 200 as long as the process answers, /readyz 503 until the node is caught up with
 the certified history (the same test that lets it work on a round). The chain (stakes,
-rewards) is read once per round in a thread, never while a page is being answered.
+rewards) is read in a thread, never while a page is being answered, and only while someone
+looks: a scrape or a page view asks for a fresh read, at most one per round, so a node nobody
+watches puts no load on the chain.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class NodePages:
         self.servers: list[HttpServer] = []
         self.stage = "starting"
         """What the node is doing before its service runs (what /readyz says)."""
+        self._wanted = asyncio.Event()
+        """Set by a scrape or a page view: the chain view should be read again."""
 
     @property
     def enabled(self) -> bool:
@@ -90,8 +94,8 @@ class NodePages:
                                        self.keys.evm_address)
 
     async def watch_chain(self) -> None:
-        """Read the chain once per round, for as long as the node runs (nothing to do when
-        no page is served)."""
+        """Read the chain when a scrape or a page asks for it, at most once per round, for as
+        long as the node runs (nothing to do when no page is served)."""
         if not self.enabled:
             return
         self.chain = await asyncio.to_thread(self._connect_chain)
@@ -100,6 +104,8 @@ class NodePages:
         if self.collector is not None:
             self.collector.chain = self.chain
         while True:
+            await self._wanted.wait()
+            self._wanted.clear()
             await asyncio.to_thread(self.chain.refresh)
             await asyncio.sleep(self.plan.network.round_length)
 
@@ -142,6 +148,7 @@ class NodePages:
                                       f"{clock}: catching up with the certified history")
 
     async def _metrics(self, request: HttpRequest) -> HttpResponse:
+        self._wanted.set()
         if self.collector is None:
             body = (f"# seedswarm node {self.stage}\nseedswarm_ready 0\n").encode()
             return HttpResponse(200, body, CONTENT_TYPE_LATEST)
@@ -152,6 +159,7 @@ class NodePages:
 
         if not isinstance(self.service, ValidatorService):
             return None
+        self._wanted.set()
         return dashboard_data(self.service, self.chain)
 
     async def _page(self, request: HttpRequest) -> HttpResponse:

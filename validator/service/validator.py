@@ -412,9 +412,10 @@ class ValidatorService:
         record = self.follower.last_final
         if record is not None and record.round_index == bundle.round_index:
             self.scoreboard.book_final(record)
-            entry = self.scoreboard.entry(bundle.round_index)
-            mine = (f"this validator would certify {entry.accepted} of {entry.received}"
-                    if entry.scored_at is not None else "not scored here")
+            decision = self.book.decision(bundle.round_index)
+            mine = ("not scored here" if decision is None else
+                    f"this validator would certify {len(decision.entries)} of "
+                    f"{len(decision.received)}")
             _log.info("%s", final_round_line(record, self.clock,
                                              f"validation loss {loss:.4f}, {mine}"))
 
