@@ -9,9 +9,10 @@ server. The servers open first thing, before the genesis model is fetched or the
 so a port in use fails at once with one line, and probes get an answer while the node starts:
 /healthz is 200 as long as the process answers, /readyz 503 until the node is caught up with
 the certified history (the same test that lets it work on a round). The chain (stakes,
-rewards) is read in a thread, never while a page is being answered, and only while someone
-looks: a scrape or a page view asks for a fresh read, at most one per round, so a node nobody
-watches puts no load on the chain.
+rewards) is read in a thread, never while a page is being answered: once at start, then once
+per round on a validator serving a dashboard, and elsewhere only while someone looks (a scrape
+asks for a fresh read, at most one per round), so a node nobody watches puts no load on the
+chain.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ class NodePages:
                                        self.keys.evm_address)
 
     async def watch_chain(self) -> None:
-        """Read the chain when a scrape or a page asks for it, at most once per round, for as
-        long as the node runs (nothing to do when no page is served)."""
+        """Read the chain at start, then every round with a dashboard, else when a scrape
+        asks (at most once per round), for as long as the node runs (nothing to do when no
+        page is served)."""
         if not self.enabled:
             return
         self.chain = await asyncio.to_thread(self._connect_chain)
@@ -103,11 +105,13 @@ class NodePages:
             return
         if self.collector is not None:
             self.collector.chain = self.chain
+        dashboard = bool(self.plan.settings.dashboard_port)
         while True:
-            await self._wanted.wait()
             self._wanted.clear()
             await asyncio.to_thread(self.chain.refresh)
             await asyncio.sleep(self.plan.network.round_length)
+            if not dashboard:
+                await self._wanted.wait()
 
     def _connect_chain(self) -> ChainView | None:
         from adapters.chain.backends import connect
