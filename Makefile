@@ -27,12 +27,17 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev contracts-deps system-deps
 
 # System packages the test suite runs for real: the mosquitto broker (the nodes never install
-# anything themselves; without it they say how to install it).
+# anything themselves; without it they say how to install it) and headless Chromium, which
+# renders the validator's dashboard in tests/e2e/test_operate_devnet.py.
 system-deps:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
 	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { \
 	    echo "mosquitto is missing: install it (apt-get install -y mosquitto) and re-run"; exit 1; }; \
 	  apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null || { \
+	    echo "chromium is missing: install it (apt-get install -y chromium) and re-run"; exit 1; }; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 # Node tooling for the contracts: the pinned solc (staleness test) and anvil (realistic chain).
 contracts-deps:

@@ -40,9 +40,10 @@ from protocol.layout import ParamLayout
 from protocol.netconfig import rule_default
 from protocol.perturb import DirectionSpec
 from seedswarm.sim.config import SimConfig
+from seedswarm.sim.reference import ADAMW_LR, adamw_curve, reference_batches
 from seedswarm.sim.report import SimResult, plot_curves
 from seedswarm.sim.run import simulate
-from training.genesis import Genesis, build_genesis
+from training.genesis import build_genesis
 from training.model import GPT
 from training.pretrain import validation_loss
 from training.tasks.task import Batch
@@ -58,7 +59,7 @@ class Plan:
     zo_lr_per_miner: float = 0.4
     fo_scalars: int = 1024
     fo_lr: float = 0.5
-    adamw_lr: float = 3e-3
+    adamw_lr: float = ADAMW_LR
     mezo_lr: float = 0.025
     pretrain_steps: int = 200
     seed: int = 0
@@ -103,32 +104,18 @@ class Record:
         }
 
 
-def _batches(genesis: Genesis, steps: int, batch: int, seed: int) -> list[list[int]]:
-    generator = torch.Generator().manual_seed(seed)
-    n = genesis.task.num_train_samples()
-    return [torch.randint(n, (batch,), generator=generator).tolist() for _ in range(steps)]
-
-
 def _samples(config: SimConfig) -> int:
     """Samples per miner per round of the run's network."""
     return config.samples_per_miner or rule_default("samples_per_miner")
 
 
 def centralized_adamw(plan: Plan, config: SimConfig) -> Record:
-    """(a) AdamW, ``miners`` steps of ``samples_per_miner`` samples per round-equivalent."""
+    """(a) AdamW, ``miners`` steps of ``samples_per_miner`` samples per round-equivalent
+    (seedswarm.sim.reference, the baseline `seedswarm simulate --plot` draws too)."""
     genesis = build_genesis(config)
-    params = [p for _, p in genesis.named]
-    optimizer = torch.optim.AdamW(params, lr=plan.adamw_lr, weight_decay=0.0)
     started = time.perf_counter()
-    curve = [validation_loss(genesis.model, genesis.task)]
-    batches = _batches(genesis, plan.rounds * plan.miners, _samples(config), plan.seed)
-    genesis.model.train()
-    for step, indices in enumerate(batches, start=1):
-        optimizer.zero_grad(set_to_none=True)
-        torch.autograd.backward(genesis.model.loss(genesis.task.train_batch(indices)))
-        optimizer.step()
-        if step % plan.miners == 0:
-            curve.append(validation_loss(genesis.model, genesis.task))
+    run = replace(config, rounds=plan.rounds, miners=plan.miners, seed=plan.seed)
+    curve = adamw_curve(run, lr=plan.adamw_lr, genesis=genesis)
     return Record("adamw", curve, time.perf_counter() - started,
                   4 * genesis.trainable_numel, 4 * genesis.trainable_numel)
 
@@ -143,7 +130,8 @@ def centralized_mezo(plan: Plan, config: SimConfig) -> Record:
     model = genesis.model.eval()
     started = time.perf_counter()
     curve = [validation_loss(model, genesis.task)]
-    batches = _batches(genesis, plan.rounds * plan.miners, _samples(config), plan.seed)
+    batches = reference_batches(genesis, plan.rounds * plan.miners, _samples(config),
+                                plan.seed)
     for step, indices in enumerate(batches, start=1):
         seed = plan.seed * 1_000_003 + step
         loss = partial(_loss, model, genesis.task.train_batch(indices))

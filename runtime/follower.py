@@ -16,25 +16,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
 from adapters.storage.logstore import RoundLogStore
 from adapters.transport.base import Transport
-from protocol.domain_types import Digest, ModelHash
+from protocol.domain_types import Digest, ModelHash, PublicKey
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
 from protocol.finality import (
     FINALITY_THRESHOLD,
     EndorsementBook,
     FinalizedRound,
     SignedEndorsement,
+    approving_stake,
     open_finalized,
 )
 from protocol.membership import MembershipTimeline, Stakes, StakesAt, stakes_at
 from protocol.roundlog import RoundBundle, open_bundle
 from runtime.catchup import fetch_bundles
+from runtime.gossip_latency import GossipLatency
 from runtime.peergate import PeerGate
 
 MAX_PENDING_ROUNDS = 16
@@ -43,6 +48,25 @@ MAX_CANDIDATES_PER_LEADER = 2
 # Late or repeated endorsements are normal on gossip: not held against the sending peer.
 _HARMLESS = frozenset({RejectReason.DUPLICATE, RejectReason.WRONG_ROUND})
 _log = logging.getLogger("runtime.follower")
+KEPT_FINALS = 256
+"""Final rounds remembered for status pages (`Follower.finals`)."""
+
+
+@dataclass(frozen=True)
+class FinalRecord:
+    """One round this replica applied: who certified it, who approved it, what it gave."""
+
+    round_index: int
+    leader: PublicKey
+    new_model_hash: ModelHash
+    contributions: int
+    approvers: tuple[PublicKey, ...]
+    """Validators whose approval counted (the leader's own signature included)."""
+    approving_stake: int
+    total_stake: int
+    applied_at: float
+    via: str
+    """gossip, catch-up or the local log."""
 
 
 class ReplicaPort(Protocol):
@@ -83,9 +107,12 @@ class Follower:
         max_envelope_bytes: int,
         on_applied: AppliedCallback | None = None,
         threshold: Fraction = FINALITY_THRESHOLD,
+        latency: GossipLatency | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         """`validators`: the stake table (who leads, whose votes count) of each round, as a
-        timeline or lookup (protocol.membership), or one table for every round."""
+        timeline or lookup (protocol.membership), or one table for every round. `latency`
+        records how old gossiped certificates and endorsements are on arrival."""
         self.replica = replica
         self.state_dir = state_dir
         self.store = RoundLogStore(state_dir / "log")
@@ -99,6 +126,15 @@ class Follower:
                                             threshold)
         self._candidates: dict[int, dict[Digest, RoundBundle]] = {}
         self.failures = 0
+        """Certified rounds that did not reproduce their model hash here."""
+        self.latency = latency
+        self.now = now
+        self.finals: deque[FinalRecord] = deque(maxlen=KEPT_FINALS)
+        """The latest rounds applied, oldest first."""
+        self.applied_via: Counter[str] = Counter()
+        """Rounds applied since start, by how they came (gossip, catch-up, log)."""
+        self.certified_contributions = 0
+        """Contributions in the final certificates applied since start."""
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -121,6 +157,8 @@ class Follower:
             gate.reject(peer, exc.reason.value, exc.detail, now)
             return False
         gate.accept()
+        if self.latency is not None:
+            self.latency.observe("bundle", bundle.certificate.message.sequence, now)
         return self.offer(bundle)
 
     def receive_endorsement(self, raw: bytes, peer: str, gate: PeerGate, now: float) -> bool:
@@ -129,12 +167,14 @@ class Follower:
             return False
         self.endorsements.forget_before(self.replica.round_index)
         try:
-            self.endorsements.add_raw(raw)
+            signed = self.endorsements.add_raw(raw)
         except MessageRejected as exc:
             if exc.reason not in _HARMLESS:
                 gate.reject(peer, exc.reason.value, exc.detail, now)
             return False
         gate.accept()
+        if self.latency is not None:
+            self.latency.observe("endorsement", signed.message.sequence, now)
         return True
 
     def endorse_locally(self, signed: SignedEndorsement) -> None:
@@ -187,7 +227,7 @@ class Follower:
         while (bundle := self._next_final()) is not None:
             self._candidates[bundle.round_index].pop(bundle.certificate.digest)
             proof = self.endorsements.proof(bundle.certificate.message)
-            if await self._apply(FinalizedRound(bundle, proof)):
+            if await self._apply(FinalizedRound(bundle, proof), "gossip"):
                 applied.append(bundle.round_index)
         self._prune()
         return applied
@@ -202,7 +242,7 @@ class Follower:
                 _log.warning("dropping unreadable or unfinalized log entry: %s", exc)
                 self.store.path(self.replica.round_index).unlink(missing_ok=True)
                 break
-            if not await self._apply(entry):
+            if not await self._apply(entry, "log"):
                 break
             applied.append(entry.round_index)
         self._prune()
@@ -229,7 +269,7 @@ class Follower:
                 except MessageRejected as exc:
                     _log.warning("peer sent an invalid log entry: %s", exc)
                     break
-                if not await self._apply(entry):
+                if not await self._apply(entry, "catch-up"):
                     break
                 applied.append(entry.round_index)
             applied += await self.advance()
@@ -262,7 +302,33 @@ class Follower:
                 del self._candidates[at]
         self.endorsements.forget_before(at)
 
-    async def _apply(self, entry: FinalizedRound) -> bool:
+    @property
+    def last_final(self) -> FinalRecord | None:
+        """The latest round this replica applied since it started (None: none yet)."""
+        return self.finals[-1] if self.finals else None
+
+    def agrees(self) -> bool | None:
+        """Whether the replica's model is the one the latest final certificate names (None:
+        no round applied since start, or one is being applied right now)."""
+        last = self.last_final
+        if last is None or last.round_index + 1 != self.replica.round_index:
+            return None
+        return last.new_model_hash == self.replica.model_hash
+
+    def _remember(self, entry: FinalizedRound, via: str) -> None:
+        cert = entry.bundle.certificate.message
+        votes = [s.message for s in entry.endorsements]
+        stake, total = approving_stake(cert, votes, self.stakes_at(cert.round_index))
+        approvers = dict.fromkeys([cert.leader, *(v.validator for v in votes if v.approve)])
+        self.finals.append(FinalRecord(
+            round_index=cert.round_index, leader=cert.leader,
+            new_model_hash=cert.new_model_hash, contributions=len(entry.bundle.contributions),
+            approvers=tuple(approvers), approving_stake=stake, total_stake=total,
+            applied_at=self.now(), via=via))
+        self.applied_via[via] += 1
+        self.certified_contributions += len(entry.bundle.contributions)
+
+    async def _apply(self, entry: FinalizedRound, via: str) -> bool:
         bundle = entry.bundle
         if (bundle.round_index != self.replica.round_index
                 or bundle.prev_model_hash != self.replica.model_hash):
@@ -278,6 +344,7 @@ class Follower:
             await asyncio.to_thread(self.replica.reload, self.state_dir)
             return False
         await asyncio.to_thread(self.replica.save, self.state_dir)
+        self._remember(entry, via)
         if self.on_applied is not None:
             self.on_applied(bundle)
         return True

@@ -92,6 +92,10 @@ class PeerGate:
         state = self._peers.get(peer)
         return {} if state is None else dict(state.refused)
 
+    def active(self, since: float) -> int:
+        """Peers that sent anything (admitted or not) at or after `since`."""
+        return sum(1 for state in self._peers.values() if state.refilled_at >= since)
+
     def snapshot(self) -> dict[str, int]:
         """Counters for status files and dashboards."""
         out = {f"refused_{reason}": count for reason, count in sorted(self.refused.items())}

@@ -50,3 +50,25 @@ def build_receipt(
         weight_ppb=weight_ppb,
         reason=(explain(outcome, rating) if reason is None else reason)[:MAX_REASON_CHARS],
     )
+
+
+def reason_class(reason: str) -> str:
+    """A receipt's reason without its numbers and details: what refusals are counted by.
+
+    "scored (audited): value 0.012 x ..." -> "scored"; "failed fast filters: out_of_sync
+    base hash ..." -> "failed fast filters: out_of_sync"; "no measured improvement (value
+    -0.002)" -> "no measured improvement"; "rating ordinal -1.20 too low" -> "rating ordinal
+    too low"; "banned after a failed audit in round 3" -> "banned after a failed audit".
+    """
+    text = reason.strip()
+    if text.startswith("scored"):
+        return "scored"
+    head, sep, rest = text.partition(":")
+    if head == "failed fast filters" and sep:
+        words = rest.split()
+        return f"{head}: {words[0]}" if words else head
+    cut = min((i for i in (text.find(":"), text.find("(")) if i >= 0), default=len(text))
+    words = [w for w in text[:cut].split() if not any(ch.isdigit() for ch in w)]
+    while words and words[-1] in ("in", "round", "at"):
+        words.pop()
+    return " ".join(words) or "unexplained"

@@ -130,3 +130,53 @@ def _ranges(start: int, head: int) -> Iterator[tuple[int, int]]:
 
 def _rpc(action: Callable[[], Any]) -> Any:
     return call_with_retries(action, RetryPolicy())
+
+
+class RewardLedger:
+    """Every miner reward and every claim of a network, read from the contract's events
+    incrementally: each `refresh` reads only the blocks mined since the last one (the cache
+    assumes a chain without reorganisations, as the Registry's does)."""
+
+    def __init__(self, w3: Web3, incentives: IncentivesClient, from_block: int = 0) -> None:
+        self._w3 = w3
+        self._incentives = incentives
+        self._next_block = max(0, from_block)
+        self._credits: dict[EvmAddress, list[tuple[int, int, int, int, float]]] = {}
+        """account -> (epoch, block, log index, amount, consensus weight), oldest first."""
+        self._claims: dict[EvmAddress, list[tuple[int, int, int]]] = {}
+        """account -> (block, log index, amount) of its Claimed events."""
+
+    def refresh(self) -> None:
+        """Read the events of the blocks mined since the last refresh."""
+        head = int(_rpc(lambda: self._w3.eth.block_number))
+        if head < self._next_block:
+            return
+        events = self._incentives.contract.events
+        for log in _logs(events.MinerRewarded, {}, self._next_block, head):
+            args = log["args"]
+            who = EvmAddress(to_checksum_address(args["account"]))
+            self._credits.setdefault(who, []).append(
+                (int(args["epoch"]), *_position(log), int(args["amount"]),
+                 int(args["consensus"]) / WEIGHT_SCALE))
+        for log in _logs(events.Claimed, {}, self._next_block, head):
+            who = EvmAddress(to_checksum_address(log["args"]["account"]))
+            self._claims.setdefault(who, []).append((*_position(log),
+                                                     int(log["args"]["amount"])))
+        self._next_block = head + 1
+
+    def settled_epochs(self) -> list[int]:
+        """Epochs that paid any miner, in order."""
+        return sorted({c[0] for credits in self._credits.values() for c in credits})
+
+    def rewards(self, account: str) -> list[EpochReward]:
+        """The miner rewards of `account`, oldest first, each marked claimed or not."""
+        who = EvmAddress(to_checksum_address(account))
+        last_claim = max(((b, i) for b, i, _ in self._claims.get(who, [])), default=(-1, -1))
+        return [EpochReward(epoch, Role.MINER, Wei(amount), weight, None, block, index,
+                            claimed=(block, index) < last_claim)
+                for epoch, block, index, amount, weight in self._credits.get(who, [])]
+
+    def claimed(self, account: str) -> Wei:
+        """What `account` has claimed (minted) so far, every role's credits included."""
+        who = EvmAddress(to_checksum_address(account))
+        return Wei(sum(amount for _, _, amount in self._claims.get(who, [])))

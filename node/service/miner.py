@@ -27,9 +27,17 @@ from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEM
 from protocol.rounds import Patience, RoundClock, wake_time
 from runtime.catchup import LOG_PROTOCOL, log_handler
 from runtime.follower import Follower
+from runtime.gossip_latency import GossipLatency
 from runtime.model_state import ModelState
 from runtime.peergate import GatePolicy, PeerGate
-from runtime.service_shell import CatchUp, Waker, write_status
+from runtime.service_shell import (
+    CatchUp,
+    PhaseTimings,
+    Waker,
+    final_round_line,
+    is_ready,
+    write_status,
+)
 
 _log = logging.getLogger("node.service.miner")
 
@@ -76,6 +84,8 @@ class MinerCounters:
     caught_up_rounds: int = 0
     work_s: float = 0.0
     published_in: int = -1
+    last_published: int = -1
+    """The replica round of the last contribution published (-1: none)."""
 
 
 class MinerService:
@@ -101,12 +111,16 @@ class MinerService:
         self.clock = config.clock
         self.gate = PeerGate(config.gate)
         self.counters = MinerCounters()
+        self.timings = PhaseTimings()
         self.timeline = timeline
         self.follower = Follower(
             state, config.state_dir, network_id=config.network.network_id,
             validators=config.validators if timeline is None else timeline,
             max_envelope_bytes=config.network.max_message_bytes,
+            latency=GossipLatency(config.network.round_length), now=now,
         )
+        self.running = False
+        """Subscribed and driving (see `ready`)."""
         self._waker = Waker()
         self._catch_up_log = CatchUp(config.peers, config.request_timeout_s)
 
@@ -122,6 +136,7 @@ class MinerService:
         if self.now() < self.clock.round_start(0):
             # the first run of the work is slow (allocations, kernels): pay for it before genesis
             await asyncio.to_thread(self.produce, self.state)
+        self.running = True
         self._write_status()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._receive(subscription))
@@ -165,9 +180,20 @@ class MinerService:
         )
 
     async def _apply(self) -> None:
-        applied = await self.follower.advance()
+        with self.timings.timed("apply"):
+            applied = await self.follower.advance()
         self.counters.applied += len(applied)
+        self._log_finals(applied)
         self._write_status()
+
+    def _log_finals(self, rounds: list[int]) -> None:
+        """One line per round applied (see runtime.service_shell.final_round_line)."""
+        for record in self.follower.finals:
+            if record.round_index in rounds:
+                sent = record.round_index == self.counters.last_published
+                _log.info("%s", final_round_line(
+                    record, self.clock, "this miner published to it" if sent
+                    else "this miner did not publish to it"))
 
     async def _work(self, clock_round: int) -> None:
         self.counters.published_in = clock_round  # one attempt per clock round
@@ -175,6 +201,7 @@ class MinerService:
         started = time.perf_counter()
         sealed = await asyncio.to_thread(self.produce, self.state)
         self.counters.work_s += time.perf_counter() - started
+        self.timings.add("work", time.perf_counter() - started)
         if not sealed:
             if self.counters.sat_out == 0:  # once: it says the same thing every round
                 _log.warning("round %d: this miner is not registered for it (membership is the "
@@ -192,26 +219,46 @@ class MinerService:
             _log.warning("round %d: publishing failed: %s", round_index, exc)
             return
         self.counters.published += 1
+        self.counters.last_published = round_index
         self._write_status()
 
     async def _catch_up(self, now: float) -> None:
         self.counters.catch_ups += 1
         target = self.clock.phase(now).round_index
-        applied = await self._catch_up_log.run(self.follower, self.transport, target, self.now)
+        with self.timings.timed("catch_up"):
+            applied = await self._catch_up_log.run(self.follower, self.transport, target,
+                                                   self.now)
         self.counters.caught_up_rounds += len(applied)
         if applied:
             _log.info("caught up rounds %d..%d from peers", applied[0], applied[-1])
             self._write_status()
 
+    @property
+    def catch_ups(self) -> int:
+        """Times this node asked its peers for the certified log."""
+        return self.counters.catch_ups
+
+    def ready(self) -> bool:
+        """Caught up with the certified history (runtime.service_shell.is_ready)."""
+        return is_ready(self.running, self.state.round_index, self._catch_up_log.last,
+                        self.clock, self.now(), self.config.patience)
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready snapshot of the miner's progress and protection counters."""
         c = self.counters
+        now = self.now()
+        last = self.follower.last_final
         return {
             "role": "miner",
             "peer_id": self.transport.peer_id,
-            "time": self.now(),
+            "time": now,
             "round": self.state.round_index,
+            "clock_round": self.clock.phase(now).round_index,
+            "ready": self.ready(),
             "model_hash": self.state.model_hash.hex(),
+            "certified_hash": None if last is None else last.new_model_hash.hex(),
+            "hash_agrees": self.follower.agrees(),
+            "consensus_failures": self.follower.failures,
             "published": c.published,
             "late": c.late,
             "sat_out": c.sat_out,
@@ -219,6 +266,8 @@ class MinerService:
             "catch_ups": c.catch_ups,
             "caught_up_rounds": c.caught_up_rounds,
             "work_s": round(c.work_s, 4),
+            "last_published": c.last_published,
+            "timings": self.timings.snapshot(),
             "gate": self.gate.snapshot(),
             "transport": self.transport.stats.snapshot(),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -77,7 +78,8 @@ def devnet(
     ] = False,
     export: Annotated[
         Path | None,
-        typer.Option(help="Write the network file (DIR/network.toml) others join with"),
+        typer.Option(help="Write the network file others join with (DIR/network.toml) and "
+                     "every node's metrics, health and dashboard URLs (DIR/endpoints.json)"),
     ] = None,
 ) -> None:
     """Bring up a local network: chain, contracts, broker, and every node as its own process.
@@ -85,7 +87,8 @@ def devnet(
     Deploys the contracts, funds and registers every node, writes keystores and node settings,
     starts the miners and validators, shows a live table while they train, waits until the
     run's reward epochs are settled on-chain, stops everything it started (also on Ctrl-C or a
-    failure) and prints the rewards each miner earned.
+    failure) and prints the rewards each miner earned. Every node serves Prometheus metrics
+    and /healthz, /readyz on a free port, every validator a dashboard; --export lists them.
     """
     import asyncio
 
@@ -108,13 +111,15 @@ def devnet(
                       epoch_length=epoch_length, workdir=workdir, attackers=attack_spec,
                       keep_alive=keep_alive)
     console = Console()
-    if keep_alive or export is not None:
-        if not keep_alive:
-            raise typer.BadParameter("a network others join must stay up: add --keep-alive",
-                                     param_hint="--export")
+    if keep_alive:
         _serve(console, spec, export, DevnetError)
         return
-    result = _run_live(console, lambda update: asyncio.run(run_devnet(spec, update)), DevnetError)
+
+    def run(update: Any) -> dict[str, Any]:
+        return asyncio.run(run_devnet(spec, update, export=export,
+                                      on_start=partial(_show_endpoints, console)))
+
+    result = _run_live(console, run, DevnetError)
     result_nodes = result.pop("nodes", {})
     console.print(node_table(result_nodes, "final state"))
     console.print(summary_table(result))
@@ -134,12 +139,7 @@ def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Ex
     from seedswarm.devnet.local_network import serve_devnet
 
     def on_start(endpoints: dict[str, Any]) -> None:
-        for key in ("chain", "broker", "bootstrap", "faucet", "network_file", "export",
-                    "workdir", "round_length"):
-            value = endpoints.get(key)
-            if value:
-                shown = ", ".join(value) if isinstance(value, list) else value
-                console.print(f"{key}: {shown}", soft_wrap=True)
+        _show_endpoints(console, endpoints)
         console.print("the devnet is up; Ctrl-C stops it", soft_wrap=True)
 
     try:
@@ -149,6 +149,16 @@ def _serve(console: Console, spec: Any, export: Path | None, error_type: type[Ex
         console.print(f"[bold red]devnet failed:[/] {exc}")
         raise typer.Exit(code=1) from exc
     console.print("devnet stopped")
+
+
+def _show_endpoints(console: Console, endpoints: dict[str, Any]) -> None:
+    """Where everything runs, one line each."""
+    for key in ("chain", "broker", "bootstrap", "faucet", "network_file", "export",
+                "workdir", "round_length", "dashboards"):
+        value = endpoints.get(key)
+        if value:
+            shown = ", ".join(value) if isinstance(value, list) else value
+            console.print(f"{key}: {shown}", soft_wrap=True, highlight=False)
 
 
 def _run_live(console: Console, run: Any, error_type: type[Exception]) -> dict[str, Any]:

@@ -34,6 +34,21 @@ def join(
     ] = None,
     listen_host: Annotated[str, typer.Option(help="libp2p: address to listen on")] = "127.0.0.1",
     listen_port: Annotated[int, typer.Option(help="libp2p: port to listen on (0: any)")] = 0,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve /metrics, /healthz, /readyz on this port (0: off) "
+                                 "[env SEEDSWARM_METRICS_PORT]")
+    ] = None,
+    dashboard_port: Annotated[
+        int | None, typer.Option(help="Validators: serve the dashboard on this port (0: off) "
+                                 "[env SEEDSWARM_DASHBOARD_PORT]")
+    ] = None,
+    http_host: Annotated[
+        str | None, typer.Option(help="Address the metrics and dashboard listen on "
+                                 "[env SEEDSWARM_HTTP_HOST; default 127.0.0.1]")
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="text or json [env SEEDSWARM_LOG_FORMAT]")
+    ] = None,
 ) -> None:
     """Join a network as a miner or a validator, from its network file alone.
 
@@ -60,12 +75,18 @@ def join(
         node_settings,
     )
     from seedswarm.launch.runner import PASSWORD_ENV, run_from_settings
+    from seedswarm.launch.settings import with_overrides
 
     if role not in ("miner", "validator"):
         raise typer.BadParameter("miner or validator", param_hint="--role")
     console = Console(stderr=True)
     bundle = JoinBundle.load(network)
     net_id = bundle.network.network_id
+    state = state_dir or keys / f"state-{net_id}"
+    settings = with_overrides(  # a mistake in the settings fails before anything is sent
+        node_settings(network, keys, role, state, listen_host, listen_port),
+        flags={"metrics_port": metrics_port, "dashboard_port": dashboard_port,
+               "http_host": http_host, "log_format": log_format}, env=os.environ)
     if keystore_path(keys).exists():
         password = resolve_password(confirm=False)
         key_bundle = load_keys(keys, password)
@@ -91,8 +112,6 @@ def join(
                       if sent else "faucet: this account was funded before")
     amount = None if stake is None else Wei(round(stake * 10**18))
     standing, newly = ensure_registered(client, bundle, key_bundle, role, amount)
-    state = state_dir or keys / f"state-{net_id}"
-    settings = node_settings(network, keys, role, state, listen_host, listen_port)
     settings_file = keys / f"node-{net_id}.toml"
     settings_file.write_text(settings.to_toml(), encoding="utf-8")
     slot = "" if standing.slot is None else f", slot {standing.slot}"

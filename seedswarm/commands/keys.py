@@ -45,8 +45,11 @@ def keystore_path(directory: Path) -> Path:
 
 
 def resolve_password(*, confirm: bool) -> str:
-    """The password from $SEEDSWARM_PASSWORD, else asked interactively (twice if `confirm`)."""
-    from_env = os.environ.get(PASSWORD_ENV)
+    """The password from $SEEDSWARM_PASSWORD (or the file $SEEDSWARM_PASSWORD_FILE names), else
+    asked interactively (twice if `confirm`)."""
+    from seedswarm.launch.settings import password_from
+
+    from_env = password_from(os.environ)
     if from_env is not None:
         return from_env
     prompt = "Keystore password"

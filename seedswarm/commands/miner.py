@@ -16,6 +16,17 @@ StateOption = Annotated[
 ]
 TransportOption = Annotated[str | None, typer.Option(help="mqtt or libp2p")]
 StatusOption = Annotated[Path | None, typer.Option("--status-file", help="JSON status snapshot")]
+MetricsPortOption = Annotated[
+    int | None, typer.Option("--metrics-port",
+                             help="Serve /metrics, /healthz and /readyz on this port (0: off)")
+]
+HttpHostOption = Annotated[
+    str | None, typer.Option("--http-host", help="Address the metrics (and dashboard) pages "
+                             "listen on [default: 127.0.0.1]")
+]
+LogFormatOption = Annotated[
+    str | None, typer.Option("--log-format", help="text (one line per round) or json")
+]
 
 
 def miner(
@@ -23,6 +34,9 @@ def miner(
     state_dir: StateOption = None,
     transport: TransportOption = None,
     status_file: StatusOption = None,
+    metrics_port: MetricsPortOption = None,
+    http_host: HttpHostOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run a miner: each round, compute scalars on the certified model and publish them.
 
@@ -34,7 +48,8 @@ def miner(
     """
     from seedswarm.launch.runner import run_role
 
-    flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file}
+    flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file,
+             "metrics_port": metrics_port, "http_host": http_host, "log_format": log_format}
     run_role("miner", config, flags, os.environ)
 
 

@@ -39,7 +39,10 @@ def create(
                           "(what joiners on other hosts reach)")
     ] = "127.0.0.1",
     transport: Annotated[str, typer.Option(help="libp2p or mqtt")] = "libp2p",
-    broker: Annotated[str, typer.Option(help="MQTT: embedded (amqtt) or mosquitto")] = "embedded",
+    broker: Annotated[
+        str, typer.Option(help="MQTT: embedded (amqtt), mosquitto (started here), or the "
+                          "mqtt://HOST:PORT of a broker already running")
+    ] = "embedded",
     port: Annotated[
         int, typer.Option(help="libp2p relay / MQTT broker port (0: any free port)")
     ] = 0,
@@ -75,6 +78,11 @@ def create(
     keys: Annotated[
         Path | None, typer.Option(help="URL chains: the deployer's key directory")
     ] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="URL chains: a dev chain with unlocked accounts "
+                           "(anvil, hardhat): deploy from a funded throwaway account and serve a "
+                           "faucet for joiners")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the endpoints as JSON")] = False,
 ) -> None:
     """Create a network: build and hash its genesis model, deploy its contracts, start what it
@@ -93,6 +101,9 @@ def create(
         raise typer.BadParameter("give --base or --pretrain, not both", param_hint="--base")
     if transport not in ("libp2p", "mqtt"):
         raise typer.BadParameter("libp2p or mqtt", param_hint="--transport")
+    if broker not in ("embedded", "mosquitto") and not broker.startswith("mqtt://"):
+        raise typer.BadParameter("embedded, mosquitto or mqtt://HOST:PORT",
+                                 param_hint="--broker")
     options = {k: v for k, v in locals().items() if k != "console"}
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(_create(console, options))
@@ -133,7 +144,7 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
     handle = await asyncio.to_thread(start_chain, o["chain"], o["host"])
     stops: list[Callable[[], Awaitable[None]]] = [partial(asyncio.to_thread, handle.stop)]
     try:
-        deployer = await asyncio.to_thread(_deployer, handle, o["keys"])
+        deployer = await asyncio.to_thread(_deployer, handle, o["keys"], o["dev"])
         economics = Economics(min_miner_stake=Wei(round(o["min_stake"] * ETH)),
                               min_validator_stake=Wei(round(o["min_stake"] * ETH)),
                               emission=Wei(round(o["emission"] * ETH)),
@@ -145,7 +156,7 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
         deployment = await asyncio.to_thread(deploy_network, handle.w3, deployer, network,
                                              economics, genesis_chain, window, window)
         faucet = ""
-        if handle.kind != "url":
+        if handle.kind != "url" or o["dev"]:
             tap = Faucet(handle.url, Wei(10 * economics.min_validator_stake), host=o["host"])
             tap.start()
             stops.append(partial(asyncio.to_thread, tap.stop))
@@ -179,15 +190,16 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
         console.print("network services stopped")
 
 
-def _deployer(handle: Any, keys: Path | None) -> Any:
+def _deployer(handle: Any, keys: Path | None, dev: bool) -> Any:
     from adapters.chain.backends import funded_account
     from protocol.errors import ConfigError
     from seedswarm.commands.keys import load_keys
 
     if keys is not None:
         return load_keys(keys).evm_account
-    if handle.kind == "url":
-        raise ConfigError(f"deploying on {handle.url} needs a funded account: pass --keys DIR")
+    if handle.kind == "url" and not dev:
+        raise ConfigError(f"deploying on {handle.url} needs a funded account: pass --keys DIR "
+                          "(or --dev for a dev chain with unlocked accounts)")
     return funded_account(handle.w3, 100 * ETH)
 
 
@@ -199,21 +211,25 @@ async def _peers(o: dict[str, Any], network_id: str, model_hash: Any, genesis_pa
 
     if o["transport"] == "mqtt":
         from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
-
-        broker: Any = (EmbeddedBroker(o["port"] or None, host=o["host"])
-                       if o["broker"] == "embedded" else MosquittoBroker())
-        await broker.start()
-        stops.append(broker.stop)
         from seedswarm.launch.relay import run_mqtt_seed
 
+        url = o["broker"]
+        if url.startswith("mqtt://"):  # a broker already running (e.g. a compose service)
+            host, port = PeerInfo("mqtt", broker=url).broker_host_port
+        else:
+            broker: Any = (EmbeddedBroker(o["port"] or None, host=o["host"])
+                           if url == "embedded" else MosquittoBroker())
+            await broker.start()
+            stops.append(broker.stop)
+            host, port = o["host"], broker.port
+            url = f"mqtt://{host}:{port}"
         seed_ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         seed = asyncio.create_task(run_mqtt_seed(
-            network_id, NodeKey.generate(), (o["host"], broker.port),
+            network_id, NodeKey.generate(), (host, port),
             (model_hash, genesis_path), seed_ready.set_result))
         seed_id = await asyncio.wait_for(asyncio.shield(seed_ready), timeout=60)
         stops.insert(len(stops), partial(_cancel, seed))
-        return PeerInfo("mqtt", broker=f"mqtt://{o['host']}:{broker.port}",
-                        seeds=(seed_id,)), seed
+        return PeerInfo("mqtt", broker=url, seeds=(seed_id,)), seed
     from seedswarm.launch.relay import run_relay
 
     ready: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()

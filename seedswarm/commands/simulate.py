@@ -139,7 +139,12 @@ def simulate_command(
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write the loss curve PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG here: validation and train loss against the base model "
+                     "and centralized AdamW on the same data, reward share per miner, bytes "
+                     "per round."),
+    ] = None,
 ) -> None:
     """Run a swarm of honest miners in one process and report how it learns.
 
@@ -183,7 +188,11 @@ def simulate_command(
         write_json(result, json_path)
         console.print(f"JSON written to {json_path}")
     if plot is not None:
-        plot_result(result, plot)
+        from seedswarm.sim.reference import adamw_curve
+
+        with console.status("centralized AdamW reference ..."):
+            reference = adamw_curve(config)
+        plot_result(result, plot, adamw=reference)
         console.print(f"plot written to {plot}")
 
 

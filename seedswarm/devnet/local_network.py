@@ -5,12 +5,17 @@ contracts, funds and registers every node, writes keystores and node settings, s
 broker (MQTT) and the node processes. `Devnet.stop` stops everything it started, whatever
 state the run is in. `run_devnet` drives a run to its end: every node at the last round and
 the run's epochs settled on-chain, then a result with final hashes, rewards and losses.
+
+Every node serves its metrics and probes on a free loopback port, every validator its dashboard
+on another; `Devnet.export` writes them to endpoints.json beside the network file, so tools and
+tests find them without reading logs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import shutil
@@ -50,6 +55,7 @@ from seedswarm.launch.settings import DEFAULT_WORK_FRACTION, NodeSettings
 _log = logging.getLogger("seedswarm.devnet")
 NETWORK_FILE = "network.toml"
 BASE_FILE = "base.safetensors"
+ENDPOINTS_FILE = "endpoints.json"
 FAUCET_AMOUNT = Wei(10 * STAKE)
 """What the faucet sends a joiner: a stake and plenty for gas."""
 DEVNET_SCRYPT = ScryptParams(n=2**12)  # throwaway keys: fast to unlock, still encrypted
@@ -82,6 +88,8 @@ class Devnet:
         self.bundle: JoinBundle | None = None
         self.schedule = DevnetSchedule.derive(spec, spec.round_length or MIN_ROUND_S)
         self._reader: ChainClient | None = None
+        self.http_ports: dict[str, tuple[int, int]] = {}
+        """Node name -> (metrics port, dashboard port; 0 for a miner)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -109,13 +117,35 @@ class Devnet:
 
     def export(self, directory: Path) -> Path:
         """Write the network file (and the genesis checkpoint it names) to `directory`:
-        everything someone needs to join this devnet."""
+        everything someone needs to join this devnet; and endpoints.json, where every node's
+        metrics, health and dashboard pages are (`node_endpoints`)."""
         assert self.bundle is not None
         directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.workdir / BASE_FILE, directory / BASE_FILE)
         path = directory / NETWORK_FILE
         self.bundle.save(path)
+        endpoints = {**self.node_endpoints(), "network_file": str(path.resolve()),
+                     **{k: v for k, v in self.endpoints().items()
+                        if k in ("chain", "broker", "bootstrap", "faucet", "round_length",
+                                 "genesis_time")}}
+        write_atomic(directory / ENDPOINTS_FILE,
+                     (json.dumps(endpoints, indent=2, sort_keys=True) + "\n").encode())
         return path
+
+    def node_endpoints(self) -> dict[str, Any]:
+        """{"nodes": {name: {"role", "metrics", "health", "ready"[, "dashboard"]}},
+        "dashboards": [url, ...]}: every node's pages (seedswarm.launch.node_http)."""
+        nodes: dict[str, dict[str, str]] = {}
+        dashboards: list[str] = []
+        for p in self.participants:
+            metrics, dashboard = self.http_ports[p.name]
+            base = f"http://127.0.0.1:{metrics}"
+            nodes[p.name] = {"role": p.role, "metrics": f"{base}/metrics",
+                             "health": f"{base}/healthz", "ready": f"{base}/readyz"}
+            if dashboard:
+                nodes[p.name]["dashboard"] = f"http://127.0.0.1:{dashboard}/"
+                dashboards.append(nodes[p.name]["dashboard"])
+        return {"nodes": nodes, "dashboards": dashboards}
 
     def endpoints(self) -> dict[str, Any]:
         """Where everything runs: for the operator's screen and for scripts."""
@@ -130,6 +160,7 @@ class Devnet:
             "workdir": str(self.workdir),
             "round_length": self.schedule.round_length,
             "genesis_time": self.genesis_time,
+            "dashboards": self.node_endpoints()["dashboards"],
         }
 
     def cleanup(self) -> None:
@@ -199,6 +230,10 @@ class Devnet:
         from adapters.transport.mqtt_broker import free_loopback_port
 
         ports = {p.name: free_loopback_port() for p in self.participants}
+        self.http_ports = {
+            p.name: (free_loopback_port(),
+                     free_loopback_port() if p.role == "validator" else 0)
+            for p in self.participants}
         addrs = tuple(f"/ip4/127.0.0.1/tcp/{ports[p.name]}/p2p/{p.keys.peer_id}"
                       for p in self.participants)
         self.bundle = self._bundle(fingerprint, deployment_block, addrs)
@@ -245,6 +280,7 @@ class Devnet:
             last_round=-1 if self.spec.keep_alive else self.spec.rounds,
             status_file=root / "status" / f"{p.name}.json",
             log_file=root / "logs" / f"{p.name}.log",
+            metrics_port=self.http_ports[p.name][0], dashboard_port=self.http_ports[p.name][1],
         )
 
     # -- observation ----------------------------------------------------------------------
@@ -391,12 +427,19 @@ def _cancel_on_sigterm() -> None:
 
 
 async def run_devnet(
-    spec: DevnetSpec, on_update: Callable[[Snapshot], None] | None = None
+    spec: DevnetSpec, on_update: Callable[[Snapshot], None] | None = None, *,
+    export: Path | None = None, on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run a devnet to its end and return the result (see `devnet_result`)."""
+    """Run a devnet to its end and return the result (see `devnet_result`); with `export`,
+    write its network file and endpoints.json there once it is up (`Devnet.export`)."""
     devnet = Devnet(spec)
     await devnet.start()
     try:
+        endpoints = devnet.endpoints()
+        if export is not None:
+            endpoints["export"] = str(devnet.export(export))
+        if on_start is not None:
+            on_start(endpoints)
         schedule = devnet.schedule
         # a late round books its scores into a later epoch: allow the run to slip by an epoch
         slack = spec.startup_s + 2 * schedule.epoch_s + schedule.settle_delay_s()
@@ -432,5 +475,6 @@ def devnet_result(devnet: Devnet) -> dict[str, Any]:
         "validators": devnet.spec.validators,
         "rounds": devnet.spec.rounds,
         "workdir": str(devnet.workdir),
+        "endpoints": devnet.node_endpoints(),
         "nodes": snapshot,
     }

@@ -39,6 +39,7 @@ from seedswarm.launch.membership_source import (
     resolve_timeline,
     watch_chain,
 )
+from seedswarm.launch.node_http import NodePages
 from seedswarm.launch.node_plan import NodePlan
 from seedswarm.launch.node_transport import build_transport, keep_connected, outage_limit_s
 from seedswarm.launch.settings import NodeSettings
@@ -101,16 +102,21 @@ async def run_node(
     network = plan.network
     transport = build_transport(plan, keys.node_key)
     _cancel_on_signals()
-    async with transport:
+    pages = NodePages(plan, keys)  # metrics, probes, dashboard: answering from the start
+    async with pages.serving(), transport:
+        pages.stage = "fetching the genesis model"
         base = await ensure_genesis(plan, transport, keys.peer_id)
+        pages.stage = "loading its state"
         state = await asyncio.to_thread(load_state, network, settings.state_dir, base)
         # the Registry's snapshots: the replica's epoch to now, then each settled one
         timeline, source = await asyncio.to_thread(resolve_timeline, plan, state.round_index)
         transport.serve(GENESIS_PROTOCOL,
                         genesis_handler(network.base_checkpoint_digest, plan.genesis_copy))
         service = await _service(plan, keys, state, transport, timeline, miner)
+        pages.attach(service)
         async with asyncio.TaskGroup() as group:
             group.create_task(service.run())
+            group.create_task(pages.watch_chain())
             group.create_task(keep_connected(transport, plan.bootstrap(keys.peer_id)))
             group.create_task(source.feed(timeline))
             group.create_task(transport.wait_failed())

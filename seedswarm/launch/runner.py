@@ -15,21 +15,23 @@ from typing import Any
 
 from protocol.errors import ConfigError, SeedswarmError
 from seedswarm.launch.compose import MinerFactory, Sidecar, honest_miner, run_node
-from seedswarm.launch.settings import NodeSettings, load_settings
+from seedswarm.launch.log_format import formatter
+from seedswarm.launch.settings import PASSWORD_FILE_ENV, NodeSettings, load_settings, password_from
 from seedswarm.launch.single_instance import hold
 
 PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 
 
 def configure_logging(settings: NodeSettings) -> None:
-    """Log to the settings' log file (or stderr), one line per record."""
+    """Log to the settings' log file (or stderr), one line per record, as text or JSON
+    (seedswarm.launch.log_format)."""
     handler: logging.Handler
     if settings.log_file is not None:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(settings.log_file)
     else:
         handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(settings.log_format))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     for noisy in ("libp2p", "multiaddr", "amqtt", "web3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -41,9 +43,10 @@ def run_from_settings(
 ) -> None:
     """Run the node described by `settings` until SIGTERM / SIGINT (see `run_node`)."""
 
-    password = env.get(PASSWORD_ENV)
+    password = password_from(env)
     if password is None:
-        raise ConfigError(f"set {PASSWORD_ENV} to the keystore password")
+        raise ConfigError(f"set {PASSWORD_ENV} to the keystore password (or "
+                          f"{PASSWORD_FILE_ENV} to a file holding it)")
     keystore_dir = settings.keystore if settings.keystore.is_dir() else settings.keystore.parent
     with hold(settings.state_dir, keystore_dir):
         configure_logging(settings)

@@ -9,6 +9,10 @@ and the devnet write one for every node they start; operators may write their ow
 Values are resolved with the precedence command-line flag > environment variable
 (SEEDSWARM_<KEY>) > file; only the CLI reads the environment and passes it in as a mapping.
 Relative paths are relative to the settings file.
+
+Ports a node serves for people and tools (`metrics_port`, `dashboard_port`) are off at 0: two
+nodes on one machine cannot share a port, so an operator chooses them (the devnet picks free
+ones and lists them in its endpoints.json); the same port for both serves both on one server.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from typing import Any
 from protocol.errors import ConfigError
 
 ROLES = ("miner", "validator")
+LOG_FORMATS = ("text", "json")
 _PATH_FIELDS = ("network", "keystore", "state_dir", "status_file", "log_file")
 _TUPLE_FIELDS = ("bootstrap", "peers")
 ENV_PREFIX = "SEEDSWARM_"
+PASSWORD_ENV = "SEEDSWARM_PASSWORD"
 DEFAULT_WORK_FRACTION = 0.6
 
 
@@ -59,12 +65,30 @@ class NodeSettings:
     """-1: run forever."""
     status_file: Path | None = None
     log_file: Path | None = None
+    log_format: str = "text"
+    """text: one human line per event (one per final round at INFO); json: one JSON object
+    per line, for log collectors."""
+    http_host: str = "127.0.0.1"
+    """The address the metrics, health and dashboard pages listen on (0.0.0.0: every
+    interface, e.g. in a container)."""
+    metrics_port: int = 0
+    """Prometheus metrics (/metrics), /healthz and /readyz on this TCP port (0: off)."""
+    dashboard_port: int = 0
+    """Validators: the dashboard web page (/) on this TCP port (0: off)."""
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ConfigError(f"role must be one of {ROLES}, got {self.role!r}")
-        if not 0 <= self.listen_port <= 65_535:
-            raise ConfigError(f"listen_port must be a TCP port, got {self.listen_port}")
+        for name in ("listen_port", "metrics_port", "dashboard_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65_535:
+                raise ConfigError(f"{name} must be a TCP port (0: off), got {port}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log_format must be one of {LOG_FORMATS}, got "
+                              f"{self.log_format!r}")
+        if self.role == "miner" and self.dashboard_port:
+            raise ConfigError("dashboard_port: only validators serve a dashboard; remove it "
+                              "from the miner's settings (its metrics are on metrics_port)")
         if not 0.0 < self.work_fraction < 1.0:
             raise ConfigError(f"work_fraction must be in (0, 1), got {self.work_fraction}")
 
@@ -89,6 +113,28 @@ def _toml(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     return repr(value)
+
+
+def with_overrides(
+    settings: NodeSettings, *, flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> NodeSettings:
+    """`settings` with environment values, then flags (highest precedence) applied: for
+    settings built in code (`seedswarm join`) rather than read from a file."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(NodeSettings)}
+    changes: dict[str, Any] = {}
+    for key, raw in (env or {}).items():
+        name = key.removeprefix(ENV_PREFIX).lower()
+        if key.startswith(ENV_PREFIX) and name in kinds and name not in _PATH_FIELDS:
+            changes[name] = _from_env(raw, kinds[name], key)
+    changes.update({k: v for k, v in (flags or {}).items() if v is not None})
+    unknown = sorted(set(changes) - set(kinds))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; known: {sorted(kinds)}")
+    for name in _TUPLE_FIELDS:
+        if name in changes:
+            changes[name] = tuple(str(v) for v in changes[name])
+    return dataclasses.replace(settings, **changes)
 
 
 def load_settings(
@@ -140,3 +186,23 @@ def _from_env(raw: str, kind: str, key: str) -> Any:
     if kind.startswith("tuple"):
         return tuple(v for v in raw.split(",") if v)
     return raw
+
+
+PASSWORD_FILE_ENV = "SEEDSWARM_PASSWORD_FILE"
+
+
+def password_from(env: Mapping[str, str]) -> str | None:
+    """The keystore password: $SEEDSWARM_PASSWORD, else the contents of the file
+    $SEEDSWARM_PASSWORD_FILE names (a container or systemd secret; one trailing newline
+    dropped), else None."""
+    if PASSWORD_ENV in env:
+        return env[PASSWORD_ENV]
+    path = env.get(PASSWORD_FILE_ENV)
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{PASSWORD_FILE_ENV}={path}: cannot read it ({exc.strerror}): "
+                          "mount the secret there or unset the variable") from exc
+    return text.removesuffix("\n").removesuffix("\r")

@@ -158,10 +158,87 @@ def plot_curves(
     plt.close(fig)
 
 
-def plot_result(result: SimResult, path: Path) -> None:
-    """The validation curve of one run."""
+def plot_result(result: SimResult, path: Path,
+                adamw: Sequence[float] | None = None) -> None:
+    """Write `plot_figure` as a PNG at `path`."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_figure(result, adamw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_figure(result: SimResult, adamw: Sequence[float] | None = None) -> Any:
+    """What a researcher looks at after a run, as one figure of three panels:
+
+    1. loss per round: the swarm's validation loss (round 0 = the base model) and the train
+       loss of each round's data, with the references as lines: the base model's validation
+       loss and, when given, centralized AdamW on the same data budget (`adamw`, index 0 =
+       the base model; seedswarm.sim.reference);
+    2. each miner's share of the rewards (honest and attacker miners told apart), when the
+       run was scored;
+    3. bytes per miner per round (signed envelopes), beside a dense fp32 update's size.
+
+    Rounds are integer ticks.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    rounds = len(result.records)
+    fig, (loss_ax, share_ax, bytes_ax) = plt.subplots(
+        3, 1, figsize=(8, 11), gridspec_kw={"height_ratios": [3, 2, 2]})
     label = f"{result.network.codec.value} x{result.config.miners}, K={result.network.scalars}"
-    plot_curves(
-        [(label, [result.initial_val_loss, *result.val_loss])], path,
-        title=f"{result.config.task}, {result.config.trainable}",
-    )
+    loss_ax.plot(range(rounds + 1), [result.initial_val_loss, *result.val_loss], marker="o",
+                 markersize=3, label=f"validation loss ({label})")
+    if rounds:
+        # a round's train loss is measured on its data before its update: the model after
+        # r rounds
+        loss_ax.plot(range(rounds), [r.train_loss for r in result.records],
+                     marker=".", linestyle=":", label="train loss (each round's data)")
+    loss_ax.axhline(result.initial_val_loss, linestyle="--", linewidth=1, color="gray",
+                    label=f"base model ({result.initial_val_loss:.4f})")
+    if adamw is not None:
+        loss_ax.plot(range(len(adamw)), list(adamw), linestyle="--", color="black",
+                     linewidth=1.2, label="centralized AdamW, same data")
+    loss_ax.set_xlabel("rounds certified (0 = the base model)")
+    loss_ax.set_ylabel("loss (nats/byte)")
+    loss_ax.set_title(f"{result.config.task}, {result.config.trainable}")
+    loss_ax.legend(fontsize=8)
+    _share_panel(share_ax, result)
+    if rounds:
+        bytes_ax.plot(range(rounds), [r.bytes_per_miner for r in result.records],
+                      marker="o", markersize=3, label="per miner (signed envelope)")
+    bytes_ax.axhline(result.dense_bytes, linestyle="--", linewidth=1, color="gray",
+                     label=f"dense fp32 update ({result.dense_bytes:,} B)")
+    bytes_ax.set_yscale("log")
+    bytes_ax.set_xlabel("round")
+    bytes_ax.set_ylabel("bytes")
+    bytes_ax.set_title("bytes per miner per round")
+    bytes_ax.legend(fontsize=8)
+    for ax in (loss_ax, bytes_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _share_panel(ax: Any, result: SimResult) -> None:
+    miners = (result.scoring or {}).get("miners", {})
+    if not miners:
+        ax.text(0.5, 0.5, "not scored (--scoring equal): no rewards", ha="center",
+                va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    items = sorted(miners.items(), key=lambda kv: (kv[1]["kind"] != "honest", kv[0]))
+    names = [f"{key[:8]}\n{entry['kind']}" for key, entry in items]
+    shares = [entry["reward_share"] for _, entry in items]
+    colors = ["tab:green" if entry["kind"] == "honest" else "tab:red" for _, entry in items]
+    ax.bar(range(len(items)), shares, color=colors)
+    ax.set_xticks(range(len(items)), names, fontsize=7)
+    ax.set_ylabel("share of rewards")
+    ax.set_title("reward share per miner (green: honest, red: attackers)")
+    ax.grid(alpha=0.3, axis="y")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,21 @@ def test_three_miners_one_validator_over_mqtt_with_mosquitto(tmp_path: Path) -> 
         pytest.fail(f"this test needs mosquitto: {exc}")
     spec = DevnetSpec(miners=3, validators=1, rounds=ROUNDS, transport="mqtt",
                       broker="mosquitto", chain="embedded", workdir=tmp_path, startup_s=12)
-    result = asyncio.run(run_devnet(spec))
+    started: list[dict[str, object]] = []
+    result = asyncio.run(run_devnet(spec, export=tmp_path / "NET", on_start=started.append))
     assert (result["transport"], result["broker"], result["chain"]) == (
         "mqtt", "mosquitto", "embedded")
     _check_run(result)
+    # a finite run exports too: the network file and every node's endpoints
+    assert (tmp_path / "NET" / "network.toml").exists()
+    endpoints = json.loads((tmp_path / "NET" / "endpoints.json").read_text())
+    assert endpoints["nodes"] == result["endpoints"]["nodes"]  # type: ignore[index]
+    assert sorted(endpoints["nodes"]) == sorted(result["nodes"])  # type: ignore[arg-type]
+    ports = {url.split("/")[2] for node in endpoints["nodes"].values()
+             for key, url in node.items() if key != "role"}
+    assert len(ports) == 4 + 1  # a metrics port per node, a dashboard port for the validator
+    assert endpoints["dashboards"] == [endpoints["nodes"]["validator-0"]["dashboard"]]
+    assert started and started[0]["export"] == str(tmp_path / "NET" / "network.toml")
 
 
 async def _ensure_mosquitto() -> None:

@@ -72,3 +72,42 @@ def test_simulate_with_attackers_reports_rewards_and_receipts(tmp_path: Path) ->
 def test_simulate_rejects_unknown_attackers() -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--attackers", "teleport=1"])
     assert result.exit_code == 1 and "teleport" in result.output
+
+
+def test_the_plot_shows_losses_references_reward_shares_and_bytes() -> None:
+    from seedswarm.sim.attackers import parse_attackers
+    from seedswarm.sim.config import SimConfig
+    from seedswarm.sim.reference import adamw_curve
+    from seedswarm.sim.report import plot_figure
+    from seedswarm.sim.run import simulate
+    from training.genesis import ModelShape
+
+    config = SimConfig(task="synthetic", base="scratch", shape=ModelShape(width=32, depth=1),
+                       trainable="full", miners=2, rounds=3, scalars=32,
+                       attackers=parse_attackers("noise=1"))
+    result = simulate(config)
+    reference = adamw_curve(config)
+    assert len(reference) == config.rounds + 1
+    assert reference[0] == result.initial_val_loss  # the same base model, the same data
+    fig = plot_figure(result, reference)
+    loss_ax, share_ax, bytes_ax = fig.axes
+    lines = {line.get_label(): line for line in loss_ax.get_lines()}
+    validation = next(v for k, v in lines.items() if k.startswith("validation loss"))
+    assert list(validation.get_xdata()) == [0, 1, 2, 3]
+    assert list(validation.get_ydata()) == [result.initial_val_loss, *result.val_loss]
+    train = lines["train loss (each round's data)"]
+    assert list(train.get_ydata()) == [r.train_loss for r in result.records]
+    assert list(lines["centralized AdamW, same data"].get_ydata()) == reference
+    base = next(v for k, v in lines.items() if k.startswith("base model"))
+    assert set(base.get_ydata()) == {result.initial_val_loss}
+    # rounds are whole numbers on both round axes
+    for ax in (loss_ax, bytes_ax):
+        ax.figure.canvas.draw()
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+    # one bar per miner, honest first; the noise attacker's share is 0
+    shares = [bar.get_height() for bar in share_ax.patches]
+    assert len(shares) == 3 and shares[-1] == 0.0 and abs(sum(shares) - 1.0) < 1e-9
+    assert [t.get_text().split("\n")[1] for t in share_ax.get_xticklabels()] == [
+        "honest", "honest", "noise"]
+    (per_miner,) = [line for line in bytes_ax.get_lines() if line.get_label().startswith("per")]
+    assert list(per_miner.get_ydata()) == [r.bytes_per_miner for r in result.records]

@@ -8,6 +8,7 @@ for the rounds the validator may still certify, so memory stays bounded whatever
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 
 from protocol.domain_types import ModelHash, PublicKey
@@ -45,15 +46,23 @@ class ContributionPool:
         self.rounds: dict[int, dict[PublicKey, Signed[Contribution]]] = {}
         self.heard: dict[int, set[PublicKey]] = {}
         """Senders of the contributions kept, per round (the recent rounds only)."""
+        self.received = 0
+        """Deliveries on the contributions topic."""
+        self.refused: Counter[str] = Counter()
+        """Deliveries refused at the door, by reason (the gate's or the envelope's)."""
 
     def receive(self, raw: bytes, peer: str, *, current_round: int, now: float) -> bool:
         """Screen one delivery; True if it was kept for certification."""
-        if self.gate.admit(peer, len(raw), now) is not None:
+        self.received += 1
+        dropped = self.gate.admit(peer, len(raw), now)
+        if dropped is not None:
+            self.refused[dropped] += 1
             return False
         try:
             signed = self._check(raw, current_round)
         except MessageRejected as exc:
             self.gate.reject(peer, exc.reason.value, exc.detail, now)
+            self.refused[exc.reason.value] += 1
             return False
         self.gate.accept()
         kept = self.rounds.setdefault(signed.message.round_index, {})

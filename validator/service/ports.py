@@ -43,6 +43,8 @@ class RoundDecision:
     certificate that includes one (`ValidatorEngine.audit`)."""
     rewards: Mapping[PublicKey, float] = field(default_factory=dict)
     """Its per-miner reward scores for the round (miner public key -> score)."""
+    receipts: Mapping[PublicKey, ScoreReceipt] = field(default_factory=dict)
+    """The receipt its scoring issued each miner it scored (why it scored what it did)."""
 
     @property
     def seen(self) -> dict[Digest, Contribution]:

@@ -37,8 +37,16 @@ from protocol.rounds import Patience, RoundClock, epoch_of, wake_time
 from protocol.signing import Signed, open_envelope, seal
 from runtime.catchup import LOG_PROTOCOL, log_handler
 from runtime.follower import Follower
+from runtime.gossip_latency import GossipLatency
 from runtime.peergate import GatePolicy, PeerGate
-from runtime.service_shell import CatchUp, Waker, write_status
+from runtime.service_shell import (
+    CatchUp,
+    PhaseTimings,
+    Waker,
+    final_round_line,
+    is_ready,
+    write_status,
+)
 from validator.certificate import CertificateCheck, WeightMode, endorse
 from validator.ratings import RatingStore
 from validator.service.certify import (
@@ -54,6 +62,7 @@ from validator.service.pool import ContributionPool
 from validator.service.ports import ReceiptSource, RoundDecision, ValidatorEngine
 from validator.service.receipt_server import RECEIPT_PROTOCOL, ReceiptBook
 from validator.service.review import ReviewBook, Reviewer, conflict_check, review_order
+from validator.service.scoreboard import Scoreboard
 from validator.service.validator_machine import ValidatorAction, ValidatorView, next_action
 
 _log = logging.getLogger("validator.service")
@@ -123,7 +132,7 @@ class ValidatorService:
         self.follower = Follower(
             engine, config.state_dir, network_id=net.network_id,
             validators=self.stakes_at, max_envelope_bytes=net.max_message_bytes,
-            on_applied=self._record,
+            on_applied=self._record, latency=GossipLatency(net.round_length), now=now,
         )
         self.ledger = Ledger.load(config.state_dir / "ledger.json")
         self.ratings = RatingStore.load(config.state_dir / "ratings.json")
@@ -151,6 +160,10 @@ class ValidatorService:
         self._catch_up_log = CatchUp(config.peers, config.request_timeout_s)
         self._waker = Waker()
         self._chain_errors = 0
+        self.timings = PhaseTimings()
+        self.scoreboard = Scoreboard()
+        self.running = False
+        """Subscribed and driving (see `ready`)."""
 
     async def run(self) -> None:
         """Serve until cancelled."""
@@ -161,6 +174,7 @@ class ValidatorService:
         contributions = await self.transport.subscribe(TOPIC_CONTRIBUTIONS)
         bundles = await self.transport.subscribe(TOPIC_BUNDLES)
         endorsements = await self.transport.subscribe(TOPIC_ENDORSEMENTS)
+        self.running = True
         self._write_status()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._receive_contributions(contributions))
@@ -256,13 +270,15 @@ class ValidatorService:
         return self.book.unreviewed(round_index, candidates, self.key.public.raw)
 
     async def _apply_final(self) -> None:
-        await self.follower.advance()
+        with self.timings.timed("apply"):
+            await self.follower.advance()
         self.book.forget_before(self.engine.round_index)
         self._write_status()
 
     async def _catch_up(self, current: int) -> None:
         try:
-            await self._catch_up_log.run(self.follower, self.transport, current, self.now)
+            with self.timings.timed("catch_up"):
+                await self._catch_up_log.run(self.follower, self.transport, current, self.now)
         finally:
             self.book.forget_before(self.engine.round_index)
 
@@ -273,6 +289,7 @@ class ValidatorService:
         started = time.perf_counter()
         decision = await asyncio.to_thread(self.engine.score, received)
         self.score_seconds += time.perf_counter() - started
+        self.timings.add("score", time.perf_counter() - started)
         self.book.decide(decision)
         self.scored += 1
         # ratings, ledger and receipts are written once the driver is idle (after certifying
@@ -298,6 +315,7 @@ class ValidatorService:
         ppb = {miner: to_ppb(w) for miner, w in decision.weights().items()}
         self.receipts.remember_round(decision.round_index, ppb,
                                      self.miners_at(decision.round_index))
+        self.scoreboard.book_decision(decision, self.now())
 
     async def _review(self, clock_round: int) -> None:
         """Check every new candidate of the replica's round; publish approve or dispute."""
@@ -313,6 +331,7 @@ class ValidatorService:
             check = await asyncio.to_thread(self.reviewer.check, cert, decision, clock_round,
                                             self.engine.preview)
             self.review_seconds += time.perf_counter() - started
+            self.timings.add("review", time.perf_counter() - started)
             check = conflict_check(self.book, round_index, check, cert.new_model_hash)
             await self._publish_endorsement(cert, check)
         self._write_status()
@@ -364,7 +383,8 @@ class ValidatorService:
             return
         chosen = chosen_entries(list(decision.entries), decision.received)
         try:
-            new_hash = await asyncio.to_thread(self.engine.preview, applied_entries(chosen))
+            with self.timings.timed("certify"):
+                new_hash = await asyncio.to_thread(self.engine.preview, applied_entries(chosen))
         except ConsensusError as exc:
             _log.error("round %d: cannot apply own decision: %s", round_index, exc)
             return
@@ -385,8 +405,19 @@ class ValidatorService:
         self._write_status()
 
     def _record(self, bundle: RoundBundle) -> None:
-        """Bookkeeping for every round applied (final): the new model's validation loss."""
-        self.ledger.record_loss(bundle.round_index, self.engine.validation_loss())
+        """Bookkeeping for every round applied (final): the new model's validation loss, the
+        round's record, one line in the log."""
+        loss = self.engine.validation_loss()
+        self.ledger.record_loss(bundle.round_index, loss)
+        record = self.follower.last_final
+        if record is not None and record.round_index == bundle.round_index:
+            self.scoreboard.book_final(record)
+            decision = self.book.decision(bundle.round_index)
+            mine = ("not scored here" if decision is None else
+                    f"this validator would certify {len(decision.entries)} of "
+                    f"{len(decision.received)}")
+            _log.info("%s", final_round_line(record, self.clock,
+                                             f"validation loss {loss:.4f}, {mine}"))
 
     # -- epochs ---------------------------------------------------------------------------
 
@@ -401,6 +432,7 @@ class ValidatorService:
         for epoch, record in sorted(self.ledger.epochs.items()):
             if epoch >= current_epoch or record.stage in ("settled", "skipped", "failed"):
                 continue
+            step: str | None = None
             try:
                 windows = await asyncio.to_thread(chain.windows, epoch)
                 chain_now = await asyncio.to_thread(chain.next_block_time)
@@ -410,7 +442,10 @@ class ValidatorService:
                 stage = await asyncio.to_thread(chain.run_step, step, epoch, dict(record.scores))
             except Exception as exc:  # the service boundary: a chain hiccup must not kill it
                 self._chain_errors += 1
-                if is_final_failure(exc):
+                failed = is_final_failure(exc)
+                if step is not None:
+                    self.scoreboard.book_chain(step, "failed" if failed else "retry")
+                if failed:
                     reason = f"{record.stage} -> {exc}"
                     _log.error("epoch %d: lost for this validator: %s (a window closed before "
                                "its step reached the chain: the chain or this node is too slow "
@@ -420,19 +455,51 @@ class ValidatorService:
                 else:
                     _log.warning("epoch %d: chain step failed, will retry: %r", epoch, exc)
                 continue
+            self.scoreboard.book_chain(step, "skipped" if stage == "skipped" else "ok")
             self.ledger.set_stage(epoch, stage)
             self._write_status()
 
     # -- status ---------------------------------------------------------------------------
 
+    @property
+    def catch_ups(self) -> int:
+        """Times this node asked its peers for the certified log."""
+        return self._catch_up_log.attempts
+
+    @property
+    def chain_errors(self) -> int:
+        """Chain calls of its epoch duties that failed (and were retried or given up)."""
+        return self._chain_errors
+
+    def ready(self) -> bool:
+        """Caught up with the certified history (runtime.service_shell.is_ready)."""
+        return is_ready(self.running, self.engine.round_index, self._catch_up_log.last,
+                        self.clock, self.now(), self.config.patience)
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready snapshot for the devnet table and operators."""
+        now = self.now()
+        last = self.follower.last_final
+        board = self.scoreboard
         return {
             "role": "validator",
             "peer_id": self.transport.peer_id,
-            "time": self.now(),
+            "time": now,
             "round": self.engine.round_index,
+            "clock_round": self.clock.phase(now).round_index,
+            "ready": self.ready(),
             "model_hash": self.engine.model_hash.hex(),
+            "certified_hash": None if last is None else last.new_model_hash.hex(),
+            "hash_agrees": self.follower.agrees(),
+            "consensus_failures": self.follower.failures,
+            "contributions": {
+                "received": self.pool.received, "refused_at_door": dict(self.pool.refused),
+                "scored": board.scored, "accepted": board.accepted,
+                "refused": dict(board.refusals),
+            },
+            "chain_steps": {f"{step}:{result}": n
+                            for (step, result), n in sorted(board.chain_steps.items())},
+            "timings": self.timings.snapshot(),
             "certified": self.certified,
             "scored": self.scored,
             "review_audits": self.audits,
