@@ -32,8 +32,12 @@ def join(
     state_dir: Annotated[
         Path | None, typer.Option(help="Checkpoints and logs (default: KEYS/state-NETWORK_ID)")
     ] = None,
-    listen_host: Annotated[str, typer.Option(help="libp2p: address to listen on")] = "127.0.0.1",
-    listen_port: Annotated[int, typer.Option(help="libp2p: port to listen on (0: any)")] = 0,
+    listen_host: Annotated[
+        str | None, typer.Option(help="libp2p: address to listen on [default: 127.0.0.1]")
+    ] = None,
+    listen_port: Annotated[
+        int | None, typer.Option(help="libp2p: port to listen on [default: 0, any]")
+    ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve /metrics, /healthz, /readyz on this port (0: off) "
                                  "[env SEEDSWARM_METRICS_PORT]")
@@ -84,9 +88,10 @@ def join(
     net_id = bundle.network.network_id
     state = state_dir or keys / f"state-{net_id}"
     settings = with_overrides(  # a mistake in the settings fails before anything is sent
-        node_settings(network, keys, role, state, listen_host, listen_port),
+        node_settings(network, keys, role, state),
         flags={"metrics_port": metrics_port, "dashboard_port": dashboard_port,
-               "http_host": http_host, "log_format": log_format}, env=os.environ)
+               "http_host": http_host, "log_format": log_format, "listen_host": listen_host,
+               "listen_port": listen_port}, env=os.environ)
     if keystore_path(keys).exists():
         password = resolve_password(confirm=False)
         key_bundle = load_keys(keys, password)

@@ -9,12 +9,12 @@ from typing import Annotated
 import typer
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", help="Node settings TOML (e.g. written by `seedswarm devnet`)")
+    Path, typer.Option("--config", help="Node settings TOML (written by `seedswarm join`, or "
+                       "your own); the transport, chain and peers come from its network file")
 ]
 StateOption = Annotated[
     Path | None, typer.Option("--state-dir", help="Checkpoint and certified log directory")
 ]
-TransportOption = Annotated[str | None, typer.Option(help="mqtt or libp2p")]
 StatusOption = Annotated[Path | None, typer.Option("--status-file", help="JSON status snapshot")]
 MetricsPortOption = Annotated[
     int | None, typer.Option("--metrics-port",
@@ -32,7 +32,6 @@ LogFormatOption = Annotated[
 def miner(
     config: ConfigOption,
     state_dir: StateOption = None,
-    transport: TransportOption = None,
     status_file: StatusOption = None,
     metrics_port: MetricsPortOption = None,
     http_host: HttpHostOption = None,
@@ -48,7 +47,7 @@ def miner(
     """
     from seedswarm.launch.runner import run_role
 
-    flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file,
+    flags = {"state_dir": state_dir, "status_file": status_file,
              "metrics_port": metrics_port, "http_host": http_host, "log_format": log_format}
     run_role("miner", config, flags, os.environ)
 

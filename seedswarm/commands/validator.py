@@ -14,7 +14,6 @@ from seedswarm.commands.miner import (
     MetricsPortOption,
     StateOption,
     StatusOption,
-    TransportOption,
 )
 
 DashboardPortOption = Annotated[
@@ -26,7 +25,6 @@ DashboardPortOption = Annotated[
 def validator(
     config: ConfigOption,
     state_dir: StateOption = None,
-    transport: TransportOption = None,
     status_file: StatusOption = None,
     metrics_port: MetricsPortOption = None,
     dashboard_port: DashboardPortOption = None,
@@ -44,7 +42,7 @@ def validator(
     """
     from seedswarm.launch.runner import run_role
 
-    flags = {"state_dir": state_dir, "transport": transport, "status_file": status_file,
+    flags = {"state_dir": state_dir, "status_file": status_file,
              "metrics_port": metrics_port, "dashboard_port": dashboard_port,
              "http_host": http_host, "log_format": log_format}
     run_role("validator", config, flags, os.environ)

@@ -96,12 +96,13 @@ def network_round(bundle: JoinBundle, now: float | None = None) -> int:
     return math.floor(elapsed / bundle.network.round_length) if elapsed >= 0 else -1
 
 
-def node_settings(bundle_file: Path, keys_dir: Path, role: str, state_dir: Path,
-                  listen_host: str, listen_port: int) -> NodeSettings:
-    """The settings `seedswarm miner|validator --config` runs a joined node with."""
+def node_settings(bundle_file: Path, keys_dir: Path, role: str,
+                  state_dir: Path) -> NodeSettings:
+    """The settings `seedswarm miner|validator --config` runs a joined node with (flags and
+    the environment override them: seedswarm.launch.settings)."""
     return NodeSettings(role=role, network=bundle_file.resolve(), keystore=keys_dir.resolve(),
-                        state_dir=state_dir.resolve(), listen_host=listen_host,
-                        listen_port=listen_port, status_file=(state_dir / "status.json").resolve(),
+                        state_dir=state_dir.resolve(),
+                        status_file=(state_dir / "status.json").resolve(),
                         log_file=(state_dir / "node.log").resolve())
 
 
