@@ -59,12 +59,14 @@ def chain_time(w3: Web3) -> int:
 
 
 def advance_time(w3: Web3, seconds: int) -> int:
-    """Dev chains only: moves chain time forward and mines a block; returns the new time."""
+    """Dev chains only: mines a block exactly `seconds` after the latest one (not after the
+    wall clock, which moves on while a loaded machine sends the request); returns its time."""
+    target = chain_time(w3) + seconds
     if is_embedded(w3):
         tester: Any = w3.provider.ethereum_tester  # type: ignore[attr-defined]
-        tester.time_travel(chain_time(w3) + seconds)
+        tester.time_travel(target)
     else:
-        w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_setNextBlockTimestamp", [target])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     return chain_time(w3)
 

@@ -37,6 +37,10 @@ class SenderConfig:
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     gas_margin: float = 1.2
+    # An estimate runs on the pending block; the transaction may be mined in a later second,
+    # where a checkpoint the estimate updated in place (same timestamp) becomes a new entry:
+    # up to four fresh storage slots at 22.1k gas each. Unused gas is not paid for.
+    fresh_slot_headroom: int = 100_000
     receipt_timeout: float = 120.0
     poll_latency: float = 0.05
 
@@ -115,6 +119,9 @@ class TransactionSender:
         """Waits for `tx_hash` (sent for `call`); raises the decoded revert if it failed."""
         receipt = self.wait(tx_hash)
         if receipt["status"] != 1:
+            gas = int(self._rpc(lambda: self._w3.eth.get_transaction(tx_hash))["gas"])
+            if int(receipt["gasUsed"]) >= gas:
+                raise ChainRevert("OutOfGas", (gas,))
             raise self._replay(call, value, int(receipt["blockNumber"]))
         return TxResult(
             tx_hash="0x" + bytes(tx_hash).hex(),
@@ -130,7 +137,8 @@ class TransactionSender:
         except Exception as exc:
             raise self._as_revert(exc) from exc
         limit = int(self._rpc(lambda: self._w3.eth.get_block("latest"))["gasLimit"])
-        return min(int(estimate * self._config.gas_margin) + 10_000, limit)
+        padded = int(estimate * self._config.gas_margin) + self._config.fresh_slot_headroom
+        return min(padded, limit)
 
     def _broadcast(self, raw: HexBytes, tx_hash: HexBytes) -> HexBytes:
         try:

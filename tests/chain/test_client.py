@@ -121,3 +121,32 @@ def test_transient_connection_errors_are_retried(anvil_binary: Path) -> None:
     finally:
         starter.join()
         node.stop()
+
+
+def _rpc(w3: Web3, method: str, *params: object) -> None:
+    response = w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+    assert "error" not in response, response
+
+
+def test_a_transaction_mined_a_second_after_its_estimate_has_the_gas_to_land(
+    anvil_binary: Path,
+) -> None:
+    """The estimate updates the stake checkpoints of its own second in place; mined one second
+    later, the same call writes new checkpoints (fresh storage). Under load this happened by
+    chance and ran out of gas; here the seconds are set by hand."""
+    with AnvilNode(anvil_binary) as node:
+        w3 = connect(node.url)
+        net = make_net(w3)
+        validator = net.validators[0]
+        second = int(w3.eth.get_block("latest")["timestamp"]) + 10
+        _rpc(w3, "evm_setNextBlockTimestamp", second)
+        validator.registry.add_stake(1)  # checkpoints at `second`
+        _rpc(w3, "evm_setAutomine", False)
+        _rpc(w3, "evm_setNextBlockTimestamp", second)  # the estimate sees that same second
+        call = validator.registry._contract.functions.addStake()
+        tx_hash = validator.sender.submit(call, 1)
+        _rpc(w3, "evm_setNextBlockTimestamp", second + 1)
+        _rpc(w3, "evm_mine")
+        _rpc(w3, "evm_setAutomine", True)
+        result = validator.sender.confirm(call, 1, tx_hash)
+        assert result.gas_used > 80_000  # new checkpoints, not updates in place

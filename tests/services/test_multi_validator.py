@@ -217,11 +217,13 @@ def test_validators_review_endorse_and_refuse_a_greedy_leader(tmp_path: Path) ->
         proof = vservices[0].follower.open_entry(vservices[0].follower.store.get(r) or b"")
         assert any(e.message.approve for e in proof.endorsements)  # the leader alone is < 1/2
 
-    # the greedy round-0 certificate was disputed by the honest validators, for what it is
+    # the greedy certificates were disputed by the honest validators, for what they are. The
+    # greedy key leads round 0's first attempt by construction, later rounds by chance; on a
+    # loaded machine its round-0 scoring can end after its attempt, when the fallback leads
+    assert vservices[0].certified >= 1  # it did certify (and was refused)
     for v in honest:
-        reasons = [reason for r, reason in v.disputes if r == 0]
+        reasons = [reason for _, reason in v.disputes]
         assert any(Dispute.REJECTED_CONTRIBUTION.value in reason for reason in reasons), reasons
-    assert vservices[0].certified >= 1  # it did certify round 0 (and was refused)
 
     # every validator scored every round, the ones it did not lead included, and keeps books
     for v in vservices:
