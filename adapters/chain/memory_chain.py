@@ -60,6 +60,8 @@ class _History(Generic[T]):
     points: list[tuple[int, T]] = field(default_factory=list)
 
     def push(self, at: int, value: T) -> None:
+        if self.points:
+            at = max(at, self.points[-1][0])  # Registry._push: keys never go back
         if self.points and self.points[-1][0] == at:
             self.points[-1] = (at, value)  # one value per timestamp: the last one set
         else:
@@ -129,6 +131,7 @@ class MemoryChain:
         self._slot_history: list[_History[str | None]] = []
         self._commitments: dict[tuple[int, str], Commitment] = {}
         self._revealed: dict[tuple[int, str], tuple[int, ...]] = {}
+        self._voters: dict[int, list[str]] = {}
         self._status: dict[int, EpochStatus] = {}
         self._claimable: dict[str, int] = {}
 
@@ -288,14 +291,16 @@ class MemoryChain:
             raise ChainRevert("RevealMismatch", (committed.digest, digest))
         self._commitments[(epoch, who)] = Commitment(committed.digest, committed.stake, True)
         self._revealed[(epoch, who)] = tuple(int(w) for w in weights)
+        self._voters.setdefault(epoch, []).append(who)
 
     @_transaction
     def settle(self, epoch: int) -> EpochStatus:
         """Incentives.settle(epoch, 0): the whole epoch at once; returns how it closed.
 
-        The voters are the current validators that revealed, each with the stake it committed
-        with; quorum is against the validator stake before the epoch's end; every slot opened
-        so far is settled and paid to whoever held it before the epoch's end.
+        The voters are the accounts that revealed (in reveal order, whether or not they are
+        still validators), each with the stake it committed with; quorum is against the
+        validator stake before the epoch's end; every slot opened so far is settled and paid to
+        whoever held it before the epoch's end.
         """
         status = self.epoch_status(epoch)
         if status is not EpochStatus.OPEN:
@@ -304,7 +309,7 @@ class MemoryChain:
         end, opens = windows.commit_opens, windows.settle_opens
         if self.block_time() < opens:
             raise ChainRevert("SettlementNotOpen", (epoch, opens))
-        voters = [v for v in self._validators if self.commitment(epoch, v).revealed]
+        voters = list(self._voters.get(epoch, ()))
         stakes = [self.commitment(epoch, v).stake for v in voters]
         if sum(stakes) * 2 <= self._total_history.before(end):
             self._status[epoch] = EpochStatus.NO_QUORUM
@@ -361,9 +366,7 @@ class MemoryChain:
         return who
 
     def _epoch_stake(self, who: str, epoch_end: int) -> int:
-        """Incentives._epochStake: a validator now, and one with stake at the epoch's end."""
-        if self.role_of(who) is not Role.VALIDATOR:
-            raise ChainRevert("NotValidator", (who,))
+        """Incentives._epochStake: a validator with stake at the epoch's end (now or not)."""
         stake = self.validator_stake_at(who, epoch_end)
         if stake == 0:
             raise ChainRevert("NotValidator", (who,))

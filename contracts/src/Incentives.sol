@@ -29,8 +29,12 @@ import {SeedswarmToken} from "./SeedswarmToken.sol";
 /// Every stake figure of epoch `e` is taken as it stood at end(e) (the registry's history): a
 /// validator commits and votes with its stake at end(e), the quorum and the Merkle majority are
 /// measured against the total at end(e), and miner slot j is paid to whoever held it at end(e).
-/// Stake registered, added or moved after the epoch ended, and slot replacements after it ended,
-/// therefore cannot cancel, swing or redirect that epoch's emission.
+/// The voters of a direct settlement are exactly the accounts that revealed, recorded as they
+/// reveal, not the validator set at settlement time: a validator evicted or deregistered after
+/// end(e) keeps its vote (and its share of the validator pool) for `e`, and may still commit and
+/// reveal for `e`, since its stake at end(e) is all that entitles it. Stake registered, added or
+/// moved after the epoch ended, evictions and slot replacements after it ended, therefore cannot
+/// cancel, swing or redirect that epoch's emission.
 ///
 /// Merkle settlement: validators may instead vote for a root over leaves (epoch, account, amount)
 /// computed off-chain, during [end(e), settlement opens); once one (root, total) has more than
@@ -196,6 +200,9 @@ contract Incentives is IMinerPerformance {
         if (digest != c.digest) revert RevealMismatch(c.digest, digest);
         c.revealed = true;
         _weights[epoch][msg.sender] = weights;
+        DirectSettlement storage d = _direct[epoch];
+        d.voters.push(msg.sender);
+        d.stakes.push(c.stake);
         emit WeightsRevealed(epoch, msg.sender, weights);
     }
 
@@ -246,16 +253,14 @@ contract Incentives is IMinerPerformance {
         }
     }
 
+    /// @dev The voters are those that revealed (in reveal order), with their stakes at the
+    /// epoch's end; nobody who joined, left or was evicted since can change them.
     function _startSettlement(uint256 epoch) private returns (bool quorate) {
         DirectSettlement storage d = _direct[epoch];
-        address[] memory current = _registry.validators();
+        uint256[] memory stakes = d.stakes;
         uint256 revealed;
-        for (uint256 i = 0; i < current.length; ++i) {
-            Commitment storage c = _commitments[epoch][current[i]];
-            if (!c.revealed) continue;
-            d.voters.push(current[i]);
-            d.stakes.push(c.stake);
-            revealed += c.stake;
+        for (uint256 i = 0; i < stakes.length; ++i) {
+            revealed += stakes[i];
         }
         uint256 total = _registry.totalValidatorStakeAt(_registry.epochEnd(epoch));
         if (revealed * 2 <= total) {
@@ -475,10 +480,10 @@ contract Incentives is IMinerPerformance {
 
     // ---------------------------------------------------------------- internals
 
-    /// @dev Stake of a current validator as of `epochEnd`; reverts for anyone who is not a
-    /// validator now or was not one when the epoch ended.
+    /// @dev `account`'s validator stake as of `epochEnd`; reverts for anyone who was not a
+    /// validator when the epoch ended. Whether it still is one now does not matter: leaving or
+    /// being evicted after the epoch ended must not take its say over that epoch away.
     function _epochStake(address account, uint256 epochEnd) private view returns (uint256 stake) {
-        if (_registry.roleOf(account) != Registry.Role.Validator) revert NotValidator(account);
         stake = _registry.validatorStakeAt(account, epochEnd);
         if (stake == 0) revert NotValidator(account);
     }

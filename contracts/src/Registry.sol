@@ -22,6 +22,13 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// that late changes cannot rewrite a finished epoch, the registry keeps a timestamped history of
 /// every validator's stake, of the total validator stake and of every miner slot's occupant; the
 /// incentives contract reads them "as of" the epoch's end (the `...At` views).
+///
+/// Every checkpoint is keyed by the block's timestamp, clamped so that it never falls below the
+/// history's latest key (`_push`). On a chain, mined blocks never go back in time and the clamp
+/// does nothing; but a node may execute a call or a gas estimate in a block environment older
+/// than the latest block (anvil's pending block under a loaded machine, a call with block
+/// overrides), and OpenZeppelin's `push` would then revert with `CheckpointUnorderedInsertion`.
+/// No registration, stake change or eviction may fail on the order of its checkpoints.
 contract Registry is Ownable {
     using Checkpoints for Checkpoints.Trace256;
 
@@ -359,16 +366,26 @@ contract Registry is Ownable {
 
     function _setMinerSlot(uint16 slot, address account) private {
         _minerSlots[slot] = account;
-        _slotHistory[slot].push(block.timestamp, uint256(uint160(account)));
+        _push(_slotHistory[slot], uint256(uint160(account)));
     }
 
     function _recordValidatorStake(address account, uint256 stake) private {
-        _validatorStakeHistory[account].push(block.timestamp, stake);
+        _push(_validatorStakeHistory[account], stake);
     }
 
     function _setTotalValidatorStake(uint256 total) private {
         _totalValidatorStake = total;
-        _totalStakeHistory.push(block.timestamp, total);
+        _push(_totalStakeHistory, total);
+    }
+
+    /// @dev Records `value` at the block's timestamp, or at the history's latest key if that is
+    /// later (only in a call or estimate run in an older block environment): the keys stay
+    /// monotone, so the push can never revert with `CheckpointUnorderedInsertion`.
+    function _push(Checkpoints.Trace256 storage history, uint256 value) private {
+        uint256 key = block.timestamp;
+        (bool exists, uint256 latest,) = history.latestCheckpoint();
+        if (exists && latest > key) key = latest;
+        history.push(key, value);
     }
 
     function _replaceSmallestValidator() private {
