@@ -16,13 +16,19 @@ import {SeedswarmToken} from "./SeedswarmToken.sol";
 ///
 /// Direct settlement, Yuma-style, for each miner slot j over the validators i that revealed:
 ///   C_j = max { c : stake(i with w_ij >= c) * 10000 > kappaBps * S }     (S = revealed stake)
-///   R_j = sum_i S_i * min(w_ij, C_j)
-///   miner reward_j = minerPool * R_j / (S * 65535)
-/// The pool is not renormalised over the clipped weights: weight clipped away is never minted, so
-/// a coalition holding less than the kappa share of stake cannot raise any miner's reward above
-/// minerPool * C_j / 65535, where C_j is set by the rest.
+///   miner reward_j = minerPool * C_j / sum_k C_k                   (0 for all if the sum is 0)
 ///   validator trust T_i = sum_j min(w_ij, C_j) / 65535   (share of its weight that agreed)
 ///   validator reward_i  = validatorPool * S_i * T_i / sum_k S_k * T_k
+/// The miner pool is split by the consensus weights themselves, renormalised over the slots, so
+/// no weight is left unminted. With kappa = 1/2, a coalition holding less than half the stake
+/// cannot move any C_j outside the range of the weights the rest gave slot j (more than half the
+/// stake sits at or above their lowest, less than half above their highest): when the rest agree
+/// on a miner it changes nothing, so it can neither lift a miner nor burn honest miners' pay by
+/// voting against them. (Paying by the clipped stake-weighted sum R_j = sum_i S_i*min(w_ij, C_j),
+/// even renormalised as Yuma does, would still let it cut the R_j of every miner it votes down by
+/// its stake share, and renormalisation would hand that share to the miners it favours.)
+/// A direct settlement therefore runs in two passes over the slots (each in chunks): the first
+/// computes every C_j, the second pays once their sum is known.
 /// Settlement needs a quorum: revealed stake must exceed half the registered validator stake,
 /// otherwise the epoch closes with no emission.
 ///
@@ -68,14 +74,17 @@ contract Incentives is IMinerPerformance {
     }
 
     struct DirectSettlement {
-        uint16 cursor;
+        uint16 cursor; // slots whose consensus weight is computed (first pass)
+        uint16 paidCursor; // slots paid (second pass)
         uint16 minerCount;
         bool recordsPerformance;
         uint256 revealedStake;
+        uint256 consensusTotal;
         uint256 minerPaid;
         address[] voters;
         uint256[] stakes;
         uint256[] clippedSums;
+        uint16[] consensus;
     }
 
     struct MerkleSettlement {
@@ -87,8 +96,6 @@ contract Incentives is IMinerPerformance {
     /// @dev Working set of one settlement chunk, kept in memory to avoid stack limits.
     struct Chunk {
         uint256 epoch;
-        uint256 minerPool;
-        uint256 revealedStake;
         bool recordsPerformance;
         address[] voters;
         uint256[] stakes;
@@ -208,8 +215,9 @@ contract Incentives is IMinerPerformance {
 
     // ---------------------------------------------------------------- direct settlement
 
-    /// @notice Settles up to `maxMiners` more miner slots of `epoch` (0 = all that remain).
-    /// Anyone may call it once the reveal window has closed. Returns true when the epoch is done.
+    /// @notice Does up to `maxMiners` more slot steps of `epoch`'s settlement (0 = all that
+    /// remain); each slot takes two steps, one per pass. Anyone may call it once the reveal
+    /// window has closed. Returns true when the epoch is done.
     function settle(uint256 epoch, uint256 maxMiners) external returns (bool finished) {
         EpochStatus status = _status[epoch];
         if (status == EpochStatus.Open) {
@@ -220,8 +228,11 @@ contract Incentives is IMinerPerformance {
             revert EpochAlreadySettled(epoch, status);
         }
         DirectSettlement storage d = _direct[epoch];
-        _settleMiners(epoch, d, maxMiners);
+        uint256 budget = maxMiners == 0 ? type(uint256).max : maxMiners;
+        budget -= _scoreMiners(epoch, d, budget);
         if (d.cursor < d.minerCount) return false;
+        _payMiners(epoch, d, budget);
+        if (d.paidCursor < d.minerCount) return false;
         uint256 validatorTotal = _payValidators(epoch, d);
         _status[epoch] = EpochStatus.Settled;
         emit EpochSettled(epoch, d.minerPaid, validatorTotal);
@@ -281,49 +292,72 @@ contract Incentives is IMinerPerformance {
         return true;
     }
 
-    function _settleMiners(uint256 epoch, DirectSettlement storage d, uint256 maxMiners) private {
+    /// @dev First pass: the consensus weight of up to `budget` more slots, and every voter's
+    /// clipped sum; returns how many slots it did.
+    function _scoreMiners(uint256 epoch, DirectSettlement storage d, uint256 budget)
+        private
+        returns (uint256 done)
+    {
         uint256 start = d.cursor;
         uint256 end = d.minerCount;
-        if (maxMiners != 0 && start + maxMiners < end) end = start + maxMiners;
+        if (end - start > budget) end = start + budget;
         Chunk memory ck = Chunk({
             epoch: epoch,
-            minerPool: _minerPool(),
-            revealedStake: d.revealedStake,
             recordsPerformance: d.recordsPerformance,
             voters: d.voters,
             stakes: d.stakes,
             clipped: d.clippedSums,
             column: new uint16[](d.voters.length)
         });
-        address[] memory owners = _registry.minersInRangeAt(start, end, _registry.epochEnd(epoch));
-        uint256 paid;
+        uint256 total;
         for (uint256 j = start; j < end; ++j) {
-            paid += _settleMiner(ck, j, owners[j - start]);
+            uint16 consensus = _scoreMiner(ck, j);
+            d.consensus.push(consensus);
+            total += consensus;
         }
         d.cursor = uint16(end);
-        d.minerPaid += paid;
+        d.consensusTotal += total;
         d.clippedSums = ck.clipped;
+        return end - start;
     }
 
-    function _settleMiner(Chunk memory ck, uint256 slot, address owner) private returns (uint256 amount) {
+    function _scoreMiner(Chunk memory ck, uint256 slot) private returns (uint16 consensus) {
         uint256 n = ck.voters.length;
         for (uint256 i = 0; i < n; ++i) {
             uint16[] storage row = _weights[ck.epoch][ck.voters[i]];
             ck.column[i] = slot < row.length ? row[slot] : 0;
         }
-        uint16 consensus = consensusWeight(ck.column, ck.stakes, _econ.kappaBps);
-        uint256 support;
+        consensus = consensusWeight(ck.column, ck.stakes, _econ.kappaBps);
         for (uint256 i = 0; i < n; ++i) {
-            uint256 w = ck.column[i] < consensus ? ck.column[i] : consensus;
-            ck.clipped[i] += w;
-            support += ck.stakes[i] * w;
+            ck.clipped[i] += ck.column[i] < consensus ? ck.column[i] : consensus;
         }
-        if (ck.recordsPerformance) _setPerformance(slot, uint16(support / ck.revealedStake));
-        if (owner != address(0)) {
-            amount = ck.minerPool * support / (ck.revealedStake * WEIGHT_SCALE);
-            if (amount != 0) _claimable[owner] += amount;
+        if (ck.recordsPerformance) _setPerformance(slot, consensus);
+    }
+
+    /// @dev Second pass: pays up to `budget` more slots their consensus share of the miner pool,
+    /// to whoever held each slot at the epoch's end (nothing for a slot that was free then).
+    function _payMiners(uint256 epoch, DirectSettlement storage d, uint256 budget) private {
+        uint256 start = d.paidCursor;
+        uint256 end = d.minerCount;
+        if (end - start > budget) end = start + budget;
+        if (start == end) return;
+        address[] memory owners = _registry.minersInRangeAt(start, end, _registry.epochEnd(epoch));
+        uint256 pool = _minerPool();
+        uint256 total = d.consensusTotal;
+        uint256 paid;
+        for (uint256 j = start; j < end; ++j) {
+            uint16 consensus = d.consensus[j];
+            address owner = owners[j - start];
+            uint256 amount;
+            if (owner != address(0) && total != 0) {
+                amount = pool * consensus / total;
+                if (amount != 0) _claimable[owner] += amount;
+            }
+            paid += amount;
+            emit MinerRewarded(epoch, j, owner, consensus, amount);
         }
-        emit MinerRewarded(ck.epoch, slot, owner, consensus, amount);
+        d.paidCursor = uint16(end);
+        d.minerPaid += paid;
     }
 
     function _payValidators(uint256 epoch, DirectSettlement storage d) private returns (uint256 paid) {

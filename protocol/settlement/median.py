@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from protocol.settlement.params import BPS, WEIGHT_SCALE
+from protocol.settlement.params import BPS
 
 
 def consensus_weight(weights: Sequence[int], stakes: Sequence[int], kappa_bps: int = 5_000) -> int:
@@ -26,7 +26,10 @@ def consensus_weight(weights: Sequence[int], stakes: Sequence[int], kappa_bps: i
 
 @dataclass(frozen=True)
 class SettlementResult:
-    """Per-miner consensus, reward and performance; per-validator reward."""
+    """Per-miner consensus, reward and performance; per-validator reward.
+
+    `performance` is what the contract records for eviction: the consensus weight itself.
+    """
 
     consensus: tuple[int, ...]
     miner_rewards: tuple[int, ...]
@@ -44,29 +47,28 @@ def settle_reference(
 ) -> SettlementResult:
     """What Incentives.settle credits, given the revealed rows of a quorate epoch.
 
-    Rows shorter than `miner_count` are padded with zeros, as the contract reads them.
-    Every slot is treated as occupied.
+    Miners share the miner pool in proportion to their consensus weights (renormalised over
+    the slots; nothing if every consensus weight is 0); validators share the rest by stake
+    times the part of their weight that the consensus did not clip. Rows shorter than
+    `miner_count` are padded with zeros, as the contract reads them. Every slot is treated as
+    occupied.
     """
     padded = [list(r) + [0] * (miner_count - len(r)) for r in rows]
-    revealed = sum(stakes)
     miner_pool = emission * miner_share_bps // BPS
     clipped_sums = [0] * len(rows)
-    consensus, rewards, performance = [], [], []
+    consensus: list[int] = []
     for j in range(miner_count):
         column = [row[j] for row in padded]
         c = consensus_weight(column, stakes, kappa_bps)
-        support = 0
         for i, w in enumerate(column):
-            clipped = min(w, c)
-            clipped_sums[i] += clipped
-            support += stakes[i] * clipped
+            clipped_sums[i] += min(w, c)
         consensus.append(c)
-        rewards.append(miner_pool * support // (revealed * WEIGHT_SCALE))
-        performance.append(support // revealed)
+    total = sum(consensus)
+    rewards = tuple(miner_pool * c // total if total else 0 for c in consensus)
     pool = emission - miner_pool
     denominator = sum(s * t for s, t in zip(stakes, clipped_sums, strict=True))
     validator_rewards = tuple(
         pool * s * t // denominator if denominator else 0
         for s, t in zip(stakes, clipped_sums, strict=True)
     )
-    return SettlementResult(tuple(consensus), tuple(rewards), tuple(performance), validator_rewards)
+    return SettlementResult(tuple(consensus), rewards, tuple(consensus), validator_rewards)

@@ -107,6 +107,44 @@ def test_a_validator_evicted_before_committing_keeps_its_vote(w3: Web3) -> None:
     assert _gains(net, before) == _expected()
 
 
+# ---------------------------------------------------------------- a minority's votes
+
+HONEST_FOUR = normalize_weights([1, 2, 3, 4, 0])  # slot 4: the attacker's own miner
+
+
+def _epoch_gains(net: Net, epoch: int, rows: list[tuple[int, ...]]) -> list[int]:
+    before = _claimables(net)
+    net.goto_commit(epoch)
+    net.commit(epoch, rows, net.validators)
+    net.goto_reveal(epoch)
+    net.reveal(epoch, rows, net.validators)
+    net.goto_settle(epoch)
+    net.suite.incentives.settle(epoch, 2)  # in chunks: both passes split across calls
+    return _gains(net, before)
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        normalize_weights([0, 0, 0, 0, 1]),  # burn: everything on its own miner, none on others
+        normalize_weights([1, 0, 0, 0, 0]),  # lift miner 0 by voting everyone else down
+        normalize_weights([0, 0, 1, 1, 0]),  # lift two, starve two
+    ],
+    ids=["burn", "lift-one", "lift-two"],
+)
+def test_a_minority_validator_moves_no_miner_up_or_down(w3: Web3, attack: tuple[int, ...]) -> None:
+    net = make_net(w3, miners=5, validator_stakes=STAKES)  # validator 0 (40%) attacks
+    epoch = net.suite.registry.current_epoch()
+    fair = _epoch_gains(net, epoch, [HONEST_FOUR] * 3)
+    attacked = _epoch_gains(net, epoch + 1, [attack, HONEST_FOUR, HONEST_FOUR])
+    miners = len(net.miners)
+    assert sum(fair[:miners]) > EMISSION // 2 - miners  # the whole miner pool is paid
+    assert attacked[:miners] == fair[:miners]
+    assert attacked[miners] < fair[miners]  # the attacker's own validator reward falls
+    expected = settle_reference([attack, HONEST_FOUR, HONEST_FOUR], list(STAKES), miners, EMISSION)
+    assert attacked == list(expected.miner_rewards) + list(expected.validator_rewards)
+
+
 # ---------------------------------------------------------------- checkpoint order
 
 

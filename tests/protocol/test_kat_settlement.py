@@ -28,11 +28,14 @@ def test_consensus_weight() -> None:
 
 
 def test_settle_reference() -> None:
-    # four validators, three miner slots (a short row is padded with zeros), 1e18 emitted
+    # four validators, three miner slots (a short row is padded with zeros), 1e18 emitted.
+    # Issue 15 changed the miner rule deliberately: the pool is split by the consensus weights,
+    # renormalised (5e17 * 20000 // 65535 ...), and performance is the consensus weight; the
+    # validator rule and its numbers are unchanged.
     assert settle_reference(ROWS, STAKES, 3, 10**18) == SettlementResult(
         consensus=(20000, 20000, 25535),
-        miner_rewards=(129701686121919584, 144960708018616006, 131672007324330510),
-        performance=(17000, 19000, 17258),
+        miner_rewards=(152590218966964217, 152590218966964217, 194819562066071564),
+        performance=(20000, 20000, 25535),
         validator_rewards=(52137462271103537, 100083085719113940, 9388216849032778,
                            338391235160749742),
     )
@@ -40,8 +43,8 @@ def test_settle_reference() -> None:
     assert settle_reference(ROWS, STAKES, 4, 999_999, miner_share_bps=3_000,
                             kappa_bps=6_000) == SettlementResult(
         consensus=(20000, 20000, 15535, 0),
-        miner_rewards=(77820, 86976, 53825, 0),
-        performance=(17000, 19000, 11758, 0),
+        miner_rewards=(108039, 108039, 83919, 0),  # 299999 * c // 55535
+        performance=(20000, 20000, 15535, 0),
         validator_rewards=(81398, 156252, 14657, 447691),
     )
 
