@@ -74,6 +74,9 @@ class MqttConfig:
     root: str = "seedswarm"
     verifier: VerifierLimits = field(default_factory=VerifierLimits)
     """Freshness window and replay-state bounds for inbound frames."""
+    password: str = field(default="", repr=False)
+    """The broker account's password (a deployment's mosquitto: adapters.transport.
+    broker_auth); the user name is the node's peer id. Empty: connect anonymously."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ class MqttTransport(TransportCore):
             identifier=f"sw-{secrets.token_hex(10)}",
             clean_session=True,
             keepalive=self._config.keepalive_s,
+            username=self._peer_id if self._config.password else None,
+            password=self._config.password or None,
             timeout=self._config.operation_timeout_s,
             # paho leaves Nagle on: every small QoS 1 exchange then waits out a delayed ACK
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
