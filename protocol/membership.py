@@ -88,6 +88,7 @@ class MembershipTimeline:
         self.revision = 0
         self._firsts: list[int] = []
         self._tables: list[Membership] = []
+        self._known: tuple[int, frozenset[bytes]] = (-1, frozenset())
         for first_round, membership in entries:
             self.set(first_round, membership)
 
@@ -134,6 +135,20 @@ class MembershipTimeline:
     def miners_at(self, round_index: int) -> tuple[PublicKey, ...]:
         """The registered miners of `round_index`."""
         return self.at(round_index).miners
+
+    def knows(self, key: bytes) -> bool:
+        """Whether `key` is a miner or validator in any kept entry (the rounds this node may
+        still hear about): what a transport asks to keep registered members apart from
+        strangers. Cheap per call: the key set is rebuilt only when the timeline changes."""
+        revision, known = self._known
+        if revision != self.revision:
+            known = frozenset(
+                bytes(k)
+                for table in self._tables
+                for k in (*table.miners, *(v for v, _ in table.validators))
+            )
+            self._known = (self.revision, known)
+        return bytes(key) in known
 
     def entries(self) -> list[tuple[int, Membership]]:
         """(first_round, membership) of every kept entry, oldest first."""

@@ -5,17 +5,30 @@ oversized? over its token-bucket rate?), then the caller's own checks (envelope,
 membership), whose failures it reports with `reject`. A peer that accumulates `max_invalid`
 rejections inside `window_s` is banned for `ban_s`: its messages are dropped unread. Every
 refusal is counted by reason, overall and per peer, and the first few of each are logged.
+
+Peer ids cost nothing, so a gate that knows the membership (`members`) keeps registered
+members apart from strangers: members have their own table, which strangers can never evict
+(a flood of fresh ids used to push a banned member out of the table, lifting its ban, and each
+fresh id came with a full burst of its own); strangers share a small table (least recently
+active forgotten) and one token bucket, spent before their own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from protocol.identity import NodePublicKey
+from protocol.membership import MembershipTimeline
 
 RATE_LIMITED = "rate_limited"
 OVERSIZED = "oversized"
 BANNED = "banned"
+STRANGERS_OVER_BUDGET = "strangers_over_budget"
+_NOT_HELD_AGAINST = (BANNED, STRANGERS_OVER_BUDGET)
+"""Refusals counted but never toward a ban: the peer did nothing wrong by itself."""
 
 _log = logging.getLogger("runtime.peergate")
 _LOG_FIRST = 5
@@ -32,11 +45,19 @@ class GatePolicy:
     window_s: float = 60.0
     ban_s: float = 300.0
     max_peers: int = 4096
+    """Members tracked (least recently active forgotten: only among members)."""
+    max_strangers: int = 256
+    """Strangers tracked (peers the membership does not know)."""
+    stranger_rate_per_s: float = 20.0
+    """Messages per second all strangers together may have examined."""
+    stranger_burst: float = 100.0
 
     def __post_init__(self) -> None:
-        if min(self.max_message_bytes, self.max_invalid, self.max_peers) < 1:
+        if min(self.max_message_bytes, self.max_invalid, self.max_peers, self.max_strangers) < 1:
             raise ValueError("gate limits must be positive")
-        if min(self.rate_per_s, self.burst, self.window_s, self.ban_s) <= 0:
+        rates = (self.rate_per_s, self.burst, self.window_s, self.ban_s,
+                 self.stranger_rate_per_s, self.stranger_burst)
+        if min(rates) <= 0:
             raise ValueError("gate rates and durations must be positive")
 
 
@@ -52,18 +73,30 @@ class _PeerState:
 class PeerGate:
     """Per-peer admission control; see the module docstring."""
 
-    def __init__(self, policy: GatePolicy) -> None:
+    def __init__(
+        self, policy: GatePolicy, *, members: Callable[[str], bool] | None = None
+    ) -> None:
+        """`members`: whether a peer id is a registered member's (see `member_peers`);
+        None treats every peer as a member (a network without membership, tests)."""
         self.policy = policy
+        self.members = members
         self.refused: Counter[str] = Counter()
         self.accepted = 0
         self.bans = 0
         self._peers: OrderedDict[str, _PeerState] = OrderedDict()
+        self._strangers: OrderedDict[str, _PeerState] = OrderedDict()
+        self._stranger_tokens = policy.stranger_burst
+        self._strangers_refilled_at: float | None = None
 
     def admit(self, peer: str, size: int, now: float) -> str | None:
         """None if the message may be examined, else the reason it is dropped unread."""
         state = self._state(peer, now)
         if now < state.banned_until:
             return self._count(peer, state, BANNED, f"{size} bytes", now)
+        if not self._is_member(peer) and not self._spend_stranger_token(now):
+            return self._count(peer, state, STRANGERS_OVER_BUDGET,
+                               f"unregistered peers over {self.policy.stranger_rate_per_s:g}/s",
+                               now)
         if size > self.policy.max_message_bytes:
             return self._count(peer, state, OVERSIZED, f"{size} bytes", now)
         elapsed = max(0.0, now - state.refilled_at)
@@ -84,17 +117,28 @@ class PeerGate:
 
     def is_banned(self, peer: str, now: float) -> bool:
         """Whether `peer`'s messages are currently dropped unread."""
-        state = self._peers.get(peer)
+        state = self._peers.get(peer) or self._strangers.get(peer)
         return state is not None and now < state.banned_until
 
     def refused_by(self, peer: str) -> dict[str, int]:
         """Refusals of one peer, by reason."""
-        state = self._peers.get(peer)
+        state = self._peers.get(peer) or self._strangers.get(peer)
         return {} if state is None else dict(state.refused)
 
     def active(self, since: float) -> int:
         """Peers that sent anything (admitted or not) at or after `since`."""
-        return sum(1 for state in self._peers.values() if state.refilled_at >= since)
+        states = (*self._peers.values(), *self._strangers.values())
+        return sum(1 for state in states if state.refilled_at >= since)
+
+    @property
+    def num_members(self) -> int:
+        """Members' states tracked."""
+        return len(self._peers)
+
+    @property
+    def num_strangers(self) -> int:
+        """Strangers' states tracked."""
+        return len(self._strangers)
 
     def snapshot(self) -> dict[str, int]:
         """Counters for status files and dashboards."""
@@ -102,14 +146,33 @@ class PeerGate:
         out.update(accepted=self.accepted, bans=self.bans)
         return out
 
+    def _is_member(self, peer: str) -> bool:
+        return self.members is None or self.members(peer)
+
+    def _spend_stranger_token(self, now: float) -> bool:
+        last = now if self._strangers_refilled_at is None else self._strangers_refilled_at
+        refill = max(0.0, now - last) * self.policy.stranger_rate_per_s
+        self._stranger_tokens = min(self.policy.stranger_burst, self._stranger_tokens + refill)
+        self._strangers_refilled_at = now
+        if self._stranger_tokens < 1.0:
+            return False
+        self._stranger_tokens -= 1.0
+        return True
+
     def _state(self, peer: str, now: float) -> _PeerState:
-        state = self._peers.get(peer)
+        member = self._is_member(peer)
+        table, other = (self._peers, self._strangers) if member else (self._strangers,
+                                                                      self._peers)
+        limit = self.policy.max_peers if member else self.policy.max_strangers
+        state = table.get(peer)
         if state is None:
-            state = _PeerState(tokens=self.policy.burst, refilled_at=now)
-            self._peers[peer] = state
-            while len(self._peers) > self.policy.max_peers:
-                self._peers.popitem(last=False)
-        self._peers.move_to_end(peer)
+            # a stranger that registered (or a member that left) keeps its record and ban
+            state = other.pop(peer, None) or _PeerState(tokens=self.policy.burst,
+                                                        refilled_at=now)
+            table[peer] = state
+            while len(table) > limit:
+                table.popitem(last=False)
+        table.move_to_end(peer)
         return state
 
     def _count(self, peer: str, state: _PeerState, reason: str, detail: str, now: float) -> str:
@@ -117,7 +180,7 @@ class PeerGate:
         state.refused[reason] += 1
         if self.refused[reason] <= _LOG_FIRST:
             _log.warning("refused a message from %s (%s): %s", peer, reason, detail)
-        if reason == BANNED:
+        if reason in _NOT_HELD_AGAINST:
             return reason
         window_start = now - self.policy.window_s
         state.invalid_times = [t for t in state.invalid_times if t >= window_start] + [now]
@@ -128,3 +191,20 @@ class PeerGate:
             _log.warning("banning peer %s for %.0f s after repeated invalid messages",
                          peer, self.policy.ban_s)
         return reason
+
+
+def member_peers(timeline: MembershipTimeline) -> Callable[[str], bool]:
+    """Whether a peer id belongs to a member of any of `timeline`'s kept entries (transport
+    peer ids derive from the node key the membership lists); rebuilt when it changes."""
+    cache: tuple[int, frozenset[str]] = (-1, frozenset())
+
+    def known(peer: str) -> bool:
+        nonlocal cache
+        if cache[0] != timeline.revision:
+            keys = {bytes(k) for _, table in timeline.entries()
+                    for k in (*table.miners, *(v for v, _ in table.validators))}
+            cache = (timeline.revision,
+                     frozenset(NodePublicKey.from_bytes(k).peer_id for k in keys))
+        return peer in cache[1]
+
+    return known

@@ -94,6 +94,12 @@ class TransportCore(abc.ABC):
     def _on_serve(self, protocol: str) -> None:  # noqa: B027 - an optional hook
         """Hook: a handler was registered (libp2p installs a stream handler)."""
 
+    def recognize_members(self, members: Callable[[bytes], bool]) -> None:  # noqa: B027
+        """Tell the transport which sender keys belong to registered members (a node calls
+        it once it has its membership timeline), so that whatever bounded per-sender state
+        the wire keeps can never be crowded out by unregistered keys. Transports that keep
+        none (in-memory; libp2p, whose peers must hold a connection) need not listen."""
+
     def _fail(self, error: TransportError) -> None:
         """The implementation lost its network for good (see `wait_failed`)."""
         if self._failure is None:

@@ -9,6 +9,10 @@ The broker authenticates nobody, so every frame is signed with the node's key
 (adapters.transport.mqtt_wire) and verified before anything else: the sender's peer id is the
 one derived from the signing key, never the one a frame declares. A responder learns who asks
 that way, and a requester accepts a response only if it is signed by the peer it asked.
+
+Keys cost nothing, so the verifier keeps registered members (`recognize_members`) apart from
+strangers: a flood of frames from throw-away keys spends the strangers' small budget and
+table, never a member's place; an answer to this node's own request counts as a member's.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from adapters.transport.mqtt_wire import (
     Auth,
     Envelope,
     FrameVerifier,
+    MemberCheck,
     PublishEnvelope,
     Refused,
     RequestEnvelope,
@@ -69,6 +74,9 @@ class MqttConfig:
     root: str = "seedswarm"
     verifier: VerifierLimits = field(default_factory=VerifierLimits)
     """Freshness window and replay-state bounds for inbound frames."""
+    password: str = field(default="", repr=False)
+    """The broker account's password (a deployment's mosquitto: adapters.transport.
+    broker_auth); the user name is the node's peer id. Empty: connect anonymously."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,10 @@ class MqttTransport(TransportCore):
     def peer_id(self) -> str:
         return self._peer_id
 
+    def recognize_members(self, members: MemberCheck) -> None:
+        """From now on, keys `members` does not know share the strangers' budget."""
+        self._verifier.recognize(members)
+
     @property
     def listen_addrs(self) -> tuple[str, ...]:
         return (f"mqtt://{self._config.host}:{self._config.port}",)
@@ -141,6 +153,8 @@ class MqttTransport(TransportCore):
             identifier=f"sw-{secrets.token_hex(10)}",
             clean_session=True,
             keepalive=self._config.keepalive_s,
+            username=self._peer_id if self._config.password else None,
+            password=self._config.password or None,
             timeout=self._config.operation_timeout_s,
             # paho leaves Nagle on: every small QoS 1 exchange then waits out a delayed ACK
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
@@ -279,7 +293,8 @@ class MqttTransport(TransportCore):
             return
         try:
             envelope = decode(raw)
-            sender = self._verifier.verify(envelope, topic)
+            sender = self._verifier.verify(
+                envelope, topic, solicited=self._solicited(envelope, topic))
         except ValueError as exc:  # MalformedEnvelope, or a topic that cannot be signed
             self._stats.record_drop(DropReason.MALFORMED, f"{topic}: {exc}")
             return
@@ -295,6 +310,16 @@ class MqttTransport(TransportCore):
             self._start_serving(client, envelope, sender)
         else:
             self._accept_response(envelope, sender)
+
+    def _solicited(self, envelope: Envelope, topic: str) -> bool:
+        """A response on this node's inbox to a pending request, from the key of the peer
+        asked (its signature is checked next): never budgeted as a stranger's."""
+        if not isinstance(envelope, ResponseEnvelope) or topic != self._inbox(self._peer_id):
+            return False
+        pending = self._pending.get(envelope.request_id)
+        if pending is None or pending.response.done():
+            return False
+        return self._verifier.peer_id(envelope.auth.public_key) == pending.peer
 
     def _accept_response(self, response: ResponseEnvelope, sender: str) -> None:
         pending = self._pending.get(response.request_id)

@@ -16,10 +16,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adapters.transport.base import TransportError
+from adapters.transport.broker_auth import acl_file, auth_config_lines, password_file
 
 _log = logging.getLogger("adapters.transport.mqtt_broker")
 
@@ -124,11 +127,27 @@ def find_mosquitto() -> Path | None:
     return None
 
 
-class MosquittoBroker:
-    """A mosquitto process on a free loopback port, with a config written for it."""
+@dataclass(frozen=True)
+class BrokerAccounts:
+    """Who may log in (user name = peer id -> password) and the network the ACL is for."""
 
-    def __init__(self, *, binary: Path | None = None) -> None:
+    network_id: str
+    credentials: Mapping[str, str]
+    root: str = "seedswarm"
+
+
+class MosquittoBroker:
+    """A mosquitto process on a free loopback port, with a config written for it.
+
+    With `accounts`, anonymous clients are refused and the ACL of
+    adapters.transport.broker_auth applies (what a real deployment runs).
+    """
+
+    def __init__(
+        self, *, binary: Path | None = None, accounts: BrokerAccounts | None = None
+    ) -> None:
         self._binary = binary
+        self._accounts = accounts
         self._port = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -160,7 +179,15 @@ class MosquittoBroker:
         self._port = free_loopback_port()
         workdir = Path(self._workdir.name)
         config = workdir / "mosquitto.conf"
-        config.write_text(_mosquitto_config(self._port), encoding="utf-8")
+        auth: list[str] = []
+        if self._accounts is not None:
+            accounts = self._accounts
+            passwords, acl = workdir / "passwd", workdir / "acl"
+            passwords.write_text(password_file(accounts.credentials), encoding="utf-8")
+            acl.write_text(acl_file(accounts.network_id, accounts.root), encoding="utf-8")
+            auth = auth_config_lines(str(passwords), str(acl))
+            _readable_by_broker(workdir, passwords, acl)
+        config.write_text(_mosquitto_config(self._port, auth), encoding="utf-8")
         log_path = workdir / "mosquitto.log"
         self._process = _spawn([str(binary), "-c", str(config)], log_path)
         try:
@@ -187,13 +214,26 @@ class MosquittoBroker:
         await self.stop()
 
 
-def _mosquitto_config(port: int) -> str:
+def _readable_by_broker(workdir: Path, *files: Path) -> None:
+    """mosquitto started as root drops to the `mosquitto` user before it reads the password
+    and ACL files: hand it those two (the directory stays unlistable to others)."""
+    if os.geteuid() != 0:
+        return
+    try:
+        for path in files:
+            shutil.chown(path, user="mosquitto")
+    except (LookupError, PermissionError):  # no such user: mosquitto keeps running as root
+        return
+    workdir.chmod(0o711)
+
+
+def _mosquitto_config(port: int, auth: list[str] | None = None) -> str:
     # Queue limits are raised so that a burst to a slow subscriber is held, not dropped, by
     # the broker (mosquitto's default drops QoS 1 messages beyond 1000 queued per client).
     return "\n".join(
         [
             f"listener {port} {LOOPBACK}",
-            "allow_anonymous true",
+            *(auth or ["allow_anonymous true"]),
             "persistence false",
             # small QoS 1 exchanges otherwise stall ~40 ms on Nagle + delayed ACK
             "set_tcp_nodelay true",

@@ -24,7 +24,8 @@ counter that starts at the wall clock in microseconds, so it keeps growing acros
 redelivery (a duplicate, dropped quietly) from a replay.
 
 Receivers check the size before parsing, parse, then `FrameVerifier.verify` before anything
-else: signature, declared id against the key's peer id, freshness, replay window. Version 1
+else: the strangers' budget (unregistered keys only), signature, declared id against the key's
+peer id, freshness, replay window. Version 1
 frames (unsigned, self-declared sender) are refused as malformed.
 """
 
@@ -166,22 +167,43 @@ class Refused(Exception):
         super().__init__(f"{reason.value}: {detail}")
 
 
+MemberCheck = Callable[[bytes], bool]
+"""Whether a raw Ed25519 sender key belongs to a registered member of the network."""
+
+
 @dataclass(frozen=True)
 class VerifierLimits:
-    """How far a frame's clock-based sequence may stray, and how much state a receiver keeps."""
+    """How far a frame's clock-based sequence may stray, and how much state a receiver keeps.
+
+    Members (the senders the membership check recognizes, and peers answering this node's own
+    requests) and strangers (every other key: keys cost nothing) are kept apart, so strangers
+    can never take a member's place: members have their own table; strangers share a small
+    table and one token bucket of frames, checked before their signature is.
+    """
 
     freshness_s: float = 300.0
     """Frames whose sequence is further than this from the receiver's clock are stale."""
     history: int = 256
     """Sequences remembered per sender: the reordering / redelivery window."""
     max_senders: int = 4096
-    """Senders tracked at once (only senders active within `freshness_s` count)."""
+    """Members tracked at once (only members active within `freshness_s` count); beyond it
+    (more registered members active than this) a new member is refused, never evicted."""
     max_keys: int = 4096
     """Parsed public keys cached."""
+    max_strangers: int = 256
+    """Strangers tracked at once; beyond it the least recently active one is forgotten."""
+    stranger_rate_per_s: float = 20.0
+    """Frames per second that all strangers together may have examined (joiners asking for
+    the genesis model or the log need a few per round)."""
+    stranger_burst: float = 100.0
+    """How many stranger frames may arrive at once after a quiet spell."""
 
     def __post_init__(self) -> None:
-        if self.freshness_s <= 0 or min(self.history, self.max_senders, self.max_keys) < 1:
+        sizes = (self.history, self.max_senders, self.max_keys, self.max_strangers)
+        if self.freshness_s <= 0 or min(sizes) < 1:
             raise ValueError("verifier limits must be positive")
+        if self.stranger_rate_per_s <= 0 or self.stranger_burst < 1:
+            raise ValueError("the strangers' budget must be positive")
 
 
 @dataclass
@@ -197,12 +219,21 @@ class _Window:
 class FrameVerifier:
     """Authenticates inbound frames of one network and filters replays, in bounded memory.
 
-    `verify` checks, in order: the signature (for the topic the frame arrived on), the declared
-    sender id against the key's peer id, freshness of the sequence, then the sender's window:
-    a sequence already seen is a DUPLICATE (QoS 1 redelivers), one at or below the window's
-    floor is REPLAYED, anything else above the floor is accepted even out of order (the broker
-    does not order a sender's frames across topics). A sender's state may be forgotten once its
-    newest sequence is older than the freshness window: its old frames are stale by then.
+    `verify` checks, in order: the strangers' budget (only for a key that is no member), the
+    signature (for the topic the frame arrived on), the declared sender id against the key's
+    peer id, freshness of the sequence, then the sender's window: a sequence already seen is a
+    DUPLICATE (QoS 1 redelivers), one at or below the window's floor is REPLAYED, anything
+    else above the floor is accepted even out of order (the broker does not order a sender's
+    frames across topics). A sender's state may be forgotten once its newest sequence is older
+    than the freshness window: its old frames are stale by then.
+
+    Members and strangers (see VerifierLimits) live in separate tables. The members' table
+    refuses a new member when full rather than evict a live one (that would let its recent
+    frames be replayed); only registered keys enter it, so strangers cannot fill it. The
+    strangers' table forgets its least recently active entry instead: a replayed stranger
+    frame reaches nobody who trusts it (nodes check membership themselves), whereas refusing
+    would let a flood lock every joiner out. Without a membership check (`members=None`: a
+    chainless test network) every sender counts as a member, as before strangers existed.
     """
 
     def __init__(
@@ -211,20 +242,58 @@ class FrameVerifier:
         limits: VerifierLimits | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        members: MemberCheck | None = None,
     ) -> None:
         self._network_id = network_id
         self._limits = limits or VerifierLimits()
         self._clock = clock
+        self._members = members
         self._keys: OrderedDict[bytes, tuple[NodePublicKey, str]] = OrderedDict()
         self._windows: OrderedDict[bytes, _Window] = OrderedDict()
+        self._strangers: OrderedDict[bytes, _Window] = OrderedDict()
+        self._tokens = self._limits.stranger_burst
+        self._refilled_at = clock()
+        self.strangers_forgotten = 0
+        """Strangers' windows dropped to make room for another stranger."""
+
+    def recognize(self, members: MemberCheck | None) -> None:
+        """Use `members` to tell members from strangers from now on (None: all are members).
+
+        Windows tracked before as members' but whose keys `members` does not know move to
+        the strangers' table (the oldest beyond its size are forgotten): a flood sent before a
+        node learned its membership cannot hold the members' table afterwards.
+        """
+        self._members = members
+        for key in [k for k in self._windows if not self.is_member(k)]:
+            self._strangers[key] = self._windows.pop(key)
+        while len(self._strangers) > self._limits.max_strangers:
+            self._strangers.popitem(last=False)
+            self.strangers_forgotten += 1
 
     @property
     def num_senders(self) -> int:
+        """Members whose windows are tracked."""
         return len(self._windows)
 
-    def verify(self, envelope: Envelope, topic: str) -> str:
-        """The sender's peer id, derived from its key; raises Refused otherwise."""
+    @property
+    def num_strangers(self) -> int:
+        """Strangers whose windows are tracked."""
+        return len(self._strangers)
+
+    def is_member(self, key: bytes) -> bool:
+        """Whether frames signed by `key` go to the members' table."""
+        return self._members is None or self._members(key)
+
+    def verify(self, envelope: Envelope, topic: str, *, solicited: bool = False) -> str:
+        """The sender's peer id, derived from its key; raises Refused otherwise.
+
+        `solicited`: the frame answers a request this node made to the peer whose key it
+        carries (its signature is still checked): treated as a member's, never budgeted.
+        """
         auth = envelope.auth
+        member = solicited or self.is_member(auth.public_key)
+        if not member:
+            self._spend_stranger_token()
         public, peer_id = self._key(auth.public_key)
         message = signed_bytes(envelope, network_id=self._network_id, topic=topic)
         if not public.verify(auth.signature, message):
@@ -239,8 +308,24 @@ class FrameVerifier:
             raise Refused(
                 DropReason.STALE_FRAME, f"seq {auth.seq} from {peer_id}, clock at {now_us}"
             )
-        self._admit(auth.public_key, auth.seq, peer_id, now_us - fresh_us)
+        self._admit(auth.public_key, auth.seq, peer_id, now_us - fresh_us, member=member)
         return peer_id
+
+    def peer_id(self, key: bytes) -> str:
+        """The peer id of a raw sender key; Refused (BAD_SIGNATURE) if it is no Ed25519 key."""
+        return self._key(key)[1]
+
+    def _spend_stranger_token(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._refilled_at)
+        limits = self._limits
+        self._tokens = min(limits.stranger_burst,
+                           self._tokens + elapsed * limits.stranger_rate_per_s)
+        self._refilled_at = now
+        if self._tokens < 1.0:
+            raise Refused(DropReason.STRANGER_BUDGET,
+                          f"unregistered senders over {limits.stranger_rate_per_s:g} frames/s")
+        self._tokens -= 1.0
 
     def _key(self, raw: bytes) -> tuple[NodePublicKey, str]:
         cached = self._keys.get(raw)
@@ -257,11 +342,17 @@ class FrameVerifier:
             self._keys.popitem(last=False)
         return cached
 
-    def _admit(self, key: bytes, seq: int, peer_id: str, expired_below: int) -> None:
-        window = self._windows.get(key)
+    def _admit(
+        self, key: bytes, seq: int, peer_id: str, expired_below: int, *, member: bool
+    ) -> None:
+        table, other = (self._windows, self._strangers) if member else (
+            self._strangers, self._windows)
+        window = table.get(key)
         if window is None:
-            window = self._new_window(peer_id, expired_below)
-            self._windows[key] = window
+            # a stranger that registered (or a member that left) keeps its window
+            window = other.pop(key, None) or _Window()
+            self._make_room(table, peer_id, expired_below, member=member)
+            table[key] = window
         if seq in window.seen:
             raise Refused(DropReason.DUPLICATE, f"seq {seq} from {peer_id} again")
         if seq <= window.floor:
@@ -272,19 +363,24 @@ class FrameVerifier:
         if len(window.seen) > self._limits.history:
             window.floor = heapq.heappop(window.oldest)
             window.seen.discard(window.floor)
-        self._windows.move_to_end(key)
+        table.move_to_end(key)
 
-    def _new_window(self, peer_id: str, expired_below: int) -> _Window:
+    def _make_room(
+        self, table: OrderedDict[bytes, _Window], peer_id: str, expired_below: int,
+        *, member: bool,
+    ) -> None:
         # least recently active first: forget senders whose every frame is stale by now
-        while self._windows:
-            window = next(iter(self._windows.values()))
+        while table:
+            window = next(iter(table.values()))
             if window.highest >= expired_below:
                 break
-            self._windows.popitem(last=False)
-        if len(self._windows) >= self._limits.max_senders:
-            # evicting a live sender would let its recent frames be replayed: refuse instead
-            raise Refused(DropReason.SENDER_TABLE_FULL, f"no room to track {peer_id}")
-        return _Window()
+            table.popitem(last=False)
+        if member and len(table) >= self._limits.max_senders:
+            # evicting a live member would let its recent frames be replayed: refuse instead
+            raise Refused(DropReason.SENDER_TABLE_FULL, f"no room to track member {peer_id}")
+        while not member and len(table) >= self._limits.max_strangers:
+            table.popitem(last=False)
+            self.strangers_forgotten += 1
 
 
 def _kind(envelope: Envelope) -> Kind:

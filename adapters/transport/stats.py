@@ -32,7 +32,9 @@ class DropReason(enum.Enum):
     WRONG_RESPONDER = "wrong_responder"
     """A response signed by a peer other than the one the request went to."""
     SENDER_TABLE_FULL = "sender_table_full"
-    """Too many distinct senders active at once to track a new one's sequences."""
+    """Too many distinct registered members active at once to track a new one's sequences."""
+    STRANGER_BUDGET = "stranger_budget"
+    """A frame from a key that is no registered member, over the budget all such keys share."""
 
 
 class TransportStats:

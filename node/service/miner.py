@@ -29,7 +29,7 @@ from runtime.catchup import LOG_PROTOCOL, log_handler
 from runtime.follower import Follower
 from runtime.gossip_latency import GossipLatency
 from runtime.model_state import ModelState
-from runtime.peergate import GatePolicy, PeerGate
+from runtime.peergate import GatePolicy, PeerGate, member_peers
 from runtime.service_shell import (
     CatchUp,
     PhaseTimings,
@@ -109,7 +109,9 @@ class MinerService:
         self.produce = produce
         self.now = now
         self.clock = config.clock
-        self.gate = PeerGate(config.gate)
+        # strangers (unregistered ids) share one small budget; members keep their own records
+        self.gate = PeerGate(config.gate,
+                             members=None if timeline is None else member_peers(timeline))
         self.counters = MinerCounters()
         self.timings = PhaseTimings()
         self.timeline = timeline

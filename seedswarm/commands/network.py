@@ -273,6 +273,35 @@ def _cancel_on_sigterm() -> None:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
+@network_app.command("broker-accounts")
+def broker_accounts(
+    network: Annotated[Path, typer.Option(help="The network file (network.toml)")],
+    secret: Annotated[Path, typer.Option(help="The broker secret (created if missing; "
+                                         "keep it private: it issues every password)")],
+    peer_id: Annotated[list[str], typer.Option(help="A node that may use the broker "
+                                               "(repeat for each)")],
+    out: Annotated[Path, typer.Option(help="Where to write mosquitto's passwd and acl")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per-node accounts and topic ACLs for a deployment's mosquitto (see deploy/README.md):
+    each node logs in as its peer id with the password printed for it
+    ($SEEDSWARM_BROKER_PASSWORD); re-run when a node registers, then SIGHUP mosquitto."""
+    from protocol.errors import ConfigError
+    from seedswarm.launch.broker_accounts import write_broker_accounts
+
+    try:
+        passwords = write_broker_accounts(network, secret, peer_id, out)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"out": str(out), "passwords": passwords}))
+        return
+    console = Console()
+    console.print(f"wrote {out}/passwd and {out}/acl; hand each node its password:")
+    for peer, password in passwords.items():
+        console.print(f"  {peer}  {password}")
+
+
 def register(app: typer.Typer) -> None:
     """Adds `seedswarm network` to the CLI."""
     app.add_typer(network_app)

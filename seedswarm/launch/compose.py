@@ -110,6 +110,8 @@ async def run_node(
         state = await asyncio.to_thread(load_state, network, settings.state_dir, base)
         # the Registry's snapshots: the replica's epoch to now, then each settled one
         timeline, source = await asyncio.to_thread(resolve_timeline, plan, state.round_index)
+        # registered members are never crowded out by throw-away keys (issue 15, defect 2)
+        transport.recognize_members(timeline.knows)
         transport.serve(GENESIS_PROTOCOL,
                         genesis_handler(network.base_checkpoint_digest, plan.genesis_copy))
         service = await _service(plan, keys, state, transport, timeline, miner)

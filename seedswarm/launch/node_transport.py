@@ -41,7 +41,7 @@ def build_transport(plan: NodePlan, key: NodeKey) -> TransportCore:
         from adapters.transport.mqtt import MqttConfig, MqttTransport
 
         host, port = plan.broker
-        config = MqttConfig(host=host, port=port,
+        config = MqttConfig(host=host, port=port, password=plan.settings.broker_password,
                             reconnect_limit_s=outage_limit_s(plan.network.round_length))
         return MqttTransport(config, key=key, network_id=network_id, limits=limits)
     from adapters.transport.libp2p_host import Libp2pConfig

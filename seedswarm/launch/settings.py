@@ -55,6 +55,10 @@ class NodeSettings:
     """Overrides the bundle's RPC URL (the same chain, reached another way)."""
     broker: str = ""
     """MQTT: overrides the bundle's broker URL (mqtt://host:port)."""
+    broker_password: str = dataclasses.field(default="", repr=False)
+    """MQTT: this node's broker account password, where the broker has accounts (a
+    deployment's mosquitto; the user name is the node's peer id): best given as
+    $SEEDSWARM_BROKER_PASSWORD. Empty: connect anonymously."""
     bootstrap: tuple[str, ...] = ()
     """libp2p: multiaddrs dialled besides the bundle's bootstrap peers."""
     peers: tuple[str, ...] = ()

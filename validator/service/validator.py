@@ -38,7 +38,7 @@ from protocol.signing import Signed, open_envelope, seal
 from runtime.catchup import LOG_PROTOCOL, log_handler
 from runtime.follower import Follower
 from runtime.gossip_latency import GossipLatency
-from runtime.peergate import GatePolicy, PeerGate
+from runtime.peergate import GatePolicy, PeerGate, member_peers
 from runtime.service_shell import (
     CatchUp,
     PhaseTimings,
@@ -120,7 +120,9 @@ class ValidatorService:
         self.chain = chain
         self.now = now
         self.clock = config.clock
-        self.gate = PeerGate(config.gate)
+        # strangers (unregistered ids) share one small budget; members keep their own records
+        self.gate = PeerGate(config.gate,
+                             members=None if timeline is None else member_peers(timeline))
         net = config.network
         self.timeline = timeline
         # every check asks the table of the round it judges (protocol.membership)
