@@ -178,13 +178,16 @@ class ValidatorService:
         endorsements = await self.transport.subscribe(TOPIC_ENDORSEMENTS)
         self.running = True
         self._write_status()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._receive_contributions(contributions))
-            group.create_task(self._receive_bundles(bundles))
-            group.create_task(self._receive_endorsements(endorsements))
-            group.create_task(self._drive())
-            if self.chain is not None:
-                group.create_task(self._epochs(self.chain))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._receive_contributions(contributions))
+                group.create_task(self._receive_bundles(bundles))
+                group.create_task(self._receive_endorsements(endorsements))
+                group.create_task(self._drive())
+                if self.chain is not None:
+                    group.create_task(self._epochs(self.chain))
+        finally:
+            self._book_pending()  # a round scored just before stopping keeps its books
 
     # -- inbound --------------------------------------------------------------------------
 
