@@ -146,31 +146,37 @@ class Follower:
 
     # -- inbound ----------------------------------------------------------------------------
 
-    def receive(self, raw: bytes, peer: str, gate: PeerGate, now: float) -> bool:
-        """Screen a gossiped bundle through `gate` and keep it if valid and useful."""
-        if gate.admit(peer, len(raw), now) is not None:
+    def receive(
+        self, raw: bytes, peer: str, gate: PeerGate, now: float, origin: str | None = None
+    ) -> bool:
+        """Screen a gossiped bundle (forwarded by `peer`, published by `origin`, by default
+        `peer`) through `gate` and keep it if valid and useful."""
+        if gate.admit(peer, len(raw), now, origin=origin) is not None:
             return False
         try:
             bundle = open_bundle(raw, network_id=self.network_id, validators=self.stakes_at,
                                  max_envelope_bytes=self.max_envelope_bytes)
         except MessageRejected as exc:
-            gate.reject(peer, exc.reason.value, exc.detail, now)
+            gate.reject(peer, exc.reason.value, exc.detail, now, origin=origin)
             return False
         gate.accept()
         if self.latency is not None:
             self.latency.observe("bundle", bundle.certificate.message.sequence, now)
         return self.offer(bundle)
 
-    def receive_endorsement(self, raw: bytes, peer: str, gate: PeerGate, now: float) -> bool:
-        """Screen a gossiped endorsement through `gate`; True if it was new and kept."""
-        if gate.admit(peer, len(raw), now) is not None:
+    def receive_endorsement(
+        self, raw: bytes, peer: str, gate: PeerGate, now: float, origin: str | None = None
+    ) -> bool:
+        """Screen a gossiped endorsement (forwarded by `peer`, published by `origin`) through
+        `gate`; True if it was new and kept."""
+        if gate.admit(peer, len(raw), now, origin=origin) is not None:
             return False
         self.endorsements.forget_before(self.replica.round_index)
         try:
             signed = self.endorsements.add_raw(raw)
         except MessageRejected as exc:
             if exc.reason not in _HARMLESS:
-                gate.reject(peer, exc.reason.value, exc.detail, now)
+                gate.reject(peer, exc.reason.value, exc.detail, now, origin=origin)
             return False
         gate.accept()
         if self.latency is not None:

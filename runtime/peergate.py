@@ -3,8 +3,22 @@
 Pure bookkeeping, time passed in. Every inbound message first passes `admit` (banned peer?
 oversized? over its token-bucket rate?), then the caller's own checks (envelope, replay,
 membership), whose failures it reports with `reject`. A peer that accumulates `max_invalid`
-rejections inside `window_s` is banned for `ban_s`: its messages are dropped unread. Every
+strikes inside `window_s` is banned for `ban_s`: its messages are dropped unread. Every
 refusal is counted by reason, overall and per peer, and the first few of each are logged.
+
+Two peers stand behind each message (adapters.transport.base.Delivery): the `origin` that
+published it on the transport (authenticated by its signature) and the `peer` that forwarded
+it to us (on gossip, any neighbour). Who takes the strike depends on what the refusal proves:
+
+- the bytes are bad in themselves (malformed, forged, wrong network, oversized, from no
+  member, ...): only the origin could have published them, so the origin takes it, whoever
+  relayed them (an honest relay forwards what it cannot judge);
+- a refusal anyone can cause by sending again a message someone else signed (`REPLAYABLE`:
+  wrong round, duplicate, replayed or stale sequence) or by relaying a burst (rate limited)
+  proves nothing about the origin, nor about a relay: it is a strike only when the origin
+  delivered it itself, and otherwise only counted.
+
+Rate limits are per forwarder, so a replayer spends its own budget, never its victim's.
 
 Peer ids cost nothing, so a gate that knows the membership (`members`) keeps registered
 members apart from strangers: members have their own table, which strangers can never evict
@@ -20,6 +34,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol.errors import RejectReason
 from protocol.identity import NodePublicKey
 from protocol.membership import MembershipTimeline
 
@@ -29,6 +44,13 @@ BANNED = "banned"
 STRANGERS_OVER_BUDGET = "strangers_over_budget"
 _NOT_HELD_AGAINST = (BANNED, STRANGERS_OVER_BUDGET)
 """Refusals counted but never toward a ban: the peer did nothing wrong by itself."""
+
+REPLAYABLE = frozenset(reason.value for reason in (
+    RejectReason.WRONG_ROUND, RejectReason.DUPLICATE, RejectReason.REPLAYED,
+    RejectReason.STALE_SEQUENCE,
+))
+"""Refusals a third party can cause with a message someone else signed (see above)."""
+_RELAYABLE = REPLAYABLE | {RATE_LIMITED}
 
 _log = logging.getLogger("runtime.peergate")
 _LOG_FIRST = 5
@@ -88,28 +110,32 @@ class PeerGate:
         self._stranger_tokens = policy.stranger_burst
         self._strangers_refilled_at: float | None = None
 
-    def admit(self, peer: str, size: int, now: float) -> str | None:
-        """None if the message may be examined, else the reason it is dropped unread."""
+    def admit(self, peer: str, size: int, now: float, *, origin: str | None = None) -> str | None:
+        """None if the message `peer` forwarded (published by `origin`, by default `peer`
+        itself) may be examined, else the reason it is dropped unread."""
         state = self._state(peer, now)
-        if now < state.banned_until:
-            return self._count(peer, state, BANNED, f"{size} bytes", now)
+        if now < state.banned_until or (origin is not None and self.is_banned(origin, now)):
+            return self._count(peer, origin, BANNED, f"{size} bytes", now)
         if not self._is_member(peer) and not self._spend_stranger_token(now):
-            return self._count(peer, state, STRANGERS_OVER_BUDGET,
+            return self._count(peer, origin, STRANGERS_OVER_BUDGET,
                                f"unregistered peers over {self.policy.stranger_rate_per_s:g}/s",
                                now)
         if size > self.policy.max_message_bytes:
-            return self._count(peer, state, OVERSIZED, f"{size} bytes", now)
+            return self._count(peer, origin, OVERSIZED, f"{size} bytes", now)
         elapsed = max(0.0, now - state.refilled_at)
         state.tokens = min(self.policy.burst, state.tokens + elapsed * self.policy.rate_per_s)
         state.refilled_at = now
         if state.tokens < 1.0:
-            return self._count(peer, state, RATE_LIMITED, "over its rate", now)
+            return self._count(peer, origin, RATE_LIMITED, "over its rate", now)
         state.tokens -= 1.0
         return None
 
-    def reject(self, peer: str, reason: str, detail: str, now: float) -> None:
-        """Count a message from `peer` that failed the caller's checks."""
-        self._count(peer, self._state(peer, now), reason, detail, now)
+    def reject(
+        self, peer: str, reason: str, detail: str, now: float, *, origin: str | None = None
+    ) -> None:
+        """Count a message that failed the caller's checks: forwarded by `peer`, published
+        by `origin` (by default `peer` itself)."""
+        self._count(peer, origin, reason, detail, now)
 
     def accept(self) -> None:
         """Count a message that passed every check."""
@@ -175,13 +201,20 @@ class PeerGate:
         table.move_to_end(peer)
         return state
 
-    def _count(self, peer: str, state: _PeerState, reason: str, detail: str, now: float) -> str:
+    def _count(self, peer: str, origin: str | None, reason: str, detail: str, now: float) -> str:
+        """Count one refusal against the forwarding `peer`; strike whom it proves guilty."""
+        origin = peer if origin is None else origin
         self.refused[reason] += 1
-        state.refused[reason] += 1
+        self._state(peer, now).refused[reason] += 1
+        relayed = "" if origin == peer else f" (published by {origin})"
         if self.refused[reason] <= _LOG_FIRST:
-            _log.warning("refused a message from %s (%s): %s", peer, reason, detail)
-        if reason in _NOT_HELD_AGAINST:
+            _log.warning("refused a message from %s%s (%s): %s", peer, relayed, reason, detail)
+        if reason in _NOT_HELD_AGAINST or (reason in _RELAYABLE and origin != peer):
             return reason
+        self._strike(origin, self._state(origin, now), now)
+        return reason
+
+    def _strike(self, peer: str, state: _PeerState, now: float) -> None:
         window_start = now - self.policy.window_s
         state.invalid_times = [t for t in state.invalid_times if t >= window_start] + [now]
         if len(state.invalid_times) >= self.policy.max_invalid and now >= state.banned_until:
@@ -190,7 +223,6 @@ class PeerGate:
             self.bans += 1
             _log.warning("banning peer %s for %.0f s after repeated invalid messages",
                          peer, self.policy.ban_s)
-        return reason
 
 
 def member_peers(timeline: MembershipTimeline) -> Callable[[str], bool]:

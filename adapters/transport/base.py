@@ -72,13 +72,24 @@ class Delivery:
 
     `from_peer` is the publisher as the transport authenticated it: by libp2p's message
     signature, or over MQTT by the frame's Ed25519 signature (the peer id is derived from the
-    signing key). It says who relayed the bytes; verify the signed envelope in `data` for who
-    wrote them.
+    signing key). It says who published the bytes on the transport; verify the signed
+    envelope in `data` for who wrote them.
+
+    `forwarder` is the neighbour that handed the bytes to this node: on libp2p the mesh peer
+    whose RPC carried them, which may be anyone once a message is old enough to be forgotten
+    by the swarm's seen-caches (then anyone can send it again, still signed by `from_peer`);
+    over MQTT and in memory the publisher itself, since each frame's sender is authenticated
+    and replays of it are refused. Rate limits apply to the forwarder (runtime.peergate).
     """
 
     topic: str
     data: bytes
     from_peer: str
+    forwarder: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.forwarder:
+            object.__setattr__(self, "forwarder", self.from_peer)
 
 
 @dataclass(frozen=True)

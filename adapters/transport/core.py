@@ -232,18 +232,19 @@ class TransportCore(abc.ABC):
 
     # -- helpers for implementations ------------------------------------------------------
 
-    def _deliver(self, topic: str, data: bytes, from_peer: str) -> None:
-        """Fan an inbound message out to this node's subscribers of `topic`."""
+    def _deliver(self, topic: str, data: bytes, from_peer: str, forwarder: str = "") -> None:
+        """Fan an inbound message out to this node's subscribers of `topic`; `forwarder` is the
+        neighbour that handed it over (the publisher itself when empty)."""
         if len(data) > self._limits.max_message_bytes:
             self._stats.record_drop(
                 DropReason.OVERSIZED_INBOUND,
-                f"{len(data)} bytes on {topic!r} from {from_peer}",
+                f"{len(data)} bytes on {topic!r} from {forwarder or from_peer}",
             )
             return
         subscribers = self._subscribers.get(topic)
         if not subscribers:
             return
-        delivery = Delivery(topic, data, from_peer)
+        delivery = Delivery(topic, data, from_peer, forwarder or from_peer)
         self._stats.delivered += 1
         self._stats.bytes_delivered += len(data)
         for subscription in tuple(subscribers):

@@ -13,10 +13,21 @@ face. py-libp2p 0.8.1 has traps this module defuses (see research/dependency-sta
 - Outbound RPCs above 1 MiB are dropped by the sender: the RPC size ceiling is raised above
   the transport's own message limit, which is then enforced (and counted) by the transport.
 - Only TCP + Noise + Yamux are offered: mplex deadlocks under bidirectional load.
+- One exception in a message's validation path (e.g. a `key` that does not decode) cancels
+  the whole pubsub service: every inbound message and RPC is handled inside a guard that
+  counts the failure as a malformed message from the peer that sent it. Should the host end
+  anyway, `run` reports it through `on_died` instead of raising into the shared trio run.
+- py-libp2p ids a message by peer id + seqno (its IHAVE/IWANT message cache always does),
+  js-libp2p by key + seqno, so they never deduplicate each other: every node here ids a
+  message by the SHA-256 of its data instead (`gossip_message_id`, the same rule in the
+  seen-cache and the message cache), so the same bytes are one message whoever publishes or
+  relays them, as with any libp2p implementation configured for content-addressed ids.
 """
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +46,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as GOSSIPSUB_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as GOSSIPSUB_V11
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
@@ -61,7 +73,13 @@ ED25519_SEED_BYTES = 32
 _RPC_HEADROOM = 64 * 1024  # signature, key, seqno, topic and control piggyback of one RPC
 _PUBLISH_POLL_S = 0.001
 
-OnMessage = Callable[[str, bytes, str], None]
+OnMessage = Callable[[str, bytes, str, str], None]
+"""(gossip topic, data, publisher's peer id, peer id of the neighbour that forwarded it)."""
+OnDied = Callable[[str], None]
+
+_FORWARDER: contextvars.ContextVar[ID] = contextvars.ContextVar("libp2p_forwarder")
+"""The neighbour whose RPC carried the message being pushed (each push is its own trio task,
+so `notify_subscriptions`, called inside it, reads its own message's forwarder)."""
 
 
 class _Started(Protocol):
@@ -106,6 +124,23 @@ class Libp2pConfig:
             raise ValueError("publish_window must be in (0, peer_queue_capacity]")
 
 
+def gossip_message_id(message: rpc_pb2.Message) -> bytes:
+    """A gossip message's id on every seedswarm node: the SHA-256 of its data."""
+    return hashlib.sha256(message.data).digest()
+
+
+class _ContentMessageCache(MessageCache):
+    """GossipSub's recent-message cache (what IHAVE advertises and IWANT fetches), keyed by
+    `gossip_message_id` like the seen-cache (py-libp2p keys it by peer id + seqno always)."""
+
+    def put(self, msg: rpc_pb2.Message) -> None:
+        mid = gossip_message_id(msg)
+        if mid in self.msgs:
+            return
+        self.msgs[mid] = msg
+        self.history[0].append(CacheEntry(mid, msg.topicIDs))
+
+
 def key_pair_from_seed(seed: bytes) -> KeyPair:
     """The libp2p key pair of a 32-byte Ed25519 seed (RFC 8032)."""
     return create_new_key_pair(seed)
@@ -117,6 +152,7 @@ class _CountingGossipSub(GossipSub):
     def __init__(self, *args: Any, on_drop: Callable[[ID, str], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_drop = on_drop
+        self.mcache = _ContentMessageCache(self.mcache.window_size, self.mcache.history_size)
 
     def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
         if rpc.publish:
@@ -147,18 +183,41 @@ class _DeliveringPubsub(Pubsub):
         host: IHost,
         router: GossipSub,
         *,
-        on_message: Callable[[str, rpc_pb2.Message], None],
+        on_message: Callable[[str, rpc_pb2.Message, ID], None],
+        on_invalid: Callable[[ID, str], None],
         queue_capacity: int,
         max_rpc_bytes: int,
     ) -> None:
-        super().__init__(host, router, strict_signing=True, max_inbound_rpc_size=max_rpc_bytes)
+        super().__init__(host, router, strict_signing=True, max_inbound_rpc_size=max_rpc_bytes,
+                         msg_id_constructor=gossip_message_id)
         self.peer_queues = _SizedQueues(queue_capacity, max_rpc_bytes)
         self._on_message = on_message
+        self._on_invalid = on_invalid
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        """Validate, deliver and relay one message; any error refuses it, never the service."""
+        token = _FORWARDER.set(msg_forwarder)
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as exc:
+            self._on_invalid(msg_forwarder, f"message refused: {_one_line(exc)}")
+        finally:
+            _FORWARDER.reset(token)
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        """Read a peer's RPCs; one that breaks py-libp2p's handling ends that stream only."""
+        try:
+            await super().continuously_read_stream(stream)
+        except Exception as exc:
+            peer = stream.muxed_conn.peer_id
+            self._on_invalid(peer, f"RPC stream closed: {_one_line(exc)}")
+            await _reset_quietly(stream)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        forwarder = _FORWARDER.get(self.my_id)
         for topic in publish_message.topicIDs:
             if topic in self.subscribed_topics_send:
-                self._on_message(topic, publish_message)
+                self._on_message(topic, publish_message, forwarder)
 
 
 class Libp2pNode:
@@ -172,12 +231,14 @@ class Libp2pNode:
         stats: TransportStats,
         on_message: OnMessage,
         answer: Answer,
+        on_died: OnDied,
     ) -> None:
         self._config = config
         self._max_message_bytes = max_message_bytes
         self._stats = stats
         self._on_message = on_message
         self._answer = answer
+        self._on_died = on_died
         self._key_pair = key_pair_from_seed(config.key_seed)
         self._peer_id = ID.from_pubkey(self._key_pair.public_key)
         self._protocols: dict[str, str] = {}
@@ -189,6 +250,7 @@ class Libp2pNode:
         self._finished = trio.Event()
         self._scope = trio.CancelScope()
         self._launched = False
+        self._serving = False
         self._addrs: tuple[str, ...] = ()
 
     @property
@@ -200,11 +262,23 @@ class Libp2pNode:
         return self._addrs
 
     async def run(self, *, task_status: _Started) -> None:
-        """Build, listen, dial bootstrap peers, report the listen addresses, serve until stop."""
+        """Build, listen, dial bootstrap peers, report the listen addresses, serve until stop.
+
+        A failure to start raises (to `nursery.start`); once serving, an end that `stop` did
+        not ask for is reported to `on_died` and never raised into the shared trio run, whose
+        other hosts must live on.
+        """
         self._launched = True
         try:
             with self._scope:
                 await self._serve(task_status)
+        except Exception as exc:
+            if not self._serving:
+                raise
+            self._on_died(_one_line(exc))
+        else:
+            if self._serving and not self._stop.is_set():
+                self._on_died("it stopped by itself")
         finally:
             self._host = self._pubsub = self._gossipsub = None
             self._finished.set()
@@ -239,6 +313,7 @@ class Libp2pNode:
                 self._addrs = tuple(str(addr) for addr in host.get_addrs())
                 await self._dial_bootstrap()
                 task_status.started(self._addrs)
+                self._serving = True
                 await self._stop.wait()
         finally:
             # Pubsub's seen-message cache sweeps in its own thread and nothing in py-libp2p
@@ -272,6 +347,7 @@ class Libp2pNode:
             host,
             gossipsub,
             on_message=self._accept,
+            on_invalid=self._count_invalid,
             queue_capacity=config.peer_queue_capacity,
             max_rpc_bytes=max_rpc_bytes,
         )
@@ -295,8 +371,12 @@ class Libp2pNode:
         with trio.fail_after(self._config.dial_timeout_s):
             await host.connect(info)
 
-    def _accept(self, topic: str, message: rpc_pb2.Message) -> None:
-        self._on_message(topic, message.data, ID(message.from_id).to_base58())
+    def _accept(self, topic: str, message: rpc_pb2.Message, forwarder: ID) -> None:
+        self._on_message(topic, message.data, ID(message.from_id).to_base58(),
+                         forwarder.to_base58())
+
+    def _count_invalid(self, peer: ID, detail: str) -> None:
+        self._stats.record_drop(DropReason.MALFORMED, f"gossip from {peer}: {detail}")
 
     def _count_queue_drop(self, peer: ID, reason: str) -> None:
         self._stats.record_drop(
@@ -416,6 +496,19 @@ def _reader(stream: INetStream) -> Callable[[int], Awaitable[bytes]]:
         return bytes(buffer)
 
     return read_exactly
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one log line: its type and its first line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+async def _reset_quietly(stream: INetStream) -> None:
+    try:
+        await stream.reset()
+    except Exception as exc:
+        _log.debug("resetting a pubsub stream failed: %r", exc)
 
 
 async def _close_quietly(stream: INetStream) -> None:

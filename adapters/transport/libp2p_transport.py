@@ -10,7 +10,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from adapters.transport.base import Limits, Request, Traits, TransportClosed
+from adapters.transport.base import Limits, Request, Traits, TransportClosed, TransportError
 from adapters.transport.core import TransportCore, poll_until, raise_for_status
 from adapters.transport.framing import ResponseStatus
 from adapters.transport.libp2p_host import Libp2pConfig, Libp2pNode
@@ -45,6 +45,7 @@ class Libp2pTransport(TransportCore):
             stats=self._stats,
             on_message=self._on_gossip,
             answer=self._answer_from_trio,
+            on_died=self._host_died,
         )
 
     @property
@@ -73,7 +74,8 @@ class Libp2pTransport(TransportCore):
         await poll_until(lambda: self._node.reachable_subscribers(gossip_topic) >= count)
 
     async def _open(self) -> None:
-        self._bridge = self._given_bridge or await TrioBridge.acquire()
+        self._bridge = bridge = self._given_bridge or await TrioBridge.acquire()
+        bridge.when_finished(lambda: self._lost(bridge, "its trio run ended"))
         for protocol in self._handlers:
             self._on_serve(protocol)
         await self._bridge.start_task(self._node.run)
@@ -109,9 +111,17 @@ class Libp2pTransport(TransportCore):
     def _on_serve(self, protocol: str) -> None:
         self._node.add_protocol(self._protocol_id(protocol), protocol)
 
-    def _on_gossip(self, gossip_topic: str, data: bytes, from_peer: str) -> None:
+    def _on_gossip(self, gossip_topic: str, data: bytes, from_peer: str, forwarder: str) -> None:
         if gossip_topic.startswith(self._prefix):
-            self._deliver(gossip_topic[len(self._prefix) :], data, from_peer)
+            self._deliver(gossip_topic[len(self._prefix) :], data, from_peer, forwarder)
+
+    def _host_died(self, reason: str) -> None:
+        self._lost(self._bridge, reason)
+
+    def _lost(self, bridge: TrioBridge | None, reason: str) -> None:
+        """The host ended without `stop`: fail the transport (the node exits non-zero)."""
+        if self.running and bridge is not None and bridge is self._bridge:
+            self._fail(TransportError(f"libp2p host {self._peer_id} died: {reason}"))
 
     async def _answer_from_trio(self, request: Request) -> tuple[ResponseStatus, bytes]:
         return await self._require_bridge().call_asyncio(self._answer, request)

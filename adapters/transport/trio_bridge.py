@@ -16,6 +16,7 @@ Only one trio run can exist per thread, so every libp2p host on a loop shares on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -94,12 +95,24 @@ class TrioBridge:
             # a cancelled scope swallows its Cancelled, so report it explicitly
             _settle(result, exception=TransportClosed("trio task was cancelled"))
 
-        token.run_sync_soon(nursery.start_soon, runner)
         try:
-            return await result
+            token.run_sync_soon(nursery.start_soon, runner)
+        except trio.RunFinishedError:
+            raise TransportClosed("the trio bridge is not running") from None
+        try:
+            # a run that dies (or ends) under the call never settles `result`: never hang on it
+            await asyncio.wait((result, self._done), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             self._cancel_soon(scope)
             raise
+        if not result.done():
+            result.cancel()
+            raise TransportClosed("the trio bridge stopped during the call")
+        return result.result()
+
+    def when_finished(self, callback: Callable[[], object]) -> None:
+        """Call `callback()` on the asyncio loop once the trio run has ended, however it ended."""
+        self._done.add_done_callback(lambda _: callback())
 
     async def start_task(self, fn: Callable[..., Awaitable[None]], *args: Any) -> Any:
         """Start long-lived trio task `fn(*args, task_status=...)` in the bridge's nursery.
@@ -180,7 +193,8 @@ class TrioBridge:
 
     def _cancel_soon(self, scope: trio.CancelScope) -> None:
         if self._token is not None:
-            self._token.run_sync_soon(scope.cancel)
+            with contextlib.suppress(trio.RunFinishedError):  # nothing left to cancel
+                self._token.run_sync_soon(scope.cancel)
 
     def _require_running(self) -> tuple[trio.lowlevel.TrioToken, trio.Nursery]:
         if self._token is None or self._nursery is None:

@@ -147,13 +147,14 @@ class MinerService:
 
     async def _receive(self, subscription: Subscription) -> None:
         async for delivery in subscription:
-            if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
+            if self.follower.receive(delivery.data, delivery.forwarder, self.gate, self.now(),
+                                     delivery.from_peer):
                 self._waker.set()
 
     async def _receive_endorsements(self, subscription: Subscription) -> None:
         async for delivery in subscription:
-            if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
-                                                 self.now()):
+            if self.follower.receive_endorsement(delivery.data, delivery.forwarder, self.gate,
+                                                 self.now(), delivery.from_peer):
                 self._waker.set()
 
     async def _drive(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -81,17 +82,20 @@ async def keep_connected(transport: Transport, bootstrap: Sequence[str],
                     with contextlib.suppress(Exception):
                         await transport.connect(addr)
             own = [a for a in transport.listen_addrs if "/ip4/0.0.0.0/" not in a]
+            # gossip ids a message by its bytes: the time makes each announcement a new one
+            announcement = {"addrs": own, "at": time.time_ns()}
             with contextlib.suppress(TransportError):
-                await transport.publish(PEERS_TOPIC, json.dumps(own).encode())
+                await transport.publish(PEERS_TOPIC, json.dumps(announcement).encode())
             await asyncio.sleep(interval_s)  # connectivity has no event to wait on
 
 
 async def _dial_announced(transport: Libp2pTransport, announcements: Subscription) -> None:
     async for delivery in announcements:
         try:
-            addrs = json.loads(delivery.data)
+            announcement = json.loads(delivery.data)
         except ValueError:
             continue
+        addrs = announcement.get("addrs") if isinstance(announcement, dict) else None
         if not isinstance(addrs, list):
             continue
         sender, connected = delivery.from_peer, set(transport.connected_peers())

@@ -45,8 +45,8 @@ async def run_relay(
     network_id: str, key: NodeKey, host: str, port: int, genesis: tuple[ModelHash, Path],
     on_ready: Callable[[tuple[str, ...]], None],
 ) -> None:
-    """libp2p: relay and serve until cancelled; `on_ready` gets the relay's multiaddrs once it
-    listens."""
+    """libp2p: relay and serve until cancelled (or until its host dies: TransportError);
+    `on_ready` gets the relay's multiaddrs once it listens."""
     from adapters.transport.libp2p_host import Libp2pConfig
     from adapters.transport.libp2p_transport import Libp2pTransport
 
@@ -61,6 +61,7 @@ async def run_relay(
             for subscription in subscriptions:
                 group.create_task(_drain(subscription))
             group.create_task(keep_connected(transport, ()))
+            group.create_task(transport.wait_failed())  # a dead host ends the relay, loudly
 
 
 async def _drain(subscription: Subscription) -> None:

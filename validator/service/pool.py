@@ -1,8 +1,9 @@
 """The validator's inbox of contributions: screened, deduplicated, bounded per round.
 
 Each message passes the peer gate (ban, size, rate), the envelope check (format, signature,
-network), replay protection and membership; a failure is counted against the peer that
-delivered it, with its reason. At most one contribution per miner and round is kept, and only
+network), replay protection and membership; a failure is counted with its reason, against
+the peer it proves at fault (runtime.peergate: never the signer of a message that someone
+else sent again). At most one contribution per miner and round is kept, and only
 for the rounds the validator may still certify, so memory stays bounded whatever peers send.
 """
 
@@ -51,17 +52,20 @@ class ContributionPool:
         self.refused: Counter[str] = Counter()
         """Deliveries refused at the door, by reason (the gate's or the envelope's)."""
 
-    def receive(self, raw: bytes, peer: str, *, current_round: int, now: float) -> bool:
-        """Screen one delivery; True if it was kept for certification."""
+    def receive(
+        self, raw: bytes, peer: str, *, current_round: int, now: float, origin: str | None = None
+    ) -> bool:
+        """Screen one delivery, forwarded by `peer` and published by `origin` (by default
+        `peer`); True if it was kept for certification."""
         self.received += 1
-        dropped = self.gate.admit(peer, len(raw), now)
+        dropped = self.gate.admit(peer, len(raw), now, origin=origin)
         if dropped is not None:
             self.refused[dropped] += 1
             return False
         try:
             signed = self._check(raw, current_round)
         except MessageRejected as exc:
-            self.gate.reject(peer, exc.reason.value, exc.detail, now)
+            self.gate.reject(peer, exc.reason.value, exc.detail, now, origin=origin)
             self.refused[exc.reason.value] += 1
             return False
         self.gate.accept()

@@ -194,23 +194,25 @@ class ValidatorService:
     async def _receive_contributions(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             at = self.engine.round_index
-            if (self.pool.receive(delivery.data, delivery.from_peer, current_round=at,
-                                  now=self.now()) and self.pool.complete(at)):
+            if (self.pool.receive(delivery.data, delivery.forwarder, current_round=at,
+                                  now=self.now(), origin=delivery.from_peer)
+                    and self.pool.complete(at)):
                 self._waker.set()  # the round may close early (see machine.next_action)
 
     async def _receive_bundles(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if delivery.from_peer == self.transport.peer_id:
                 continue
-            if self.follower.receive(delivery.data, delivery.from_peer, self.gate, self.now()):
+            if self.follower.receive(delivery.data, delivery.forwarder, self.gate, self.now(),
+                                     delivery.from_peer):
                 self._waker.set()
 
     async def _receive_endorsements(self, subscription: Subscription) -> None:
         async for delivery in subscription:
             if delivery.from_peer == self.transport.peer_id:
                 continue
-            if self.follower.receive_endorsement(delivery.data, delivery.from_peer, self.gate,
-                                                 self.now()):
+            if self.follower.receive_endorsement(delivery.data, delivery.forwarder, self.gate,
+                                                 self.now(), delivery.from_peer):
                 self.endorsements += 1
                 self._waker.set()
 
