@@ -140,6 +140,11 @@ class MembershipTimeline:
         """Whether `key` is a miner or validator in any kept entry (the rounds this node may
         still hear about): what a transport asks to keep registered members apart from
         strangers. Cheap per call: the key set is rebuilt only when the timeline changes."""
+        return bytes(key) in self.member_keys()
+
+    def member_keys(self) -> frozenset[bytes]:
+        """Every miner and validator key of the kept entries, rebuilt only when the timeline
+        changes (see `revision`)."""
         revision, known = self._known
         if revision != self.revision:
             known = frozenset(
@@ -148,7 +153,7 @@ class MembershipTimeline:
                 for k in (*table.miners, *(v for v, _ in table.validators))
             )
             self._known = (self.revision, known)
-        return bytes(key) in known
+        return known
 
     def entries(self) -> list[tuple[int, Membership]]:
         """(first_round, membership) of every kept entry, oldest first."""

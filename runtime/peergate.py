@@ -228,15 +228,13 @@ class PeerGate:
 def member_peers(timeline: MembershipTimeline) -> Callable[[str], bool]:
     """Whether a peer id belongs to a member of any of `timeline`'s kept entries (transport
     peer ids derive from the node key the membership lists); rebuilt when it changes."""
-    cache: tuple[int, frozenset[str]] = (-1, frozenset())
+    cache: tuple[frozenset[bytes], frozenset[str]] = (frozenset(), frozenset())
 
     def known(peer: str) -> bool:
         nonlocal cache
-        if cache[0] != timeline.revision:
-            keys = {bytes(k) for _, table in timeline.entries()
-                    for k in (*table.miners, *(v for v, _ in table.validators))}
-            cache = (timeline.revision,
-                     frozenset(NodePublicKey.from_bytes(k).peer_id for k in keys))
+        keys = timeline.member_keys()
+        if keys is not cache[0]:
+            cache = (keys, frozenset(NodePublicKey.from_bytes(k).peer_id for k in keys))
         return peer in cache[1]
 
     return known
