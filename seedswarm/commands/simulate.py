@@ -182,6 +182,11 @@ def simulate_command(
         console.print(f"[red]simulate failed:[/] {exc}")
         raise typer.Exit(1) from exc
     console.print(summary_table(result))
+    if result.loss_rose:
+        console.print(
+            f"[yellow]warning:[/] validation loss rose ({result.initial_val_loss:.4f} -> "
+            f"{result.final_val_loss:.4f}): the swarm did not learn; lower --outer-lr, raise "
+            "--scalars or run more --rounds")
     if result.scoring is not None:
         console.print(scoring_table(result))
     if json_path is not None:

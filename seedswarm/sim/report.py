@@ -39,6 +39,11 @@ class SimResult:
         return self.records[-1].val_loss if self.records else self.initial_val_loss
 
     @property
+    def loss_rose(self) -> bool:
+        """Whether the run ended with a higher validation loss than it started with."""
+        return self.final_val_loss > self.initial_val_loss
+
+    @property
     def bytes_per_miner_per_round(self) -> float:
         if not self.records:
             return 0.0
@@ -60,6 +65,7 @@ class SimResult:
             "val_loss": self.val_loss,
             "final_val_loss": self.final_val_loss,
             "initial_val_loss": self.initial_val_loss,
+            "loss_rose": self.loss_rose,
             "train_loss": [r.train_loss for r in self.records],
             "bytes_per_miner_per_round": self.bytes_per_miner_per_round,
             "dense_fp32_bytes": self.dense_bytes,

@@ -111,3 +111,22 @@ def test_the_plot_shows_losses_references_reward_shares_and_bytes() -> None:
         "honest", "honest", "noise"]
     (per_miner,) = [line for line in bytes_ax.get_lines() if line.get_label().startswith("per")]
     assert list(per_miner.get_ydata()) == [r.bytes_per_miner for r in result.records]
+
+
+def test_simulate_warns_when_the_validation_loss_rose(tmp_path: Path) -> None:
+    base = ["simulate", "--task", "synthetic", "--base", "scratch", "--width", "32", "--depth",
+            "1", "--trainable", "full", "--miners", "2", "--rounds", "2", "--scalars", "32",
+            "--scoring", "equal"]
+    out = tmp_path / "diverged.json"
+    diverged = CliRunner().invoke(_app(), [*base, "--outer-lr", "20", "--json", str(out)])
+    assert diverged.exit_code == 0, diverged.output
+    data = json.loads(out.read_text())
+    assert data["final_val_loss"] > data["initial_val_loss"] and data["loss_rose"] is True
+    assert "warning" in diverged.output and "validation loss rose" in diverged.output
+
+    out = tmp_path / "learned.json"
+    learned = CliRunner().invoke(_app(), [*base, "--outer-lr", "0.05", "--json", str(out)])
+    assert learned.exit_code == 0, learned.output
+    data = json.loads(out.read_text())
+    assert data["final_val_loss"] < data["initial_val_loss"] and data["loss_rose"] is False
+    assert "validation loss rose" not in learned.output
