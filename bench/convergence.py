@@ -10,7 +10,9 @@ Same base model, task, trainable parameters and data budget for every configurat
 (c) ``zo-1`` / ``zo-4`` / ``zo-8``: the zeroth-order swarm, outer rate scaled with the number of
     miners (linear scaling: the round averages N·K directions);
 (d) ``fo-8``: the first-order-projection swarm (local AdamW, then K projections per miner);
-(e) ``fo-8-fp32``: the same with unquantized scalars, against the one-byte wire format.
+(e) ``fo-8-fp32``: the same with unquantized scalars, against the one-byte wire format;
+(f) ``fo-8-nesterov``: the first-order swarm with the outer step's Nesterov momentum
+    (``outer_momentum``, protocol.outer) at its own outer learning rate.
 
 Reported per configuration: final validation loss, rounds to reach the 1-miner ZO swarm's final
 loss, bytes per miner per round (real sealed envelopes), compression against a dense fp32
@@ -59,6 +61,8 @@ class Plan:
     zo_lr_per_miner: float = 0.4
     fo_scalars: int = 1024
     fo_lr: float = 0.5
+    fo_momentum: float = 0.9
+    fo_nesterov_lr: float = 0.2
     adamw_lr: float = ADAMW_LR
     mezo_lr: float = 0.025
     pretrain_steps: int = 200
@@ -171,6 +175,8 @@ def configurations(plan: Plan) -> list[tuple[str, Callable[[], Record]]]:
     runs.append((f"fo-{m}", lambda: swarm(f"fo-{m}", fo)))
     fp32 = replace(fo, scalar_format="fp32")
     runs.append((f"fo-{m}-fp32", lambda: swarm(f"fo-{m}-fp32", fp32)))
+    nesterov = replace(fo, outer_momentum=plan.fo_momentum, outer_lr=plan.fo_nesterov_lr)
+    runs.append((f"fo-{m}-nesterov", lambda: swarm(f"fo-{m}-nesterov", nesterov)))
     return runs
 
 

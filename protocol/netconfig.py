@@ -26,6 +26,7 @@ from protocol.domain_types import ModelHash
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.errors import ConfigError
 from protocol.messages import MAX_CERT_ENTRIES, MAX_RANK, MAX_SCALARS
+from protocol.outer import check_momentum
 from protocol.perturb import DirectionKind, DirectionSpec
 
 FORMAT_VERSION = 2
@@ -55,6 +56,8 @@ class NetworkConfig:
     spsa_eps: float = 1e-3
     outer_lr: float = math.nan
     """The step applied to the averaged update; NaN (not given): the codec's default."""
+    outer_momentum: float = 0.0
+    """Nesterov momentum of the outer step (protocol.outer); 0: plain SGD."""
     samples_per_miner: int = 16
     max_contributions_per_round: int = 32
     data_seed: int = 0
@@ -83,6 +86,7 @@ class NetworkConfig:
         _check_int("scalars", self.scalars, 1, MAX_SCALARS)
         if isinstance(self.outer_lr, float) and math.isnan(self.outer_lr):
             object.__setattr__(self, "outer_lr", DEFAULT_OUTER_LR[self.codec])
+        object.__setattr__(self, "outer_momentum", check_momentum(self.outer_momentum))
         for name in ("spsa_eps", "outer_lr", "round_length"):
             _check_positive(name, getattr(self, name))
             # An int here would print differently in the canonical form and change the digest.

@@ -22,7 +22,7 @@ from protocol.membership import MembershipTimeline, miners_at
 from protocol.netconfig import NetworkConfig
 from protocol.randomness import round_beacon
 from protocol.roundlog import RoundBundle
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint, load_extra, save_checkpoint
 from training.model import GPT
 from training.pretrain import validation_loss
 from training.replica import ApplyRule, Replica
@@ -37,14 +37,15 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 class ModelState:
     """The certified model of the round a node is at (see the module docstring)."""
 
-    def __init__(self, network: NetworkConfig, model: GPT, round_index: int = 0) -> None:
+    def __init__(self, network: NetworkConfig, model: GPT, round_index: int = 0,
+                 buffers: list[torch.Tensor] | None = None) -> None:
         self.network = network
         self.model = model
         self.named = prepare_trainable(model, TrainableSpec.parse(network.trainable), seed=0)
         model.eval()
         self.task: Task = make_task(network.task, context=model.config.context,
                                     seed=network.data_seed)
-        self.replica = Replica(self.named, ApplyRule.of(network), round_index)
+        self.replica = Replica(self.named, ApplyRule.of(network), round_index, buffers)
 
     @classmethod
     def from_base(cls, network: NetworkConfig, base_checkpoint: Path) -> ModelState:
@@ -65,6 +66,8 @@ class ModelState:
         if meta.get("network_digest") != network.digest().hex():
             raise ConfigError(f"{path} belongs to another network")
         state = cls(network, model, int(meta["round_index"]))
+        state.replica.load_state_(state.replica.tensors, _saved_buffers(path, state),
+                                  state.round_index)
         if state.model_hash.hex() != meta.get("trainable_hash"):
             raise ConfigError(f"{path}: trainable tensors do not match the recorded hash")
         return state
@@ -90,6 +93,7 @@ class ModelState:
             base_model_hash=self.model_hash,
             model=self.model,
             named=self.named,
+            buffers=tuple(self.replica.buffers),
             task=self.task,
             miner_keys=tuple(sorted(miners_at(miners)(self.round_index))),
             samples_per_miner=net.samples_per_miner,
@@ -107,11 +111,7 @@ class ModelState:
     def reload(self, directory: Path) -> None:
         """Return in place to the checkpoint under `directory` (after a failed apply)."""
         other = ModelState.restore(self.network, directory / CHECKPOINT_NAME)
-        with torch.no_grad():
-            for (_, mine), (_, saved) in zip(self.named, other.named, strict=True):
-                mine.copy_(saved)
-        self.replica.round_index = other.round_index
-        self.replica.model_hash = other.model_hash
+        self.replica.load_state_(other.replica.tensors, other.replica.buffers, other.round_index)
 
     def validation_loss(self) -> float:
         """Loss of the current model on the task's fixed validation batch."""
@@ -127,12 +127,24 @@ class ModelState:
             "network_digest": self.network.digest().hex(),
         }
         with torch.no_grad():
-            save_checkpoint(tmp, self.model, self.model.config, meta)
+            save_checkpoint(tmp, self.model, self.model.config, meta,
+                            extra=dict(self.replica.named_buffers))
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         fsync_directory(directory)
         return target
+
+
+def _saved_buffers(path: Path, state: ModelState) -> list[torch.Tensor]:
+    """The outer momentum buffers a checkpoint stores, in the replica's order (the state hash
+    then checks them); ConfigError when they do not match the network."""
+    extra = load_extra(path)
+    names = [name for name, _ in state.replica.named_buffers]
+    if sorted(extra) != sorted(names):
+        raise ConfigError(f"{path}: its outer momentum buffers do not match this network's "
+                          f"rule (outer_momentum = {state.network.outer_momentum})")
+    return [extra[name] for name in names]
 
 
 def load_state(network: NetworkConfig, state_dir: Path, base_checkpoint: Path) -> ModelState:

@@ -9,6 +9,10 @@ The safetensors header's metadata holds (all strings):
 * ``meta``: caller's JSON object (task spec, step, ...);
 * ``model_hash`` (hex) and ``hash_scheme``.
 
+Besides the model's parameters a file may carry extra tensors under names starting with
+``EXTRA_PREFIX`` (a node's outer momentum buffers); the model ignores them, ``load_extra``
+reads them, and the caller checks them (they are outside ``model_hash``).
+
 Loading rebuilds the model, recomputes the hash and refuses a file whose content differs from
 its recorded hash: a checkpoint is a consensus object (the swarm's genesis is named by it).
 """
@@ -32,6 +36,7 @@ from training.trainable import adapter_settings, attach_lora
 
 FORMAT = "seedswarm-checkpoint/1"
 HASH_SCHEME = "protocol.model_hash/v1"  # bumped whenever hash_named_tensors changes
+EXTRA_PREFIX = "extra:"
 
 
 class CheckpointError(ConfigError):
@@ -49,9 +54,14 @@ def state_hash(model: torch.nn.Module) -> ModelHash:
 
 
 def save_checkpoint(
-    path: str | Path, model: GPT, config: GPTConfig, meta: Mapping[str, Any] | None = None
+    path: str | Path,
+    model: GPT,
+    config: GPTConfig,
+    meta: Mapping[str, Any] | None = None,
+    extra: Mapping[str, torch.Tensor] | None = None,
 ) -> ModelHash:
-    """Write ``model`` to ``path`` (parents created) and return its hash."""
+    """Write ``model`` (and the ``extra`` tensors) to ``path`` (parents created); returns the
+    model's hash."""
     if config != model.config:
         raise ConfigError("save_checkpoint: config differs from the model's own")
     digest = state_hash(model)
@@ -66,6 +76,8 @@ def save_checkpoint(
     if adapters is not None:
         header["adapters"] = json.dumps({"rank": adapters[0], "alpha": adapters[1]})
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters()}
+    for name, tensor in (extra or {}).items():
+        tensors[EXTRA_PREFIX + name] = tensor.detach().cpu().contiguous()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(target), metadata=header)
@@ -100,7 +112,8 @@ def load_checkpoint(path: str | Path) -> tuple[GPT, dict[str, Any]]:
         meta = json.loads(header.get("meta", "{}"))
         recorded = bytes.fromhex(header["model_hash"])
         adapters = json.loads(header["adapters"]) if "adapters" in header else None
-        tensors = load_file(str(path))
+        tensors = {k: v for k, v in load_file(str(path)).items()
+                   if not k.startswith(EXTRA_PREFIX)}
     except (KeyError, ValueError, TypeError, SafetensorError) as exc:
         raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from exc
     model = GPT(config)
@@ -115,6 +128,17 @@ def load_checkpoint(path: str | Path) -> tuple[GPT, dict[str, Any]]:
     if adapters is not None:
         meta["adapters"] = adapters
     return model, meta
+
+
+def load_extra(path: str | Path) -> dict[str, torch.Tensor]:
+    """The extra tensors stored beside the model at ``path``, by their names."""
+    read_header(path)
+    try:
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint ({exc})") from exc
+    return {k.removeprefix(EXTRA_PREFIX): v for k, v in tensors.items()
+            if k.startswith(EXTRA_PREFIX)}
 
 
 def _check_hash(

@@ -20,7 +20,6 @@ from protocol.domain_types import PublicKey
 from protocol.errors import ConsensusError
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
-from protocol.model_hash import model_hash
 from protocol.randomness import contribution_seeds
 from training.model import eval_loss
 from training.round_context import RoundContext
@@ -45,7 +44,7 @@ class ScalarRecomputer:
         ctx = self.ctx
         if contribution.round_index != ctx.round_index:
             raise ConsensusError("the oracle holds a different round's model")
-        if model_hash(ctx.named) != ctx.base_model_hash:
+        if ctx.state_hash() != ctx.base_model_hash:
             raise ConsensusError("the oracle's model is not the round's certified model")
         seeds = contribution_seeds(
             ctx.network_id, ctx.beacon, contribution.sender, ctx.round_index,

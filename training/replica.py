@@ -20,8 +20,8 @@ from protocol.domain_types import ModelHash
 from protocol.errors import ConsensusError
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
-from protocol.model_hash import model_hash
 from protocol.netconfig import NetworkConfig
+from protocol.outer import momentum_names, nesterov_step_, state_hash
 from protocol.perturb import DirectionKind, DirectionSpec
 from protocol.quantize import QuantizedScalars, dequantize
 from protocol.randomness import contribution_seeds, round_beacon
@@ -41,11 +41,14 @@ class ApplyRule:
     network_id: str
     lr: float
     spec: DirectionSpec
+    momentum: float = 0.0
+    """Nesterov momentum of the outer step (protocol.outer); 0: plain SGD."""
 
     @classmethod
     def of(cls, network: NetworkConfig) -> ApplyRule:
         """The apply rule of ``network``."""
-        return cls(network.network_id, network.outer_lr, network.direction)
+        return cls(network.network_id, network.outer_lr, network.direction,
+                   network.outer_momentum)
 
 
 def contribution_direction_spec(contribution: Contribution) -> DirectionSpec:
@@ -115,29 +118,71 @@ class Replica:
 
     ``named`` are the trainable tensors in canonical order; they are updated in place, so they
     may be the parameters of a live model (a miner's) or detached copies (a bare replica).
+    Under outer momentum the replica also holds one momentum buffer per tensor (``buffers``,
+    zero at genesis unless given), and ``model_hash`` is the state hash covering them.
     """
 
     def __init__(
-        self, named: Sequence[tuple[str, torch.Tensor]], rule: ApplyRule, round_index: int = 0
+        self,
+        named: Sequence[tuple[str, torch.Tensor]],
+        rule: ApplyRule,
+        round_index: int = 0,
+        buffers: Sequence[torch.Tensor] | None = None,
     ) -> None:
         self.named = list(named)
         self.layout = ParamLayout.of(self.named)
         self.rule = rule
         self.round_index = round_index
-        self.model_hash = model_hash(self.named)
+        self.buffers: list[torch.Tensor] = []
+        if rule.momentum:
+            self.buffers = (
+                [torch.zeros_like(t) for t in self.tensors] if buffers is None
+                else [b.detach().clone() for b in buffers]
+            )
+            for buf, t in zip(self.buffers, self.tensors, strict=True):
+                if buf.shape != t.shape or buf.dtype != t.dtype:
+                    raise ConsensusError("a momentum buffer does not match its tensor")
+        elif buffers:
+            raise ConsensusError("momentum buffers given to a network without outer momentum")
+        self.model_hash = state_hash(self.named, self.buffers)
 
     @classmethod
     def detached_copy(
-        cls, named: Sequence[tuple[str, torch.Tensor]], rule: ApplyRule, round_index: int = 0
+        cls,
+        named: Sequence[tuple[str, torch.Tensor]],
+        rule: ApplyRule,
+        round_index: int = 0,
+        buffers: Sequence[torch.Tensor] | None = None,
     ) -> Replica:
         """A replica on private copies of ``named`` (the source is left untouched)."""
         copies = [(name, t.detach().clone()) for name, t in named]
-        return cls(copies, rule, round_index)
+        return cls(copies, rule, round_index, buffers)
+
+    def detached(self) -> Replica:
+        """A private copy of this replica, momentum buffers included."""
+        return Replica.detached_copy(self.named, self.rule, self.round_index, self.buffers)
 
     @property
     def tensors(self) -> list[torch.Tensor]:
         """The trainable tensors, in canonical order."""
         return [t for _, t in self.named]
+
+    @property
+    def named_buffers(self) -> list[tuple[str, torch.Tensor]]:
+        """The momentum buffers by name (empty without outer momentum)."""
+        names = momentum_names([name for name, _ in self.named])
+        return list(zip(names, self.buffers, strict=True)) if self.buffers else []
+
+    def load_state_(self, tensors: Sequence[torch.Tensor], buffers: Sequence[torch.Tensor],
+                    round_index: int) -> None:
+        """Overwrite the state in place (a reload from a checkpoint) and rehash it."""
+        with torch.no_grad():
+            for mine, saved in zip(self.tensors, tensors, strict=True):
+                mine.copy_(saved)
+            for mine, saved in zip(self.buffers, buffers, strict=True):
+                mine.copy_(saved)
+        self.round_index = round_index
+        self.model_hash = state_hash(self.named, self.buffers)
 
     def apply_round(
         self,
@@ -156,8 +201,8 @@ class Replica:
             self.rule, self.round_index, self.model_hash, entries, scalars_of
         )
         with torch.no_grad():
-            apply_updates_(self.tensors, self.layout, updates, self.rule.spec)
-        self.model_hash = model_hash(self.named)
+            apply_outer_step_(self.tensors, self.buffers, self.layout, updates, self.rule)
+        self.model_hash = state_hash(self.named, self.buffers)
         self.round_index += 1
         if expected_hash is not None and expected_hash != self.model_hash:
             raise ConsensusError(
@@ -165,3 +210,20 @@ class Replica:
                 f"differs from the certified {expected_hash.hex()[:16]}"
             )
         return self.model_hash
+
+
+def apply_outer_step_(
+    params: Sequence[torch.Tensor],
+    buffers: Sequence[torch.Tensor],
+    layout: ParamLayout,
+    updates: Sequence[Update],
+    rule: ApplyRule,
+) -> None:
+    """Move ``params`` (and ``buffers``) by a round's updates under the outer step of ``rule``:
+    the updates themselves (plain SGD) or their sum through Nesterov momentum (protocol.outer)."""
+    if not rule.momentum:
+        apply_updates_(params, layout, updates, rule.spec)
+        return
+    deltas = [torch.zeros_like(p) for p in params]
+    apply_updates_(deltas, layout, updates, rule.spec)
+    nesterov_step_(params, buffers, deltas, rule.momentum)

@@ -14,6 +14,7 @@ import torch
 
 from protocol.assignment import assign_samples
 from protocol.domain_types import Beacon, ModelHash, PublicKey
+from protocol.outer import state_hash
 from protocol.randomness import contribution_seeds
 from training.model import GPT
 from training.tasks.task import Task
@@ -38,6 +39,12 @@ class RoundContext:
     miner_keys: Sequence[PublicKey]
     samples_per_miner: int
     work: WorkConfig
+    buffers: Sequence[torch.Tensor] = ()
+    """The outer momentum buffers of the certified state (protocol.outer; empty without)."""
+
+    def state_hash(self) -> ModelHash:
+        """The hash of the round's certified state as held now (must equal base_model_hash)."""
+        return state_hash(self.named, self.buffers)
 
     def miner_index(self, public_key: PublicKey) -> int:
         """A miner's slot in the round's data assignment (its rank by public key)."""

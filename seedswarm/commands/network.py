@@ -66,6 +66,10 @@ def create(
     scalars: Annotated[
         int | None, typer.Option(help="K per contribution [default: the network's]")
     ] = None,
+    outer_momentum: Annotated[
+        float | None, typer.Option(help="Nesterov momentum of the outer step, 0 for plain SGD "
+                                   "[default: the network's]")
+    ] = None,
     min_stake: Annotated[float, typer.Option(help="Minimum stake, miners and validators")] = 1.0,
     emission: Annotated[float, typer.Option(help="SEED minted per epoch")] = 1_000.0,
     max_miners: Annotated[int, typer.Option(help="Miner slots")] = 64,
@@ -139,6 +143,7 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
         o["network_id"] or f"net-{secrets.token_hex(4)}", model_hash, task=recipe.task,
         trainable=recipe.trainable, miners=o["max_miners"], round_length=o["round_length"],
         epoch_length=o["epoch_length"], scalars=o["scalars"],
+        outer_momentum=o["outer_momentum"],
     )
     await asyncio.to_thread(check_genesis, network, out / BASE_FILE)
     handle = await asyncio.to_thread(start_chain, o["chain"], o["host"])

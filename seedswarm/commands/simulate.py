@@ -87,6 +87,11 @@ def simulate_command(
         float | None,
         typer.Option(help="Outer learning rate. [default: the network's, per codec]"),
     ] = None,
+    outer_momentum: Annotated[
+        float | None,
+        typer.Option(help="Nesterov momentum of the outer step, 0 for plain SGD. "
+                     "[default: the network's]"),
+    ] = None,
     spsa_eps: Annotated[
         float | None, typer.Option(help="SPSA perturbation size (zo). [default: the network's]")
     ] = None,
@@ -169,7 +174,8 @@ def simulate_command(
         config = SimConfig(
             scoring=scoring, attackers=parse_attackers(attackers),
             task=task, miners=miners, rounds=rounds, codec=codec, scalars=scalars,
-            seed=seed, outer_lr=outer_lr, spsa_eps=spsa_eps, direction=direction,
+            seed=seed, outer_lr=outer_lr, outer_momentum=outer_momentum, spsa_eps=spsa_eps,
+            direction=direction,
             direction_rank=direction_rank, samples_per_miner=samples_per_miner,
             local_steps=local_steps, local_lr=local_lr, base=base,
             pretrain_steps=pretrain_steps, shape=ModelShape(width=width, depth=depth),

@@ -38,6 +38,7 @@ class SimConfig:
     trainable: str = DEFAULT_TRAINABLE
     seed: int = 0
     outer_lr: float | None = None
+    outer_momentum: float | None = None
     spsa_eps: float | None = None
     direction: str | None = None
     direction_rank: int | None = None

@@ -25,8 +25,8 @@ from protocol.errors import ConsensusError, MessageRejected
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution, ScoreReceipt
-from protocol.model_hash import model_hash
 from protocol.netconfig import NetworkConfig, build_network, rule_default
+from protocol.outer import nesterov_step_, state_hash
 from protocol.perturb import DirectionKind, DirectionSpec
 from protocol.randomness import contribution_seeds, round_beacon
 from protocol.signing import open_envelope
@@ -85,6 +85,7 @@ def network_config(config: SimConfig, genesis_hash: ModelHash) -> NetworkConfig:
         miners=config.miners, data_seed=config.data_seed,
         codec=None if config.codec is None else Codec(config.codec), direction=direction,
         scalars=config.scalars, spsa_eps=config.spsa_eps, outer_lr=config.outer_lr,
+        outer_momentum=config.outer_momentum,
         samples_per_miner=config.samples_per_miner, local_steps=config.local_steps,
         local_lr=config.local_lr,
     )
@@ -103,7 +104,9 @@ class ExplicitReplay:
         self.named = [(name, t.detach().clone()) for name, t in named]
         self.layout = ParamLayout.of(self.named)
         self.network = network
-        self.hash = model_hash(self.named)
+        momentum = network.outer_momentum
+        self.buffers = [torch.zeros_like(t) for _, t in self.named] if momentum else []
+        self.hash = state_hash(self.named, self.buffers)
 
     def apply(
         self, round_index: int, entries: Sequence[CertifiedEntry], scalars_of: ScalarSource
@@ -120,8 +123,14 @@ class ExplicitReplay:
                 contribution.codec, seeds, scalars_of(contribution),
                 contribution.block_counts, net.outer_lr, weight,
             )
-        apply_updates_([t for _, t in self.named], self.layout, updates, net.direction)
-        self.hash = model_hash(self.named)
+        params = [t for _, t in self.named]
+        if net.outer_momentum:
+            deltas = [torch.zeros_like(t) for t in params]
+            apply_updates_(deltas, self.layout, updates, net.direction)
+            nesterov_step_(params, self.buffers, deltas, net.outer_momentum)
+        else:
+            apply_updates_(params, self.layout, updates, net.direction)
+        self.hash = state_hash(self.named, self.buffers)
         return self.hash
 
 
@@ -166,6 +175,7 @@ class Swarm:
             miner_keys=self.miner_keys,
             samples_per_miner=self.network.samples_per_miner,
             work=self.work,
+            buffers=tuple(self.replica.buffers),
         )
 
     def validation_loss(self) -> float:

@@ -8,6 +8,9 @@ Format 2 (this change's deliberate edit of the format-1 vectors): the rules were
 name per concept (scalars, round_length, epoch_length, local_steps, local_lr,
 local_weight_decay), every field is written and digested (defaults included), and the defaults
 are the network's one set (FO, K = 1024, the codec's outer learning rate).
+
+Then (issue 13, deliberate): ``outer_momentum`` (the outer step's Nesterov momentum, 0 = plain
+SGD) joined the rules after ``outer_lr``; both digests changed with it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ direction_rank = 1
 scalars = 1024
 spsa_eps = 0.001
 outer_lr = 0.5
+outer_momentum = 0.0
 samples_per_miner = 16
 max_contributions_per_round = 32
 data_seed = 0
@@ -51,7 +55,7 @@ def test_network_config_digest_format_2() -> None:
     config = _config()
     assert config.to_toml() == HEADER + DEFAULT_BODY
     assert config.digest().hex() == (
-        "3665e59d33e5b2272950a83ec61c72debd52db09a77fc9c07b2047f3da072985")
+        "6f01d5a99c64328e605d5bc05c44f674677e8a3d45b008f2dcaac6cc06a55332")
 
 
 def test_network_config_digest_format_2_zo_lowrank_local_work() -> None:
@@ -66,4 +70,4 @@ def test_network_config_digest_format_2_zo_lowrank_local_work() -> None:
                      "local_steps = 8\nlocal_lr = 0.003\nlocal_weight_decay = 0.01"))
     assert config.to_toml() == HEADER + body
     assert config.digest().hex() == (
-        "302068c9e266b06fc6ab26c06ad12c052394a579c196e47808bebe2bd0907521")
+        "1fdcbee13b45e7f4ae1b5e29480151810dd90e1844e6356fb52184f42bcd2ee9")

@@ -137,7 +137,7 @@ def test_bad_toml_is_a_config_error(edit: Any, key: str) -> None:
         NetworkConfig.from_toml(edited)
 
 
-KNOWN_DIGEST_PREFIX = "99081daf54edbfb5"  # format 2 (rules renamed, every field written)
+KNOWN_DIGEST_PREFIX = "cba13264aae6cee6"  # format 2 with outer_momentum (issue 13)
 
 
 def test_every_field_is_written_and_digested_defaults_included() -> None:

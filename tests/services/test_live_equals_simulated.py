@@ -5,6 +5,7 @@ when both certify through the same validator pipeline (`ScoringCertifier`)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -82,3 +83,16 @@ def test_live_services_reach_the_simulators_model(tmp_path: Path) -> None:
     assert len(set(live)) == 1
     assert live[0] != network.base_checkpoint_digest
     assert live[0] == _simulated(network, base, WorkConfig.of(network))
+
+
+def test_live_services_under_outer_momentum_reach_the_simulators_state(tmp_path: Path) -> None:
+    # The outer momentum buffers are consensus state: the live miners (working on the state),
+    # the validator (recomputing and previewing it) and the simulator hold them bit for bit.
+    spec = DevnetSpec(miners=MINERS, validators=1, rounds=ROUNDS)
+    base = tmp_path / "base.safetensors"
+    network = dataclasses.replace(measured_network(spec, base), outer_momentum=0.9)
+    live = asyncio.run(_run_live(network, base, tmp_path))
+    assert len(set(live)) == 1
+    assert live[0] == _simulated(network, base, WorkConfig.of(network))
+    plain = dataclasses.replace(network, outer_momentum=0.0)
+    assert live[0] != _simulated(plain, base, WorkConfig.of(plain))

@@ -20,7 +20,6 @@ from protocol.messages import Contribution, ScoreReceipt
 from protocol.roundlog import CertifiedEntry, RoundBundle
 from protocol.signing import Signed
 from runtime.model_state import ModelState
-from training.replica import Replica
 from training.round_context import RoundContext
 from training.work import WorkConfig
 from validator.scorer import ScoringCertifier
@@ -92,9 +91,7 @@ class ScoringEngine:
 
     def preview(self, entries: Sequence[CertifiedEntry]) -> ModelHash:
         """The hash of the model `entries` would give, computed on a detached copy."""
-        replica = self.state.replica
-        copy = Replica.detached_copy(replica.named, replica.rule, replica.round_index)
-        return copy.apply_round(entries)
+        return self.state.replica.detached().apply_round(entries)
 
     def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The scoring pipeline's receipt for ``miner`` in ``round_index``, if it scored it."""
