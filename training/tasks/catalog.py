@@ -1,6 +1,7 @@
 """Task specs to task objects: the one place that knows every task's spec syntax.
 
-Specs: ``synthetic``; ``pycode`` (= ``pycode:all``), ``pycode:pretrain``, ``pycode:finetune``;
+Specs: ``synthetic``; ``pycode`` (= ``pycode:all``), ``pycode:pretrain``, ``pycode:finetune``,
+``pycode:docs``;
 ``text:<path>`` (a file or a directory of .txt / .jsonl).
 """
 
@@ -9,7 +10,8 @@ from __future__ import annotations
 from protocol.errors import ConfigError
 from training.tasks.task import Task
 
-TASK_SPECS = ("synthetic", "pycode", "pycode:pretrain", "pycode:finetune", "text:<path>")
+TASK_SPECS = ("synthetic", "pycode", "pycode:pretrain", "pycode:finetune", "pycode:docs",
+              "text:<path>")
 
 
 def make_task(spec: str, *, context: int = 64, seed: int = 0, max_bytes: int | None = None) -> Task:

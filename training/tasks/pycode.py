@@ -14,7 +14,11 @@ Subsets (``pycode:<subset>``), disjoint by top-level package, for pretrain-then-
 * ``pretrain``: everything except the fine-tuning packages;
 * ``finetune``: the networking / concurrency packages in ``FINETUNE_PACKAGES`` (a domain shift:
   sockets, protocols, event loops, mail);
-* ``all`` (the default for plain ``pycode``): both.
+* ``all`` (the default for plain ``pycode``): both;
+* ``docs``: not code at all: the English reference documentation the interpreter ships for
+  ``help()`` (the topic strings of ``pydoc_data/topics.py``, one document per topic, sorted by
+  name). No subset above holds it, so a base pretrained on ``pretrain`` has never seen prose:
+  the benchmark's task with a real base-to-AdamW gap.
 
 Within a subset, files go to validation by a keyed hash of their relative path and the data
 seed: about 10% of them, 20% for the small ``finetune`` subset so that its validation set holds
@@ -23,6 +27,7 @@ more than a handful of files (``VALIDATION_FRACTIONS``); see ``training.tasks.co
 
 from __future__ import annotations
 
+import ast
 import functools
 import sysconfig
 from pathlib import Path, PurePosixPath
@@ -43,8 +48,10 @@ SKIPPED_PACKAGES = frozenset({"encodings", "pydoc_data"})
 FINETUNE_PACKAGES = frozenset(
     {"asyncio", "concurrent", "email", "http", "json", "urllib", "wsgiref", "xmlrpc"}
 )
-SUBSETS = ("all", "pretrain", "finetune")
-VALIDATION_FRACTIONS = {"all": DEFAULT_VALIDATION_FRACTION, "pretrain": 0.1, "finetune": 0.2}
+SUBSETS = ("all", "pretrain", "finetune", "docs")
+VALIDATION_FRACTIONS = {"all": DEFAULT_VALIDATION_FRACTION, "pretrain": 0.1, "finetune": 0.2,
+                        "docs": 0.1}
+DOCS_FILE = PurePosixPath("pydoc_data/topics.py")
 
 
 def stdlib_root() -> Path:
@@ -113,6 +120,34 @@ def load_sources(root: str, subset: str, max_bytes: int) -> tuple[Document, ...]
     return tuple(docs)
 
 
+@functools.lru_cache(maxsize=2)
+def load_doc_topics(root: str, max_bytes: int) -> tuple[Document, ...]:
+    """The ``docs`` subset: each help topic's text as a document, sorted by topic name."""
+    path = Path(root) / DOCS_FILE
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+        topics = next(
+            ast.literal_eval(node.value) for node in tree.body
+            if isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "topics" for t in node.targets)
+        )
+    except (OSError, SyntaxError, ValueError, StopIteration) as exc:
+        raise ConfigError(f"pycode:docs needs {path} with its topics table ({exc})") from exc
+    docs: list[Document] = []
+    total = 0
+    for name in sorted(topics):
+        data = str(topics[name]).encode("utf-8")
+        if not data or not is_clean_text(data):
+            continue
+        if total + len(data) > max_bytes:
+            break
+        docs.append(Document(f"{DOCS_FILE}#{name}", data))
+        total += len(data)
+    if not docs:
+        raise ConfigError(f"no usable topics in {path}")
+    return tuple(docs)
+
+
 def make_pycode_task(
     subset: str = "all",
     *,
@@ -129,7 +164,10 @@ def make_pycode_task(
     if limit <= 0:
         raise ConfigError(f"max_bytes must be positive, got {limit}")
     fraction = VALIDATION_FRACTIONS[subset] if validation_fraction is None else validation_fraction
-    docs = load_sources(str(root or stdlib_root()), subset, limit)
+    if subset == "docs":
+        docs = load_doc_topics(str(root or stdlib_root()), limit)
+    else:
+        docs = load_sources(str(root or stdlib_root()), subset, limit)
     train, val = split_for_task(docs, seed, fraction, context)
     name = "pycode" if subset == "all" else f"pycode:{subset}"
     identity = f"pycode:{subset}|seed={seed}|fraction={fraction}|max_bytes={limit}"
