@@ -53,7 +53,7 @@ def create(
         bool, typer.Option("--pretrain", help="Pretrain a small base model (cached) as genesis")
     ] = False,
     task: Annotated[
-        str, typer.Option(help="synthetic, pycode[:pretrain|:finetune] or text:<path>")
+        str, typer.Option(help="synthetic, pycode[:pretrain|:finetune|:docs] or text:<path>")
     ] = "synthetic",
     trainable: Annotated[str, typer.Option(help="full, lora:<rank> or last:<k>")] = "lora:4",
     network_id: Annotated[str | None, typer.Option(help="Default: a fresh random id")] = None,

@@ -91,7 +91,7 @@ def print_summary(data: dict[str, Any], console: Console) -> None:
 
 def pretrain_command(
     task: Annotated[
-        str, typer.Option(help="pycode[:pretrain|:finetune], text:<path> or synthetic.")
+        str, typer.Option(help="pycode[:pretrain|:finetune|:docs], text:<path> or synthetic.")
     ] = "pycode:pretrain",
     steps: Annotated[int, typer.Option(min=0, help="Optimizer steps.")] = 500,
     out: Annotated[Path, typer.Option(help="Where to write the checkpoint.")] = DEFAULT_OUT,

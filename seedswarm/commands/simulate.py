@@ -65,7 +65,7 @@ def run_with_progress(config: SimConfig, console: Console) -> SimResult:
 
 def simulate_command(
     task: Annotated[
-        str, typer.Option(help="pycode[:pretrain|:finetune], text:<path> or synthetic.")
+        str, typer.Option(help="pycode[:pretrain|:finetune|:docs], text:<path> or synthetic.")
     ] = "pycode:finetune",
     miners: Annotated[int, typer.Option(min=1, help="Honest miners.")] = 8,
     rounds: Annotated[int, typer.Option(min=0, help="Rounds to run.")] = 30,
