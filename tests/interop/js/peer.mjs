@@ -7,13 +7,16 @@
 // Out: {"event":"ready","peer_id","addrs"} once listening; {"event":"message","topic","from",
 // "msg_id","sha256","size"} per message delivered; {"event":"reply","id",...} per command.
 // In: {"id","cmd":"dial","addr"} | {"id","cmd":"subscribe","topic"} |
-// {"id","cmd":"publish","topic","data_hex"} (signed by this peer, as GossipSub publishes) |
-// {"id","cmd":"republish","topic","msg_id"} (the data of a message received, published again
-// by this peer) | {"id","cmd":"publish_unsigned","topic","data_hex","peer"} (a message with no
-// `from`, seqno, signature or key, written on a raw GossipSub stream to one peer) |
-// {"id","cmd":"state","topic"} | {"id","cmd":"stop"}.
+// {"id","cmd":"publish","topic","data_hex"} (signed by this peer, as GossipSub publishes;
+// refused as a duplicate if this peer has seen a message of that id) |
+// {"id","cmd":"republish","topic","msg_id"} (publish a received message's data again) |
+// {"id","cmd":"resend","topic","msg_id","peer"} (the data of a message received, in a fresh
+// message signed by this peer with a new seqno, written on a raw GossipSub stream to one peer,
+// past this peer's own duplicate check) | {"id","cmd":"publish_unsigned","topic","data_hex",
+// "peer"} (no `from`, seqno, signature or key, on a raw stream) | {"id","cmd":"state","topic"}
+// | {"id","cmd":"stop"}.
 
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 
 // Node 20 lacks Promise.withResolvers, which libp2p 2.x calls (Node 22 has it).
@@ -34,15 +37,19 @@ const { identify } = await import('@libp2p/identify')
 const { gossipsub } = await import('@chainsafe/libp2p-gossipsub')
 const { RPC } = await import('@chainsafe/libp2p-gossipsub/message')
 const { multiaddr } = await import('@multiformats/multiaddr')
+const { generateKeyPair, publicKeyToProtobuf } = await import('@libp2p/crypto/keys')
 
 const GOSSIPSUB_V11 = '/meshsub/1.1.0'
+const SIGNING_PREFIX = new TextEncoder().encode('libp2p-pubsub:')
 const MAX_DATA_BYTES = 8 * 1024 * 1024
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest()
 const hex = (bytes) => Buffer.from(bytes).toString('hex')
 const out = (object) => process.stdout.write(JSON.stringify(object) + '\n')
 
+const privateKey = await generateKeyPair('Ed25519')
 const node = await createLibp2p({
+  privateKey,
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
   connectionEncrypters: [noise()],
@@ -95,6 +102,15 @@ async function sendRaw (peer, message) {
   await stream.close()
 }
 
+// What GossipSub's StrictSign publishing does, by hand: sign the message without its signature
+// and key fields, behind the libp2p-pubsub: prefix.
+async function signedMessage (topic, data) {
+  const fields = { from: node.peerId.toMultihash().bytes, data, seqno: randomBytes(8), topic }
+  const unsigned = RPC.Message.encode(fields)
+  const signature = await privateKey.sign(Buffer.concat([SIGNING_PREFIX, unsigned]))
+  return { ...fields, signature, key: publicKeyToProtobuf(privateKey.publicKey) }
+}
+
 async function handle (command) {
   switch (command.cmd) {
     case 'dial':
@@ -103,14 +119,22 @@ async function handle (command) {
     case 'subscribe':
       pubsub.subscribe(command.topic)
       return {}
-    case 'publish':
-    case 'republish': {
-      const data = command.cmd === 'publish'
-        ? Uint8Array.from(Buffer.from(command.data_hex, 'hex'))
-        : received.get(command.msg_id)
-      if (data === undefined) throw new Error(`no message ${command.msg_id} was received`)
+    case 'publish': {
+      const data = Uint8Array.from(Buffer.from(command.data_hex, 'hex'))
       const result = await pubsub.publish(command.topic, data)
       return { msg_id: hex(sha256(data)), recipients: result.recipients.map(String) }
+    }
+    case 'republish': {
+      const data = received.get(command.msg_id)
+      if (data === undefined) throw new Error(`no message ${command.msg_id} was received`)
+      await pubsub.publish(command.topic, data)
+      return {}
+    }
+    case 'resend': {
+      const data = received.get(command.msg_id)
+      if (data === undefined) throw new Error(`no message ${command.msg_id} was received`)
+      await sendRaw(command.peer, await signedMessage(command.topic, data))
+      return {}
     }
     case 'publish_unsigned':
       await sendRaw(command.peer, {
