@@ -17,10 +17,15 @@ _LINE_LIMIT = 1 << 20
 _STOP_S = 5.0
 
 
-def missing_tooling() -> str | None:
-    """Why the js-libp2p peer cannot run here, or None if it can."""
+def node_missing() -> str | None:
+    """Why Node.js cannot run here (the test is skipped), or None."""
     if shutil.which("node") is None:
         return "node is not installed (the js-libp2p interop test needs Node.js 20+)"
+    return None
+
+
+def modules_missing() -> str | None:
+    """Why the js peer's packages are not there (with node present, a failure), or None."""
     if not (JS_DIR / "node_modules" / "libp2p").is_dir():
         return (f"{JS_DIR}/node_modules is missing: run `make install-dev` "
                 "(it runs `npm ci` there)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ from runtime.model_state import ModelState
 from runtime.peergate import GatePolicy
 from seedswarm.devnet.attack_miners import live_miner
 from seedswarm.devnet.spec import DevnetSpec
-from tests.interop.js_peer import JsPeer, missing_tooling
+from tests.interop.js_peer import JsPeer, modules_missing, node_missing
 from tests.services.harness import LIMITS, limit_s, measured_network, start_time
 from tests.services.harness import key as _key
 from training.work import WorkConfig
@@ -89,8 +90,7 @@ def _stale_contribution(network: NetworkConfig, miner: NodeKey, round_index: int
     return seal(message, miner)
 
 
-async def _until(predicate: object, what: str, limit: float) -> None:
-    assert callable(predicate)
+async def _until(predicate: Callable[[], object], what: str, limit: float) -> None:
     try:
         async with asyncio.timeout(limit):
             while not predicate():  # noqa: ASYNC110
@@ -207,9 +207,12 @@ class _Run:
 
 @pytest.fixture(scope="module")
 def tooling() -> None:
-    reason = missing_tooling()
-    if reason is not None and reason.startswith("node is not installed"):
+    """Skip without Node.js; with it, the js peer's packages must be installed (CI's
+    `make test` installs them), so a broken install fails instead of hiding behind a skip."""
+    reason = node_missing()
+    if reason is not None:
         pytest.skip(reason)
+    reason = modules_missing()
     if reason is not None:
         pytest.fail(reason)
 
