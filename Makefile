@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 # pip from resolving torch==2.13.0 to a CUDA build from the index.
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install install-dev contracts-deps system-deps demo test test-fast lint mutation bench clean
+.PHONY: install install-dev contracts-deps interop-deps system-deps demo test test-fast lint mutation bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-install-dev: $(VENV)/.installed-dev contracts-deps system-deps
+install-dev: $(VENV)/.installed-dev contracts-deps interop-deps system-deps
 
 # System packages the test suite runs for real: the mosquitto broker (the nodes never install
 # anything themselves; without it they say how to install it) and headless Chromium, which
@@ -43,6 +43,16 @@ system-deps:
 contracts-deps:
 	@command -v npm >/dev/null || { echo "npm is required (Node.js 20+)"; exit 1; }
 	@[ -d contracts/node_modules ] || (cd contracts && npm ci --no-audit --no-fund)
+
+# The js-libp2p peer of the interop test (tests/interop), pinned by its package-lock.json:
+# installed again only when the lock file changes, so an installed tree needs no network.
+INTEROP_JS := tests/interop/js
+interop-deps: $(INTEROP_JS)/node_modules/.installed
+
+$(INTEROP_JS)/node_modules/.installed: $(INTEROP_JS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required (Node.js 20+)"; exit 1; }
+	cd $(INTEROP_JS) && npm ci --no-audit --no-fund
+	touch $@
 
 demo: install
 	$(BIN)/seedswarm devnet
@@ -67,4 +77,4 @@ mutation: $(VENV)/.installed-dev
 	$(BIN)/python -m tools.mutate $(MODULES)
 
 clean:
-	rm -rf $(VENV) contracts/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) contracts/node_modules $(INTEROP_JS)/node_modules .pytest_cache .mypy_cache .ruff_cache

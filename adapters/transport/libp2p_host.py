@@ -17,6 +17,8 @@ face. py-libp2p 0.8.1 has traps this module defuses (see research/dependency-sta
   the whole pubsub service: every inbound message and RPC is handled inside a guard that
   counts the failure as a malformed message from the peer that sent it. Should the host end
   anyway, `run` reports it through `on_died` instead of raising into the shared trio run.
+- A message whose signature is missing or wrong is dropped without a trace: it is checked
+  first here, and each one counted (`bad_signature`) against the peer that sent it.
 - py-libp2p ids a message by peer id + seqno (its IHAVE/IWANT message cache always does),
   js-libp2p by key + seqno, so they never deduplicate each other: every node here ids a
   message by the SHA-256 of its data instead (`gossip_message_id`, the same rule in the
@@ -50,6 +52,7 @@ from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
+from libp2p.pubsub.validators import signature_validator
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -185,6 +188,7 @@ class _DeliveringPubsub(Pubsub):
         *,
         on_message: Callable[[str, rpc_pb2.Message, ID], None],
         on_invalid: Callable[[ID, str], None],
+        on_unsigned: Callable[[ID, str], None],
         queue_capacity: int,
         max_rpc_bytes: int,
     ) -> None:
@@ -193,16 +197,27 @@ class _DeliveringPubsub(Pubsub):
         self.peer_queues = _SizedQueues(queue_capacity, max_rpc_bytes)
         self._on_message = on_message
         self._on_invalid = on_invalid
+        self._on_unsigned = on_unsigned
 
     async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
         """Validate, deliver and relay one message; any error refuses it, never the service."""
         token = _FORWARDER.set(msg_forwarder)
         try:
+            if not self._signed_or_seen(msg_forwarder, msg):
+                self._on_unsigned(msg_forwarder, "unsigned or forged gossip message refused")
+                return
             await super().push_msg(msg_forwarder, msg)
         except Exception as exc:
             self._on_invalid(msg_forwarder, f"message refused: {_one_line(exc)}")
         finally:
             _FORWARDER.reset(token)
+
+    def _signed_or_seen(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        """py-libp2p drops a message whose signature fails without a trace: check it first so
+        each is counted (a seen one is dropped as a duplicate; py-libp2p checks again after)."""
+        if msg_forwarder == self.my_id or self._is_msg_seen(msg):
+            return True
+        return signature_validator(msg)
 
     async def continuously_read_stream(self, stream: INetStream) -> None:
         """Read a peer's RPCs; one that breaks py-libp2p's handling ends that stream only."""
@@ -348,6 +363,7 @@ class Libp2pNode:
             gossipsub,
             on_message=self._accept,
             on_invalid=self._count_invalid,
+            on_unsigned=self._count_unsigned,
             queue_capacity=config.peer_queue_capacity,
             max_rpc_bytes=max_rpc_bytes,
         )
@@ -377,6 +393,9 @@ class Libp2pNode:
 
     def _count_invalid(self, peer: ID, detail: str) -> None:
         self._stats.record_drop(DropReason.MALFORMED, f"gossip from {peer}: {detail}")
+
+    def _count_unsigned(self, peer: ID, detail: str) -> None:
+        self._stats.record_drop(DropReason.BAD_SIGNATURE, f"gossip from {peer}: {detail}")
 
     def _count_queue_drop(self, peer: ID, reason: str) -> None:
         self._stats.record_drop(

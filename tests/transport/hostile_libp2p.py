@@ -37,6 +37,15 @@ def undecodable_key_message(topic: str, data: bytes) -> rpc_pb2.Message:
     )
 
 
+def unsigned_message(sender: Libp2pTransport, topic: str, data: bytes,
+                     signature: bytes = b"") -> rpc_pb2.Message:
+    """A message claiming to come from `sender`, with no signature (or the one given)."""
+    return rpc_pb2.Message(
+        from_id=ID.from_base58(sender.peer_id).to_bytes(), data=data,
+        seqno=(7).to_bytes(8, "big"), topicIDs=[topic], signature=signature,
+    )
+
+
 async def send_raw(sender: Libp2pTransport, to_peer: str, *messages: rpc_pb2.Message) -> None:
     """Write one RPC publishing `messages` on a fresh gossipsub stream from `sender`'s host."""
     node = sender._node  # the test plays a peer below the transport API

@@ -15,7 +15,12 @@ from adapters.transport.libp2p_host import Libp2pConfig
 from adapters.transport.libp2p_transport import Libp2pTransport
 from adapters.transport.stats import DropReason
 from tests.transport.harness import eventually, seed_for
-from tests.transport.hostile_libp2p import gossip_topic, send_raw, undecodable_key_message
+from tests.transport.hostile_libp2p import (
+    gossip_topic,
+    send_raw,
+    undecodable_key_message,
+    unsigned_message,
+)
 
 pytestmark = pytest.mark.network
 NET = "libp2p-hostile"
@@ -61,6 +66,30 @@ def test_undecodable_signing_key_is_refused_and_the_node_keeps_serving() -> None
             assert attacker.peer_id in victim.connected_peers()
             assert not failed.done()
             failed.cancel()
+
+    asyncio.run(_bounded(scenario()))
+
+
+def test_unsigned_and_forged_messages_are_refused_and_counted() -> None:
+    """py-libp2p drops a message whose signature is missing or wrong with no trace: each must
+    be refused and counted against the peer that sent it (seen live from a js-libp2p peer,
+    tests/interop)."""
+
+    async def scenario() -> None:
+        async with make("s-victim") as victim, make("s-attacker") as attacker:
+            inbox = await victim.subscribe("t")
+            await attacker.subscribe("t")
+            await _meshed(attacker, victim, "t")
+            topic = gossip_topic(victim, "t")
+            await send_raw(attacker, victim.peer_id, unsigned_message(attacker, topic, b"bare"),
+                           unsigned_message(attacker, topic, b"forged", b"\x02" * 64))
+            await eventually(lambda: victim.stats.dropped(DropReason.BAD_SIGNATURE) == 2,
+                             limit_s=LIMIT_S)
+            await attacker.publish("t", b"signed")  # a signed one is still delivered
+            async with asyncio.timeout(LIMIT_S):
+                assert (await inbox.get()).data == b"signed"
+            assert inbox.pending() == 0
+            assert victim.stats.dropped(DropReason.MALFORMED) == 0
 
     asyncio.run(_bounded(scenario()))
 
