@@ -86,8 +86,9 @@ def apply_updates_(
 ) -> None:
     """Apply ``updates`` in place, in the given order, bit-identically on every node."""
     layout.check_params(params)
+    num_tensors = len(layout)
     for update in updates:
-        _check_update(update, len(layout))
+        _check_update(update, num_tensors)
     if not updates:
         return
     keys = seed_keys([u.seed for u in updates])
