@@ -16,6 +16,11 @@ Kinds (all with E[z z^T] = I, i.e. unbiased SPSA / projection estimators):
 
 Directions are always generated on the CPU (CUDA generators differ between devices) and then
 moved by the caller.
+
+Batched generation (same numbers): ``seed_keys`` / ``tensor_keys`` derive the keys of many
+seeds in one vectorized pass, and a ``DenseSlab`` lays the dense directions of several tensors
+side by side so that the rows of many seeds, or any column block of them, come from one pass
+of the generator. ``tensor_key`` and ``tensor_direction`` are the one-seed definitions.
 """
 
 from __future__ import annotations
