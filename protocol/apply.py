@@ -18,6 +18,22 @@ Low-rank 2-D tensors (exact fixed-point accumulation)
     largest |coefficient| of that tensor in the round (40 bits for up to 4096 terms, i.e. a
     relative error ~1e-12 of the largest term: far below float32 resolution).
 
+How the dense rule is computed at the generator's speed (the numbers are the rule's, bit for
+bit, whatever the batch sizes): the tensors that share the same terms and dtype are laid side
+by side in one row per term (``perturb.DenseSlab``); for a batch of terms, the keys of every
+(seed, tensor) pair are derived in one vectorized pass, the directions of the whole batch are
+generated in one pass, ``tmp = z * c`` is one elementwise product over the batch, and the rows
+are then added to the accumulator one after the other, in the terms' order (a vector add per
+term, over a column block of the accumulator that stays in cache). Elementwise IEEE products
+and sums do not depend on vector width, thread count or batch shape, so this equals the
+term-by-term definition exactly; float32 / float64 tensors are computed with numpy on the CPU
+(one copy of the tensor each way), other dtypes with torch ops on the tensor's device.
+A float matrix product would need an exact fixed-point sum to be deterministic, and the
+Gaussian numbers span 42 bits (values up to 4.33, ulps down to 2**-39), which leaves too few
+grid bits for the coefficients at thousands of terms; the in-order accumulation reads the same
+bytes a matrix-vector product would, so it costs about as much, and it keeps the rule (and
+every recorded vector and golden hash) unchanged.
+
 Hence ``apply_updates_`` with several LOWRANK updates is not the same as calling
 ``add_scaled_direction_`` for each (one final rounding instead of one per term); both are
 deterministic and every node uses ``apply_updates_`` for a round. Directions are generated on
@@ -29,16 +45,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from protocol.errors import ConfigError, ConsensusError
+from protocol.gaussian import Words
 from protocol.layout import ParamLayout
 from protocol.perturb import (
+    DenseSlab,
     DirectionSpec,
     Update,
-    dense_rows,
     is_lowrank_tensor,
     lowrank_factor_rows,
+    seed_keys,
 )
 
 __all__ = ["Update", "add_scaled_direction_", "apply_updates_", "lowrank_grid"]
@@ -47,7 +67,15 @@ MAX_GRID_BITS = 40
 EXACT_BITS = 52  # float64 integers below 2**53 are exact; keep one bit of margin
 # Rank-one terms per float64 matmul: bounds the size of the stacked factors, not exactness.
 _TERMS_PER_MATMUL = 1024
+# Dense directions generated per batch (floats), and accumulator columns per block (a
+# multiple of perturb.SLOT_ALIGN): cache sizes, they change no number.
 _FLOATS_PER_BATCH = 1 << 18
+_COLUMN_BLOCK = 1 << 14
+# Parameter dtypes whose dense apply runs on numpy arrays (IEEE binary32 / binary64 ops).
+_NUMPY_DTYPES: dict[torch.dtype, type[np.floating]] = {
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+}
 
 
 def apply_updates_(
@@ -58,17 +86,31 @@ def apply_updates_(
 ) -> None:
     """Apply ``updates`` in place, in the given order, bit-identically on every node."""
     layout.check_params(params)
+    num_tensors = len(layout)
     for update in updates:
-        _check_update(update, len(layout))
+        _check_update(update, num_tensors)
+    if not updates:
+        return
+    keys = seed_keys([u.seed for u in updates])
+    coeffs = np.array([u.coeff for u in updates], dtype=np.float64)
+    blocks = np.array([-1 if u.block is None else u.block for u in updates], dtype=np.int64)
+    # Dense tensors with the same terms and dtype are applied together, side by side.
+    groups: dict[tuple[bytes, torch.dtype], tuple[npt.NDArray[np.intp], list[int]]] = {}
     with torch.no_grad():
         for t, param in enumerate(params):
-            terms = [u for u in updates if u.block is None or u.block == t]
-            if not terms:
+            rows = np.flatnonzero((blocks < 0) | (blocks == t))
+            if not rows.size:
                 continue
             if is_lowrank_tensor(layout.shapes[t], spec):
-                _apply_lowrank_(param, t, terms, spec.rank)
+                _apply_lowrank_(param, t, [updates[i] for i in rows.tolist()], spec.rank)
+            elif param.dtype in _NUMPY_DTYPES:
+                groups.setdefault((rows.tobytes(), param.dtype), (rows, []))[1].append(t)
             else:
-                _apply_dense_(param, t, terms, spec)
+                _apply_dense_torch_(param, t, keys[rows], coeffs[rows], spec)
+        for rows, tensors in groups.values():
+            _apply_dense_group_(
+                [params[t] for t in tensors], tensors, keys[rows], coeffs[rows], spec
+            )
 
 
 def add_scaled_direction_(
@@ -90,22 +132,66 @@ def _check_update(update: Update, num_tensors: int) -> None:
         raise ConsensusError(f"non-finite update coefficient {update.coeff!r}")
 
 
-def _apply_dense_(
-    param: torch.Tensor, t: int, terms: Sequence[Update], spec: DirectionSpec
+def _apply_dense_group_(
+    params: Sequence[torch.Tensor],
+    tensors: Sequence[int],
+    keys: Words,
+    coeffs: npt.NDArray[np.float64],
+    spec: DirectionSpec,
 ) -> None:
-    """Term by term in order: ``tmp = z * c`` then ``param += tmp`` (two rounded IEEE ops)."""
+    """The dense rule on tensors sharing their terms and a float32 / float64 dtype.
+
+    The tensors are laid side by side in one accumulator (a ``DenseSlab``). Column block by
+    column block (so that the block stays in cache), batches of terms are generated in one
+    vectorized pass, multiplied by their coefficients in one op, and added to the block one
+    term after the other, in the terms' order: every element sees exactly the rounded
+    operations of the rule. The numbers in the padding are never read back.
+    """
+    dtype = _NUMPY_DTYPES[params[0].dtype]
+    slab = DenseSlab(tuple(tensors), tuple(p.numel() for p in params), spec)
+    acc = np.zeros(slab.width, dtype=dtype)
+    for param, off, numel in zip(params, slab.offsets, slab.numels, strict=False):
+        acc[off : off + numel] = param.detach().reshape(-1).cpu().numpy()
+    c = coeffs.astype(dtype)  # the coefficient rounded (to nearest even) to the dtype
+    tensor_keys = slab.keys(keys)
+    z_buf = np.empty(max(_FLOATS_PER_BATCH, _COLUMN_BLOCK), dtype=np.float32)
+    tmp_buf = z_buf if dtype is np.float32 else np.empty(z_buf.size, dtype=dtype)
+    with np.errstate(all="ignore"):  # overflow to inf is part of the rule, as in IEEE
+        for col in range(0, slab.width, _COLUMN_BLOCK):
+            stop_col = min(col + _COLUMN_BLOCK, slab.width)
+            block = acc[col:stop_col]
+            cols = stop_col - col
+            per_batch = max(1, _FLOATS_PER_BATCH // cols)
+            for start in range(0, len(keys), per_batch):
+                stop = min(start + per_batch, len(keys))
+                z = z_buf[: (stop - start) * cols].reshape(stop - start, cols)
+                tmp = tmp_buf[: z.size].reshape(z.shape)
+                slab.fill(tensor_keys[start:stop], col, stop_col, z)
+                np.multiply(z, c[start:stop, np.newaxis], out=tmp)  # tmp = z * c, rounded once
+                for row in tmp:
+                    np.add(block, row, out=block)  # param += tmp, rounded once, in order
+    for param, off, numel in zip(params, slab.offsets, slab.numels, strict=False):
+        param.copy_(torch.from_numpy(acc[off : off + numel]).view(param.shape))
+
+
+def _apply_dense_torch_(
+    param: torch.Tensor, t: int, keys: Words, coeffs: npt.NDArray[np.float64], spec: DirectionSpec
+) -> None:
+    """The dense rule with torch ops, for the other dtypes (bfloat16, float16): ``z`` and
+    ``c`` are rounded to the dtype, then ``tmp = z * c`` and ``param += tmp`` term by term."""
     numel = param.numel()
-    # Small tensors: generate several terms' directions in one batched pass (same numbers).
-    per_batch = max(1, _FLOATS_PER_BATCH // max(numel, 1))
+    slab = DenseSlab((t,), (numel,), spec)
+    tensor_keys = slab.keys(keys)
+    per_batch = max(1, _FLOATS_PER_BATCH // max(slab.width, 1))
     flat = param.view(-1)
-    for start in range(0, len(terms), per_batch):
-        batch = terms[start : start + per_batch]
-        zs = dense_rows([u.seed for u in batch], t, numel, spec)
-        zs = zs.to(device=param.device, dtype=param.dtype)
-        coeffs = torch.tensor([u.coeff for u in batch], dtype=torch.float64)
-        coeffs = coeffs.to(param.dtype).to(param.device)
-        for k in range(len(batch)):
-            flat.add_(zs[k].mul_(coeffs[k]))
+    for start in range(0, len(keys), per_batch):
+        stop = min(start + per_batch, len(keys))
+        buf = np.empty((stop - start, slab.width), dtype=np.float32)
+        slab.fill(tensor_keys[start:stop], 0, slab.width, buf)
+        zs = torch.from_numpy(buf)[:, :numel].to(device=param.device, dtype=param.dtype)
+        c = torch.from_numpy(coeffs[start:stop]).to(param.dtype).to(param.device)
+        for k in range(stop - start):
+            flat.add_(zs[k].mul_(c[k]))
 
 
 def lowrank_grid(coeffs: Sequence[float], num_terms: int) -> tuple[list[int], int]:

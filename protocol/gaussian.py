@@ -64,6 +64,9 @@ WORDS_SHA256 = "5069b1940c2e50e2c9d075215b3754187d8c148b24070f750226c3461406ab95
 _CHUNK_WORDS = 1 << 15
 
 Words = npt.NDArray[np.uint64]
+Floats = npt.NDArray[np.float32]
+GAUSSIAN_PER_WORD = 4
+RADEMACHER_PER_WORD = 64
 _SIGNS = np.array([1.0, -1.0], dtype=np.float32)  # bit clear -> +1, bit set -> -1
 
 
@@ -168,45 +171,94 @@ def canonical_rademacher(key: int, n: int) -> torch.Tensor:
     return rademacher_rows([key], n)[0]
 
 
-def gaussian_rows(keys: Sequence[int], n: int) -> torch.Tensor:
+def gaussian_rows(keys: Sequence[int] | Words, n: int) -> torch.Tensor:
     """Row k is ``canonical_gaussian(keys[k], n)``; one batched pass for many short streams."""
-    table = normal_table().numpy()
-
-    def emit(x: Words, out: npt.NDArray[np.float32]) -> None:
-        np.take(table, _le(x).view("<u2"), out=out, mode="clip")  # indices < 65536
-
-    return _generate(keys, n, 4, emit)
+    return _generate(keys, n, GAUSSIAN_PER_WORD, _fill_gaussian_rows)
 
 
-def rademacher_rows(keys: Sequence[int], n: int) -> torch.Tensor:
+def rademacher_rows(keys: Sequence[int] | Words, n: int) -> torch.Tensor:
     """Row k is ``canonical_rademacher(keys[k], n)``; one batched pass for many short streams."""
+    return _generate(keys, n, RADEMACHER_PER_WORD, _fill_rademacher_rows)
 
-    def emit(x: Words, out: npt.NDArray[np.float32]) -> None:
-        bits = np.unpackbits(_le(x).view(np.uint8), axis=-1, bitorder="little")
-        np.take(_SIGNS, bits, out=out, mode="clip")  # bits are 0 or 1
 
-    return _generate(keys, n, 64, emit)
+def _fill_gaussian_rows(keys: Words, out: Floats) -> None:
+    """Row k of ``out`` (rows x n, n a multiple of 4, any strides) gets the first n numbers of
+    ``canonical_gaussian(keys[k], .)``, written in place without an intermediate copy."""
+    _fill_rows(keys, out, GAUSSIAN_PER_WORD, gaussian_from_words)
+
+
+def _fill_rademacher_rows(keys: Words, out: Floats) -> None:
+    """Row k of ``out`` (rows x n, n a multiple of 64) gets ``canonical_rademacher(keys[k], n)``."""
+    _fill_rows(keys, out, RADEMACHER_PER_WORD, rademacher_from_words)
+
+
+def stream_words_(x: Words, tmp: Words) -> None:
+    """In place: an element holding ``key + (j + 1) * GOLDEN_GAMMA`` (mod 2**64) becomes word j
+    of the stream of ``key``. ``tmp`` is scratch of the same shape."""
+    _check_hash_once()
+    _fmix64_(x, tmp)
+
+
+def gaussian_from_words(x: Words, out: Floats) -> None:
+    """The Gaussian numbers of a (rows x w) block of words into ``out`` (rows x 4w)."""
+    np.take(normal_table().numpy(), _le(x).view("<u2"), out=out, mode="clip")  # < 65536
+
+
+def rademacher_from_words(x: Words, out: Floats) -> None:
+    """The +-1 numbers of a (rows x w) block of words into ``out`` (rows x 64w)."""
+    bits = np.unpackbits(_le(x).view(np.uint8), axis=-1, bitorder="little")
+    np.take(_SIGNS, bits, out=out, mode="clip")  # bits are 0 or 1
+
+
+def key_array(keys: Sequence[int] | Words) -> Words:
+    """Keys as a uint64 array (Python ints are reduced modulo 2**64)."""
+    if isinstance(keys, np.ndarray):
+        return keys.astype(np.uint64, copy=False)
+    return np.array([k & MASK64 for k in keys], dtype=np.uint64)
 
 
 def _generate(
-    keys: Sequence[int],
+    keys: Sequence[int] | Words,
     n: int,
     per_word: int,
-    emit: Callable[[Words, npt.NDArray[np.float32]], None],
+    fill: Callable[[Words, Floats], None],
 ) -> torch.Tensor:
-    """(len(keys), n) float32; ``emit`` turns a (rows x w) block of words into its numbers."""
-    _check_hash_once()
+    """(len(keys), n) float32 through ``fill`` on a buffer padded to whole words."""
     rows = len(keys)
     count = -(-n // per_word)  # words per row
     out = np.empty((rows, count * per_word), dtype=np.float32)
-    if rows and count:
-        keys_arr = np.array([k & MASK64 for k in keys], dtype=np.uint64)
-        step = max(1, _CHUNK_WORDS // rows)  # words per row and chunk
-        x_buf = np.empty(rows * min(step, count), dtype=np.uint64)
-        tmp_buf = np.empty_like(x_buf)
+    fill(key_array(keys), out)
+    return torch.from_numpy(out)[:, :n]
+
+
+def _fill_rows(
+    keys: Words, out: Floats, per_word: int, emit: Callable[[Words, Floats], None]
+) -> None:
+    """Fill ``out`` in cache-sized blocks; ``emit`` turns a (rows x w) block of words into its
+    numbers. Whole rows are batched when they fit in a block, else a row is cut into blocks."""
+    _check_hash_once()
+    rows, width = out.shape
+    if width % per_word or rows != len(keys):
+        raise ValueError(f"{rows} keys and {width} columns (a multiple of {per_word}) expected")
+    count = width // per_word  # words per row
+    if not rows or not count:
+        return
+    rows_per_block = max(1, _CHUNK_WORDS // count)
+    step = count if rows_per_block > 1 else _CHUNK_WORDS  # words per row and block
+    block_rows = min(rows_per_block, rows)
+    x_buf = np.empty(block_rows * min(step, count), dtype=np.uint64)
+    tmp_buf = np.empty_like(x_buf)
+    for r0 in range(0, rows, rows_per_block):
+        r1 = min(rows, r0 + rows_per_block)
         for start in range(0, count, step):
             w = min(step, count - start)
-            x = x_buf[: rows * w].reshape(rows, w)
-            _fill_words(keys_arr, start, x, tmp_buf[: rows * w].reshape(rows, w))
-            emit(x, out[:, start * per_word : (start + w) * per_word])
-    return torch.from_numpy(out)[:, :n]
+            x = x_buf[: (r1 - r0) * w].reshape(r1 - r0, w)
+            _fill_words(keys[r0:r1], start, x, tmp_buf[: (r1 - r0) * w].reshape(r1 - r0, w))
+            emit(x, out[r0:r1, start * per_word : (start + w) * per_word])
+
+
+def fmix64_array(x: Words) -> Words:
+    """The SplitMix64 finalizer on every element of a uint64 array (a new array)."""
+    out = x.astype(np.uint64, copy=True)
+    _fmix64_(out, np.empty_like(out))
+    return out

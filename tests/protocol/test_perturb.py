@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,16 @@ from protocol.gaussian import (
     words,
 )
 from protocol.layout import ParamLayout
-from protocol.perturb import DirectionKind, DirectionSpec, direction, tensor_key
+from protocol.perturb import (
+    DenseSlab,
+    DirectionKind,
+    DirectionSpec,
+    dense_rows,
+    direction,
+    seed_keys,
+    tensor_key,
+    tensor_keys,
+)
 
 # Known answers, computed once and frozen: a machine that disagrees would fork the network.
 # The SplitMix64 stream of state 0 starts with 0xE220A8397B1DCDAF (the published value).
@@ -207,3 +217,55 @@ def test_a_spec_needs_a_direction_kind_and_a_block_index_in_range() -> None:
         DirectionSpec("gaussian")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="block -1 out of range for a layout of 3 tensors"):
         direction(1, LAYOUT, DirectionSpec(), blocks=[-1])
+
+
+SEEDS = [0, 1, 42, 2**63 + 5, 2**64 - 1, 123_456_789]
+
+
+def test_vectorized_keys_are_tensor_key() -> None:
+    keys = seed_keys(SEEDS)
+    assert keys.dtype == np.uint64
+    for t, stream in [(0, 0), (3, 0), (1, 1), (7, 3)]:
+        assert tensor_keys(keys, t, stream).tolist() == [tensor_key(s, t, stream) for s in SEEDS]
+    assert seed_keys([]).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, True, 1.0])
+def test_vectorized_keys_refuse_what_tensor_key_refuses(seed: int) -> None:
+    with pytest.raises(ConfigError, match=r"^seed must be an integer in \[0, 2\*\*64\)"):
+        seed_keys([5, seed])
+    with pytest.raises(ConfigError, match=r"^tensor index must be an integer >= 0"):
+        tensor_keys(seed_keys([5]), -1, 0)
+
+
+@pytest.mark.parametrize("kind", [DirectionKind.GAUSSIAN, DirectionKind.RADEMACHER])
+def test_dense_slab_rows_are_the_directions_side_by_side(kind: DirectionKind) -> None:
+    spec = DirectionSpec(kind)
+    tensors, numels = (4, 0, 2, 9), (130, 0, 64, 7)
+    slab = DenseSlab(tensors, numels, spec)
+    assert slab.offsets == (0, 192, 192, 256, 320) and slab.width == 320
+    keys = slab.keys(seed_keys(SEEDS))
+    whole = np.empty((len(SEEDS), slab.width), dtype=np.float32)
+    slab.fill(keys, 0, slab.width, whole)
+    for i, (t, numel) in enumerate(zip(tensors, numels, strict=True)):
+        expected = dense_rows(SEEDS, t, numel, spec)
+        got = torch.from_numpy(whole[:, slab.offsets[i] : slab.offsets[i] + numel])
+        assert torch.equal(got, expected)
+    # any block of whole words, for any subset of the seeds, is the same numbers
+    for start, stop in [(0, 64), (64, 256), (128, 320), (192, 256)]:
+        part = np.empty((2, stop - start), dtype=np.float32)
+        slab.fill(keys[3:5], start, stop, part)
+        assert np.array_equal(part, whole[3:5, start:stop])
+    with pytest.raises(ConfigError, match="whole words"):
+        slab.fill(keys, 4, 64, np.empty((len(SEEDS), 60), dtype=np.float32))
+
+
+def test_many_short_rows_are_generated_in_row_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = list(range(50))
+    g, r = gaussian_rows(keys, 37), rademacher_rows(keys, 130)
+    monkeypatch.setattr(gaussian, "_CHUNK_WORDS", 64)  # 6 Gaussian rows per block, 9 blocks
+    assert torch.equal(gaussian_rows(keys, 37), g)
+    assert torch.equal(rademacher_rows(keys, 130), r)
+    for k in (0, 13, 49):
+        assert torch.equal(g[k], canonical_gaussian(k, 37))
+        assert torch.equal(r[k], canonical_rademacher(k, 130))
