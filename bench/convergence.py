@@ -49,13 +49,15 @@ from rich.table import Table
 
 from protocol.apply import Update, apply_updates_
 from protocol.codecs import spsa_scalars
+from protocol.errors import SeedswarmError
 from protocol.layout import ParamLayout
-from protocol.netconfig import rule_default
+from protocol.netconfig import NetworkConfig, rule_default
 from protocol.perturb import DirectionSpec
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.reference import adamw_curve, reference_batches
-from seedswarm.sim.report import SimResult, plot_curves
+from seedswarm.sim.report import plot_curves
 from seedswarm.sim.run import simulate
+from seedswarm.sim.swarm import RoundRecord
 from training.genesis import build_genesis
 from training.model import GPT
 from training.pretrain import validation_loss
@@ -152,13 +154,20 @@ class Record:
         return {
             "name": self.name, "codec": self.codec, "task": self.task,
             "trainable": self.trainable, "rounds": self.rounds,
-            "final_val_loss": self.final_val_loss, "gap_closed": self.gap_closed,
+            "final_val_loss": _finite(self.final_val_loss), "gap_closed": self.gap_closed,
             "rounds_to_50pct": self.rounds_to_50, "rounds_to_90pct": self.rounds_to_90,
             "bytes_per_miner_per_round": b,
             "compression_vs_dense": self.dense_bytes / b if b else None,
-            "lr": self.lr, "wall_s": self.wall_s, "val_loss": self.mean_curve,
-            "val_loss_per_network": self.curves, **self.extra,
+            "lr": self.lr, "wall_s": self.wall_s,
+            "val_loss": [_finite(v) for v in self.mean_curve],
+            "val_loss_per_network": [[_finite(v) for v in c] for c in self.curves],
+            **self.extra,
         }
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a diverged value is null."""
+    return value if math.isfinite(value) else None
 
 
 def _samples(config: SimConfig) -> int:
@@ -245,20 +254,38 @@ def _loss(model: GPT, batch: Batch) -> float:
 
 
 def swarm_run(name: str, plan: Plan, task: TaskPlan, **overrides: Any) -> Record:
-    """A simulated swarm, once per network id."""
+    """A simulated swarm, once per network id. A run whose model diverges (a non-finite
+    scalar) keeps its curve so far, padded with NaN, and is marked ``diverged``."""
     curves, sizes, started = [], [], time.perf_counter()
-    result: SimResult | None = None
+    diverged: list[str] = []
+    network: NetworkConfig | None = None
+    dense = 0
     for net in plan.network_ids:
-        result = simulate(plan.sim(task, net, **overrides))
+        config = plan.sim(task, net, **overrides)
+        records: list[RoundRecord] = []
+        try:
+            result = simulate(config, on_round=records.append)
+        except SeedswarmError:
+            if not records:
+                raise  # not a divergence: the run never started
+            diverged.append(net)
+            genesis = build_genesis(config)
+            base = validation_loss(genesis.model, genesis.task)
+            curve = [base, *(r.val_loss for r in records)]
+            curves.append(curve + [math.nan] * (config.rounds + 1 - len(curve)))
+            sizes += [r.bytes_per_miner for r in records]
+            continue
+        network, dense = result.network, result.dense_bytes
         curves.append([result.initial_val_loss, *result.val_loss])
         sizes.append(result.bytes_per_miner_per_round)
-    assert result is not None
-    return Record(name, result.network.codec.value, task.task, task.trainable, curves,
-                  time.perf_counter() - started, statistics.fmean(sizes), result.dense_bytes,
-                  lr=result.network.outer_lr, tail=plan.tail,
-                  extra={"scalars": result.network.scalars,
-                         "outer_momentum": result.network.outer_momentum,
-                         "scalar_format": result.config.scalar_format})
+    config = plan.sim(task, plan.network_ids[0], **overrides)
+    return Record(name, (config.codec or "fo"), task.task, task.trainable, curves,
+                  time.perf_counter() - started, statistics.fmean(sizes) if sizes else None,
+                  dense or 4 * build_genesis(config).trainable_numel,
+                  lr=network.outer_lr if network else config.outer_lr, tail=plan.tail,
+                  extra={"scalars": config.scalars,
+                         "outer_momentum": config.outer_momentum or 0.0,
+                         "scalar_format": config.scalar_format, "diverged": diverged})
 
 
 Arm = Callable[[], list[Record]]
@@ -299,7 +326,7 @@ def score_task(records: list[Record], miners: int) -> dict[str, Any]:
     base = statistics.fmean(r.base_val_loss for r in records)
     gap = base - ceiling.final_val_loss if ceiling is not None else math.nan
     for r in records:
-        if gap > 0:
+        if gap > 0 and math.isfinite(r.final_val_loss):
             r.gap_closed = (r.base_val_loss - r.final_val_loss) / gap
             r.rounds_to_50 = rounds_to(r.mean_curve, r.base_val_loss - 0.5 * gap)
             r.rounds_to_90 = rounds_to(r.mean_curve, r.base_val_loss - 0.9 * gap)
@@ -328,6 +355,7 @@ def table(task: TaskPlan, records: list[Record], figures: dict[str, Any]) -> Tab
         b = r.bytes_per_miner_per_round
         t.add_row(
             r.name, r.codec, f"{r.final_val_loss:.4f}",
+            "diverged" if r.extra.get("diverged") else
             "-" if r.gap_closed is None else f"{100 * r.gap_closed:.0f}%",
             "-" if r.rounds_to_50 is None else str(r.rounds_to_50),
             "-" if r.rounds_to_90 is None else str(r.rounds_to_90),

@@ -59,3 +59,15 @@ def test_the_command_line_writes_records_json(tmp_path: Path, monkeypatch: pytes
     data = json.loads(out.read_text())
     assert [r["codec"] for r in data["records"]] == ["adamw", "adamw-large"]
     assert data["figures"]["synthetic"]["adamw_lr"] == 3e-3
+
+
+def test_a_diverging_arm_is_recorded_not_fatal() -> None:
+    plan = Plan(rounds=3, miners=2, network_ids=("d-a", "d-b"), tail=1, fo_scalars=32,
+                fo_lr=1e6, adamw_lrs=(3e-3,), tasks=(TaskPlan("synthetic", "full"),),
+                base="scratch", pretrain_steps=0)
+    records, _ = run(plan, task_names=None, arm_names=["fo-2"], console=Console())
+    fo = records[-1]
+    assert fo.extra["diverged"] and fo.gap_closed is None
+    data = fo.to_json()
+    assert data["final_val_loss"] is None and None in data["val_loss"]
+    json.dumps(data, allow_nan=False)  # strict JSON: no NaN
