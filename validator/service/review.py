@@ -10,7 +10,7 @@ replicas would fork (the leader's own certificate counts as its approval of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from protocol.domain_types import Digest, ModelHash, PublicKey
@@ -59,16 +59,18 @@ class Reviewer:
     weight_mode: WeightMode = WeightMode.SCALARS
 
     def check(
-        self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn
+        self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn,
+        equivocators: Collection[PublicKey] = (),
     ) -> CertificateCheck:
-        """The verdict of `validator.certificate.check_certificate` on `cert`."""
+        """The verdict of `validator.certificate.check_certificate` on `cert`; `equivocators`:
+        the senders this validator holds equivocation proofs against for the round."""
         stakes = stakes_at(self.validators)(decision.round_index)
         ctx = ReviewContext(
             network_id=self.network_id, round_index=decision.round_index,
             certified_hash=decision.prev_model_hash, stakes=stakes,
             max_entries=self.max_entries, seen=decision.seen, rejected=decision.rejected,
             leader_attempt=attempt_of(self.network_id, cert, stakes, clock_round),
-            weight_mode=self.weight_mode,
+            weight_mode=self.weight_mode, equivocators=equivocators,
         )
         return check_certificate(cert, ctx, apply)
 
