@@ -24,7 +24,8 @@ from protocol.domain_types import ModelHash, PublicKey, Wei
 from protocol.encoding import MAX_MESSAGE_BYTES
 from protocol.equivocation import Equivocation, carried_proofs, encode_proofs
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
-from protocol.frames import decode_frames, encode_frames
+from protocol.frames import decode_frames as decode_frames
+from protocol.frames import encode_frames as encode_frames
 from protocol.leader import elected_leaders
 from protocol.membership import Stakes, StakesAt, stakes_at
 from protocol.messages import WEIGHT_ONE_PPB, Contribution, RoundCertificate
