@@ -2,7 +2,9 @@
 
 The reviewer recomputes everything it can: the elected leader (the attempt whose draw names the
 certificate's signer, no later than the attempt the clock has reached), the previous hash, every
-entry against the contributions it saw and refused, the weights of the network's mode, and the
+entry against the contributions it saw and refused (an entry it never received is verified from
+the signed bytes the bundle carries; a sender it holds an equivocation proof against for the
+round is disputed, protocol.equivocation), the weights of the network's mode, and the
 new hash from applying the entries to a copy of its model. It also approves at most one new
 model per round: two certificates of one round that are both final must give the same model, or
 replicas would fork (the leader's own certificate counts as its approval of its hash).
