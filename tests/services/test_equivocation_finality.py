@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seedswarm.devnet.equivocating_miner import run_equivocation
+from seedswarm.devnet.equivocating_miner import VALIDATORS, run_equivocation
 from seedswarm.devnet.spec import DevnetSpec
 from tests.services.harness import measured_network
 
@@ -22,7 +22,7 @@ ROUNDS = 3
 
 
 def test_an_equivocating_miner_is_excluded_and_finality_holds(tmp_path: Path) -> None:
-    spec = DevnetSpec(miners=3, validators=3, rounds=ROUNDS)
+    spec = DevnetSpec(miners=3, validators=VALIDATORS, rounds=ROUNDS)
     base = tmp_path / "base.safetensors"
     network = measured_network(spec, base)
     run = run_equivocation(network, base, tmp_path, rounds=ROUNDS)
@@ -30,6 +30,6 @@ def test_an_equivocating_miner_is_excluded_and_finality_holds(tmp_path: Path) ->
     assert run.stall_rounds <= 1, run  # no round waits for more than one fallback leader
     assert run.equivocator_certified == 0, run
     assert run.honest_certified > 0.0, run  # all of it on an idle machine (late work is not)
-    assert run.proven_by == 2, run  # each validator holds the proof and booked the penalty
+    assert run.proven_by == VALIDATORS, run  # each holds the proof and booked the penalty
     assert run.equivocator_reward_share == 0.0, run
     assert not any("unknown_contribution" in d for d in run.disputes), run.disputes
