@@ -26,8 +26,9 @@ Reported:
   FO audit figures);
 * ``equivocator`` (in ``details``; its share also under ``attacker_reward_share``): a miner
   that signs a different version of its contribution for each validator, run on the live
-  services in one process (``equivocator``): its reward share, the share of honest certificate
-  slots lost, and the rounds any round waited beyond its own to become final;
+  services in one process (``equivocator``): its reward share, the share of honest miners'
+  certificate slots lost (rounds x honest miners not in the final certificate), and the most
+  clock rounds in a row in which no round became final;
 * ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
   (sign-flip, scaled, noise) over the same honest miners alone (paired: the attackers'
   identities registered but silent; see ``loss_ratio``).
@@ -287,7 +288,7 @@ def equivocator(rounds: int = 3) -> dict[str, Any]:
         run_ = run_equivocation(scenario_network(base, rounds), base, Path(tmp), rounds=rounds)
     return {
         "reward_share": run_.equivocator_reward_share,
-        "honest_pay_lost": 1.0 - run_.honest_certified,
+        "honest_certificate_slots_lost": 1.0 - run_.honest_certified,
         "finality_stall_rounds": run_.stall_rounds, "final_in_clock_round": list(run_.final_in),
         "rounds_certifying_it": run_.equivocator_certified,
         "validators_holding_proof": run_.proven_by, "rounds": rounds,
@@ -404,8 +405,9 @@ def table(result: dict[str, Any]) -> Table:
     if eq is not None:
         t.add_row("equivocator: finality stall (rounds)", str(eq["finality_stall_rounds"]),
                   "<= 1", _met(eq["finality_stall_rounds"] <= 1))
-        t.add_row("equivocator: honest pay lost", f"{eq['honest_pay_lost']:.4f}", "<= 0.01",
-                  _met(eq["honest_pay_lost"] <= 0.01))
+        t.add_row("equivocator: honest slots lost", f"{eq['honest_certificate_slots_lost']:.4f}",
+                  "<= 0.01",
+                  _met(eq["honest_certificate_slots_lost"] <= 0.01))
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
     return t
