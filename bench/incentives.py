@@ -24,6 +24,11 @@ Reported:
 * ``verification_cost_fraction``: stage-2 verification forward passes / the forward passes the
   miners spent on the contributions that reached it (plus the honest-only and steady-state
   FO audit figures);
+* ``equivocator`` (in ``details``; its share also under ``attacker_reward_share``): a miner
+  that signs a different version of its contribution for each validator, run on the live
+  services in one process (``equivocator``): its reward share, the share of honest miners'
+  certificate slots lost (rounds x honest miners not in the final certificate), and the most
+  clock rounds in a row in which no round became final;
 * ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
   (sign-flip, scaled, noise) over the same honest miners alone (paired: the attackers'
   identities registered but silent; see ``loss_ratio``).
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +60,7 @@ from protocol.domain_types import PublicKey
 from protocol.layout import ParamLayout
 from protocol.netconfig import rule_default
 from protocol.randomness import contribution_seeds, round_beacon
+from seedswarm.devnet.equivocating_miner import run_equivocation, scenario_network
 from seedswarm.sim.attackers import ATTACKS, attacker_kind
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.faults import CorruptedDataMiner
@@ -270,6 +277,25 @@ def loss_ratio(config: SimConfig, specs: Sequence[HonestSpec], repeats: int) -> 
             "attacker_fraction": 3 / (n + 3), "seconds": seconds}
 
 
+def equivocator(rounds: int = 3) -> dict[str, Any]:
+    """The equivocator (issue 15, defect 3), measured on live services in one process: the
+    simulator has one certifier, so it cannot show validators that received different versions
+    (seedswarm.devnet.equivocating_miner: three equal validators, two honest miners, a miner that
+    sends each validator its own signed version every round)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base.safetensors"
+        run_ = run_equivocation(scenario_network(base, rounds), base, Path(tmp), rounds=rounds)
+    return {
+        "reward_share": run_.equivocator_reward_share,
+        "honest_certificate_slots_lost": 1.0 - run_.honest_certified,
+        "finality_stall_rounds": run_.stall_rounds, "final_in_clock_round": list(run_.final_in),
+        "rounds_certifying_it": run_.equivocator_certified,
+        "validators_holding_proof": run_.proven_by, "rounds": rounds,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=None)
@@ -322,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     rho_replay = spearman([rewards[s.name] for s in specs], [replay[s.name] for s in specs])
     recog = recognition(config, args.quick)
     ratio = loss_ratio(config, specs, n)
+    equivocation = equivocator()
+    by_kind["equivocator"] = equivocation["reward_share"]
     result: dict[str, Any] = {
         "attacker_reward_share": by_kind,
         "spearman_reward_vs_loo": rho,
@@ -339,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "steady_fo_audit_probability": certifier.policy.trust.fo_audit_probability,
             "value_forward_passes_per_miner_pass": value_passes / mined if mined else 0.0,
             "final_val_loss_full_network": sum(full_losses) / n,
-            "recognition": recog, "loss_ratio": ratio,
+            "recognition": recog, "loss_ratio": ratio, "equivocator": equivocation,
             "time_ratio_to_full_run": {"loo_reruns": loo_s / full_s,
                                        "recognition": recog["seconds"] / full_s,
                                        "loss_ratio": ratio["seconds"] / full_s},
@@ -373,6 +401,13 @@ def table(result: dict[str, Any]) -> Table:
     t.add_row("verification / miner compute", f"{v:.3f}", "<= 0.10", _met(v <= 0.10))
     vh = result["details"]["verification_cost_fraction_honest"]
     t.add_row("  of which on honest miners", f"{vh:.3f}", "", "")
+    eq = result["details"].get("equivocator")
+    if eq is not None:
+        t.add_row("equivocator: finality stall (rounds)", str(eq["finality_stall_rounds"]),
+                  "<= 1", _met(eq["finality_stall_rounds"] <= 1))
+        t.add_row("equivocator: honest slots lost", f"{eq['honest_certificate_slots_lost']:.4f}",
+                  "<= 0.01",
+                  _met(eq["honest_certificate_slots_lost"] <= 0.01))
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
     return t

@@ -7,7 +7,8 @@ with the certificate's. Gossip carries bundles as they are certified; the same b
 entries of each node's on-disk log and the answers to catch-up requests, so the whole history
 is replayable from any checkpoint.
 
-    bundle   := frames(certificate envelope, contribution envelope, ...)
+    bundle   := frames(certificate envelope, contribution envelope, ... [, evidence])
+    evidence := frames(equivocation proof, ...)   (protocol.equivocation; only when it has any)
     frames   := count:u32 | (length:u32 | bytes)*
     log req  := from_round:u64 | max_rounds:u32
     log resp := frames(bundle, ...)          (consecutive rounds from from_round, maybe none)
@@ -21,7 +22,10 @@ from dataclasses import dataclass
 
 from protocol.domain_types import ModelHash, PublicKey, Wei
 from protocol.encoding import MAX_MESSAGE_BYTES
+from protocol.equivocation import Equivocation, carried_proofs, encode_proofs
 from protocol.errors import ConsensusError, MessageRejected, RejectReason
+from protocol.frames import decode_frames as decode_frames
+from protocol.frames import encode_frames as encode_frames
 from protocol.leader import elected_leaders
 from protocol.membership import Stakes, StakesAt, stakes_at
 from protocol.messages import WEIGHT_ONE_PPB, Contribution, RoundCertificate
@@ -32,42 +36,9 @@ TOPIC_CONTRIBUTIONS = "contributions"
 TOPIC_BUNDLES = "bundles"
 TOPIC_ENDORSEMENTS = "endorsements"
 
-_U32 = struct.Struct(">I")
 _LOG_REQUEST = struct.Struct(">QI")
-MAX_FRAMES = 4096
 
 CertifiedEntry = tuple[Contribution, float]
-
-
-def encode_frames(parts: Sequence[bytes]) -> bytes:
-    """Length-prefixed concatenation of `parts`."""
-    out = [_U32.pack(len(parts))]
-    for part in parts:
-        out.append(_U32.pack(len(part)))
-        out.append(part)
-    return b"".join(out)
-
-
-def decode_frames(raw: bytes, *, max_frames: int = MAX_FRAMES) -> list[bytes]:
-    """Inverse of `encode_frames`; MessageRejected(MALFORMED) on any inconsistency."""
-    if len(raw) < _U32.size:
-        raise MessageRejected(RejectReason.MALFORMED, "frames: truncated count")
-    (count,) = _U32.unpack_from(raw, 0)
-    if count > max_frames:
-        raise MessageRejected(RejectReason.OUT_OF_BOUNDS, f"{count} frames > {max_frames}")
-    offset, parts = _U32.size, []
-    for _ in range(count):
-        if offset + _U32.size > len(raw):
-            raise MessageRejected(RejectReason.MALFORMED, "frames: truncated length")
-        (length,) = _U32.unpack_from(raw, offset)
-        offset += _U32.size
-        if offset + length > len(raw):
-            raise MessageRejected(RejectReason.MALFORMED, "frames: truncated frame")
-        parts.append(raw[offset : offset + length])
-        offset += length
-    if offset != len(raw):
-        raise MessageRejected(RejectReason.MALFORMED, "frames: trailing bytes")
-    return parts
 
 
 @dataclass(frozen=True)
@@ -76,6 +47,9 @@ class RoundBundle:
 
     certificate: Signed[RoundCertificate]
     contributions: tuple[Signed[Contribution], ...]
+    evidence: tuple[Equivocation, ...] = ()
+    """Proofs of equivocation the leader holds for recent rounds (protocol.equivocation):
+    none names a sender the certificate includes for the proof's round."""
 
     @property
     def round_index(self) -> int:
@@ -100,9 +74,10 @@ class RoundBundle:
 
     def encode(self) -> bytes:
         """The bundle's wire and log form."""
-        return encode_frames(
-            [self.certificate.envelope, *(c.envelope for c in self.contributions)]
-        )
+        parts = [self.certificate.envelope, *(c.envelope for c in self.contributions)]
+        if self.evidence:
+            parts.append(encode_proofs(self.evidence))
+        return encode_frames(parts)
 
 
 def open_bundle(
@@ -122,7 +97,7 @@ def open_bundle(
     exactly one contribution per entry, in entry order, whose envelope digest and sender are the
     entry's.
     """
-    frames = decode_frames(raw, max_frames=1 + 512)
+    frames = decode_frames(raw, max_frames=2 + 512)
     if not frames:
         raise MessageRejected(RejectReason.MALFORMED, "empty bundle")
     cert = open_envelope(
@@ -136,6 +111,15 @@ def open_bundle(
     total = sum(entry.weight_ppb for entry in entries)
     if entries and total != WEIGHT_ONE_PPB:
         raise MessageRejected(RejectReason.OUT_OF_BOUNDS, f"weights sum to {total} ppb")
+    evidence: tuple[Equivocation, ...] = ()
+    if len(frames) - 2 == len(entries):  # a last frame carries the leader's proofs
+        evidence = carried_proofs(frames[-1], network_id=network_id,
+                                  max_envelope_bytes=max_envelope_bytes)
+        frames = frames[:-1]
+        included = {(cert.message.round_index, e.sender) for e in entries}
+        if any((p.round_index, p.sender) in included for p in evidence):
+            raise MessageRejected(RejectReason.MALFORMED,
+                                  "certificate includes a sender its own evidence convicts")
     if len(frames) - 1 != len(entries):
         raise MessageRejected(RejectReason.MALFORMED, "bundle does not match its certificate")
     contributions = []
@@ -148,7 +132,7 @@ def open_bundle(
         if signed.message.round_index != cert.message.round_index:
             raise MessageRejected(RejectReason.WRONG_ROUND, "contribution of another round")
         contributions.append(signed)
-    return RoundBundle(cert, tuple(contributions))
+    return RoundBundle(cert, tuple(contributions), evidence)
 
 
 def _check_leader(

@@ -6,7 +6,9 @@
   comes from an injected ``ApplyFn``: applying needs the model, which validator/ does not hold.
 * Reviewer (``review_certificate``): envelope and signature, network and round, the leader the
   beacon elects, the previous hash equal to its own certified hash, at most G entries in
-  canonical order, every entry a contribution it has seen (sender matching) and did not reject
+  canonical order, no sender it holds an equivocation proof against for the round
+  (protocol.equivocation), every entry a contribution it has seen or verified from the leader's
+  bundle (sender matching) and did not reject
   (filters, verification, or the value gate: a contribution this reviewer would not pay), weights
   summing to 1e9 with none zero and, in ``EQUAL`` and ``SCALARS`` modes, exactly the weights the
   mode gives the included entries, and the new hash equal to its own apply. (``PROPORTIONAL``
@@ -173,6 +175,7 @@ class Dispute(StrEnum):
     TOO_MANY_ENTRIES = "too_many_entries"
     NOT_CANONICAL = "entries_not_in_canonical_order"
     UNKNOWN_CONTRIBUTION = "unknown_contribution"
+    EQUIVOCATOR = "includes_proven_equivocator"
     SENDER_MISMATCH = "entry_sender_mismatch"
     REJECTED_CONTRIBUTION = "includes_rejected_contribution"
     WEIGHTS = "weights_do_not_sum"
@@ -215,6 +218,8 @@ class ReviewContext:
     rejected: Collection[Digest] = ()
     leader_attempt: int = 0
     weight_mode: WeightMode = WeightMode.SCALARS  # the network's certificate mode
+    # Senders it holds a proof against for this round (protocol.equivocation): never included.
+    equivocators: Collection[PublicKey] = ()
 
 
 def check_certificate(
@@ -251,6 +256,8 @@ def check_entries(cert: RoundCertificate, ctx: ReviewContext) -> CertificateChec
     if any(a >= b for a, b in pairwise(senders)):
         return CertificateCheck(Dispute.NOT_CANONICAL, "senders not strictly increasing")
     for e in entries:
+        if e.sender in ctx.equivocators:
+            return CertificateCheck(Dispute.EQUIVOCATOR, e.sender.hex()[:16])
         seen = ctx.seen.get(e.contribution_digest)
         if seen is None:
             return CertificateCheck(Dispute.UNKNOWN_CONTRIBUTION, e.contribution_digest.hex()[:16])

@@ -224,6 +224,13 @@ class ScoringPipeline:
         forced = replace(policy, zo_audit_probability=1.0, fo_audit_probability=1.0)
         return self._audit(round_index, contribution, oracle, forced)
 
+    def penalize(self, round_index: int, miner: PublicKey) -> None:
+        """Book a proven offence of ``miner`` in ``round_index`` (an equivocation,
+        protocol.equivocation) exactly as a failed audit: banned, epoch score forfeited."""
+        book = self.book(miner)
+        book.audits = after_audit(book.audits, False, round_index)
+        book.epoch_score = 0.0
+
     def book(self, miner: PublicKey) -> MinerBook:
         """The book of ``miner`` (created empty for a stranger)."""
         return self.books.setdefault(miner, MinerBook())

@@ -201,6 +201,10 @@ class MinerService:
     async def _work(self, clock_round: int) -> None:
         self.counters.published_in = clock_round  # one attempt per clock round
         round_index = self.state.round_index
+        if round_index == self.counters.last_published:
+            # one signed contribution per round: a second one, even of the same work, is an
+            # equivocation (protocol.equivocation) that every validator would penalize
+            return
         started = time.perf_counter()
         sealed = await asyncio.to_thread(self.produce, self.state)
         self.counters.work_s += time.perf_counter() - started

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from protocol.domain_types import ModelHash, PublicKey
+from protocol.equivocation import Equivocation
 from protocol.identity import NodeKey
 from protocol.messages import WEIGHT_ONE_PPB, CertEntry, Contribution, RoundCertificate
 from protocol.roundlog import CertifiedEntry, RoundBundle
 from protocol.signing import Signed, message_digest, open_envelope, seal
-from validator.certificate import allocate_ppb
+from validator.certificate import WeightMode, allocate_ppb, mode_shares
 
 
 def time_sequence() -> int:
@@ -43,6 +44,21 @@ def chosen_entries(
     return [(signed, ppb) for (signed, _), ppb in zip(ordered, exact, strict=True) if ppb > 0]
 
 
+def without_senders(
+    chosen: Sequence[tuple[Signed[Contribution], int]],
+    senders: frozenset[PublicKey],
+    mode: WeightMode,
+) -> list[tuple[Signed[Contribution], int]]:
+    """`chosen` less the entries of `senders` (proven equivocators), the weights of the rest
+    given again by `mode` (exactly what reviewers recompute) or rescaled in proportion."""
+    kept = [(signed, ppb) for signed, ppb in chosen if signed.message.sender not in senders]
+    if len(kept) == len(chosen) or not kept:
+        return kept
+    shares = mode_shares([signed.message for signed, _ in kept], mode)
+    weights = allocate_ppb(shares if shares is not None else [Fraction(p) for _, p in kept])
+    return [(signed, ppb) for (signed, _), ppb in zip(kept, weights, strict=True) if ppb > 0]
+
+
 def applied_entries(chosen: Sequence[tuple[Signed[Contribution], int]]) -> list[CertifiedEntry]:
     """What every replica applies for `chosen`: the weights the certificate can carry."""
     return [(signed.message, ppb / WEIGHT_ONE_PPB) for signed, ppb in chosen]
@@ -56,8 +72,10 @@ def build_bundle(
     prev_model_hash: ModelHash,
     new_model_hash: ModelHash,
     chosen: Sequence[tuple[Signed[Contribution], int]],
+    evidence: Sequence[Equivocation] = (),
 ) -> RoundBundle:
-    """Sign the certificate of `chosen` and pack it with the contributions it names."""
+    """Sign the certificate of `chosen` and pack it with the contributions it names and the
+    equivocation proofs it carries (`evidence`)."""
     certificate = RoundCertificate(
         network_id=network_id,
         round_index=round_index,
@@ -72,4 +90,4 @@ def build_bundle(
     signed_cert = open_envelope(
         seal(certificate, key), network_id=network_id, expect=RoundCertificate
     )
-    return RoundBundle(signed_cert, tuple(signed for signed, _ in chosen))
+    return RoundBundle(signed_cert, tuple(signed for signed, _ in chosen), tuple(evidence))

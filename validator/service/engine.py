@@ -89,6 +89,10 @@ class ScoringEngine:
         passed = self.scorer.audit(self.round_context(), [seen[d] for d in known])
         return frozenset(d for d, ok in zip(known, passed, strict=True) if not ok)
 
+    def penalize(self, miner: PublicKey, round_index: int) -> None:
+        """Book a proven equivocation of `miner` in `round_index` like a failed audit."""
+        self.scorer.pipeline.penalize(round_index, miner)
+
     def preview(self, entries: Sequence[CertifiedEntry]) -> ModelHash:
         """The hash of the model `entries` would give, computed on a detached copy."""
         return self.state.replica.detached().apply_round(entries)

@@ -29,6 +29,8 @@ class EpochRecord:
     closed before this validator's step, or the chain refused it for good)."""
     reason: str = ""
     """Why a failed epoch failed, in one line."""
+    forfeited: set[str] = field(default_factory=set)
+    """Miners (hex key) proven to have cheated this epoch: their score stays 0."""
 
 
 @dataclass
@@ -48,9 +50,18 @@ class Ledger:
         self.last_round = round_index
         record = self.epochs.setdefault(epoch, EpochRecord())
         for miner, weight in weights.items():
-            record.scores[miner] = record.scores.get(miner, 0.0) + weight
+            if miner not in record.forfeited:
+                record.scores[miner] = record.scores.get(miner, 0.0) + weight
         self.save()
         return True
+
+    def forfeit(self, epoch: int, miner: str) -> None:
+        """Zero `miner`'s score in `epoch` and keep it at 0 (a proven equivocation)."""
+        record = self.epochs.setdefault(epoch, EpochRecord())
+        record.forfeited.add(miner)
+        if miner in record.scores:
+            record.scores[miner] = 0.0
+        self.save()
 
     def record_loss(self, round_index: int, loss: float) -> None:
         """Remember the validation loss of the model round `round_index` produced."""
@@ -67,7 +78,8 @@ class Ledger:
     def to_json(self) -> dict[str, Any]:
         return {
             "version": LEDGER_VERSION,
-            "epochs": {str(e): {"scores": r.scores, "stage": r.stage, "reason": r.reason}
+            "epochs": {str(e): {"scores": r.scores, "stage": r.stage, "reason": r.reason,
+                                "forfeited": sorted(r.forfeited)}
                        for e, r in sorted(self.epochs.items())},
             "val_loss": {str(r): v for r, v in sorted(self.val_loss.items())},
             "last_round": self.last_round,
@@ -84,7 +96,8 @@ class Ledger:
             return cls(path=path)
         data = json.loads(path.read_text(encoding="utf-8"))
         epochs = {
-            int(e): EpochRecord(dict(r["scores"]), str(r["stage"]), str(r.get("reason", "")))
+            int(e): EpochRecord(dict(r["scores"]), str(r["stage"]), str(r.get("reason", "")),
+                                set(r.get("forfeited", [])))
             for e, r in data["epochs"].items()
         }
         losses = {int(r): float(v) for r, v in data["val_loss"].items()}

@@ -37,6 +37,9 @@ class RoundDecision:
     """Envelope digests it found invalid (filters, failed verification, banned sender): a
     leader including one is disputed. Contributions it merely would not pay (no positive
     reward on its own evaluation data) are not listed: honest validators may differ there."""
+    learned: tuple[Signed[Contribution], ...] = ()
+    """Contributions it did not receive itself but found in a leader's bundle while reviewing
+    (signature checked, audited in full before approving: see `unpaid`)."""
     unpaid: frozenset[Digest] = frozenset()
     """Digests it left out without finding them invalid (no positive reward on its own
     data): a leader may see them differently, so a reviewer audits these before approving a
@@ -49,7 +52,7 @@ class RoundDecision:
     @property
     def seen(self) -> dict[Digest, Contribution]:
         """Envelope digest -> contribution, for `ReviewContext.seen`."""
-        return {signed.digest: signed.message for signed in self.received}
+        return {signed.digest: signed.message for signed in (*self.received, *self.learned)}
 
     def weights(self) -> dict[PublicKey, float]:
         """Miner -> the weight this validator would certify it with (0 when left out)."""
@@ -88,4 +91,13 @@ class ReceiptSource(Protocol):
 
     def receipt(self, miner: PublicKey, round_index: int) -> ScoreReceipt | None:
         """The receipt this validator's scoring issued `miner` for `round_index`, if any."""
+        ...
+
+
+@runtime_checkable
+class Penalizer(Protocol):
+    """An engine whose scoring books proven offences (a failed audit's ban and forfeit)."""
+
+    def penalize(self, miner: PublicKey, round_index: int) -> None:
+        """Treat `miner` as having failed an audit in `round_index`."""
         ...

@@ -2,7 +2,9 @@
 
 The reviewer recomputes everything it can: the elected leader (the attempt whose draw names the
 certificate's signer, no later than the attempt the clock has reached), the previous hash, every
-entry against the contributions it saw and refused, the weights of the network's mode, and the
+entry against the contributions it saw and refused (an entry it never received is verified from
+the signed bytes the bundle carries; a sender it holds an equivocation proof against for the
+round is disputed, protocol.equivocation), the weights of the network's mode, and the
 new hash from applying the entries to a copy of its model. It also approves at most one new
 model per round: two certificates of one round that are both final must give the same model, or
 replicas would fork (the leader's own certificate counts as its approval of its hash).
@@ -10,7 +12,7 @@ replicas would fork (the leader's own certificate counts as its approval of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from protocol.domain_types import Digest, ModelHash, PublicKey
@@ -59,16 +61,18 @@ class Reviewer:
     weight_mode: WeightMode = WeightMode.SCALARS
 
     def check(
-        self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn
+        self, cert: RoundCertificate, decision: RoundDecision, clock_round: int, apply: ApplyFn,
+        equivocators: Collection[PublicKey] = (),
     ) -> CertificateCheck:
-        """The verdict of `validator.certificate.check_certificate` on `cert`."""
+        """The verdict of `validator.certificate.check_certificate` on `cert`; `equivocators`:
+        the senders this validator holds equivocation proofs against for the round."""
         stakes = stakes_at(self.validators)(decision.round_index)
         ctx = ReviewContext(
             network_id=self.network_id, round_index=decision.round_index,
             certified_hash=decision.prev_model_hash, stakes=stakes,
             max_entries=self.max_entries, seen=decision.seen, rejected=decision.rejected,
             leader_attempt=attempt_of(self.network_id, cert, stakes, clock_round),
-            weight_mode=self.weight_mode,
+            weight_mode=self.weight_mode, equivocators=equivocators,
         )
         return check_certificate(cert, ctx, apply)
 

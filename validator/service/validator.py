@@ -26,6 +26,7 @@ from typing import Any
 
 from adapters.transport.base import Subscription, Transport, TransportError
 from protocol.domain_types import PublicKey
+from protocol.equivocation import EQUIVOCATION_ROUNDS, MAX_PROOFS_PER_BUNDLE, Equivocation
 from protocol.errors import ConsensusError
 from protocol.identity import NodeKey
 from protocol.leader import leader_for
@@ -55,11 +56,12 @@ from validator.service.certify import (
     chosen_entries,
     time_sequence,
     to_ppb,
+    without_senders,
 )
 from validator.service.epoch_chain import EpochChain, due_step, is_final_failure
 from validator.service.ledger import Ledger
 from validator.service.pool import ContributionPool
-from validator.service.ports import ReceiptSource, RoundDecision, ValidatorEngine
+from validator.service.ports import Penalizer, ReceiptSource, RoundDecision, ValidatorEngine
 from validator.service.receipt_server import RECEIPT_PROTOCOL, ReceiptBook
 from validator.service.review import ReviewBook, Reviewer, conflict_check, review_order
 from validator.service.scoreboard import Scoreboard
@@ -129,7 +131,8 @@ class ValidatorService:
         self.stakes_at = stakes_at(config.validators if timeline is None else timeline)
         self.miners_at = miners_at(config.miners if timeline is None else timeline)
         self.pool = ContributionPool(
-            net.network_id, self.miners_at, net.max_message_bytes, self.gate
+            net.network_id, self.miners_at, net.max_message_bytes, self.gate,
+            on_equivocation=self._penalize,
         )
         self.follower = Follower(
             engine, config.state_dir, network_id=net.network_id,
@@ -153,12 +156,15 @@ class ValidatorService:
         self.disputes: deque[tuple[int, str]] = deque(maxlen=32)
         """(round, reason) of this validator's latest disputes."""
         self.disputed = 0
+        self.equivocators: deque[tuple[int, str]] = deque(maxlen=32)
+        """(round, miner hex) of the latest equivocations proven here (protocol.equivocation)."""
         self.review_seconds = 0.0
         self.score_seconds = 0.0
         self._certified_in = -1
         self._at = -1
         self._entered_at = -math.inf
         self._unbooked: deque[RoundDecision] = deque()
+        self._proven: deque[Equivocation] = deque()
         self._catch_up_log = CatchUp(config.peers, config.request_timeout_s)
         self._waker = Waker()
         self._chain_errors = 0
@@ -220,6 +226,7 @@ class ValidatorService:
 
     async def _drive(self) -> None:
         while True:
+            self._book_proofs()
             now = self.now()
             current = self.clock.phase(now).round_index
             at = self.engine.round_index
@@ -334,21 +341,41 @@ class ValidatorService:
             cert = bundle.certificate.message
             self.book.mark_reviewed(round_index, bundle.certificate.digest)
             started = time.perf_counter()
-            decision = await self._establish_facts(decision, cert)
-            check = await asyncio.to_thread(self.reviewer.check, cert, decision, clock_round,
-                                            self.engine.preview)
+            decision = await self._establish_facts(decision, bundle)
+            check = await asyncio.to_thread(
+                self.reviewer.check, cert, decision, clock_round, self.engine.preview,
+                self.pool.equivocation.equivocators(round_index))
             self.review_seconds += time.perf_counter() - started
             self.timings.add("review", time.perf_counter() - started)
             check = conflict_check(self.book, round_index, check, cert.new_model_hash)
             await self._publish_endorsement(cert, check)
         self._write_status()
 
-    async def _establish_facts(
-        self, decision: RoundDecision, cert: RoundCertificate
-    ) -> RoundDecision:
-        """Audit the certificate's entries this validator left out unaudited, so the review
-        disputes only facts; failures join the decision's invalid set (kept for later
-        candidates of the round)."""
+    async def _establish_facts(self, decision: RoundDecision, bundle: RoundBundle) -> RoundDecision:
+        """What the bundle proves, before judging it: its equivocation proofs and its
+        contributions compared with the versions this validator kept (a different one proves
+        its sender equivocated); then the certificate's entries this validator never received
+        (their signed bytes travel in the bundle) or left out unaudited are audited in full,
+        so the review disputes only facts. Failures join the decision's invalid set (kept for
+        later candidates of the round)."""
+        for proof in bundle.evidence:
+            self.pool.add_proof(proof)
+        for signed in bundle.contributions:
+            self.pool.learn(signed)
+        proven = self.pool.equivocation.equivocators(decision.round_index)
+        seen = decision.seen
+        new = tuple(s for s in bundle.contributions
+                    if s.digest not in seen and s.message.sender not in proven
+                    and s.message.round_index == decision.round_index)
+        if new:
+            stale = frozenset(s.digest for s in new
+                              if s.message.base_model_hash != decision.prev_model_hash
+                              or s.message.sender not in self.miners_at(decision.round_index))
+            decision = replace(decision, learned=decision.learned + new,
+                               rejected=decision.rejected | stale,
+                               unpaid=decision.unpaid | (frozenset(s.digest for s in new) - stale))
+            self.book.decide(decision)
+        cert = bundle.certificate.message
         doubtful = [e.contribution_digest for e in cert.entries
                     if e.contribution_digest in decision.unpaid]
         if not doubtful:
@@ -359,6 +386,27 @@ class ValidatorService:
                            unpaid=decision.unpaid - frozenset(doubtful))
         self.book.decide(decision)
         return decision
+
+    def _penalize(self, proof: Equivocation) -> None:
+        """A proof of equivocation learned here (received, or carried by a bundle): booked by
+        the driver (`_book_proofs`), never while a scoring thread runs."""
+        self._proven.append(proof)
+        self._waker.set()
+
+    def _book_proofs(self) -> None:
+        """Each proven equivocator is booked as having failed an audit in that round
+        (banned, its epoch score forfeited), as every validator holding the proof does."""
+        while self._proven:
+            proof = self._proven.popleft()
+            miner = proof.sender
+            self.equivocators.append((proof.round_index, miner.hex()))
+            _log.warning("round %d: miner %s equivocated (two signed contributions); excluded "
+                         "and penalized", proof.round_index, miner.hex()[:16])
+            if isinstance(self.engine, Penalizer):
+                self.engine.penalize(miner, proof.round_index)
+            epoch = epoch_of(self.clock.phase(self.now()).round_index,
+                             self.config.network.epoch_length)
+            self.ledger.forfeit(epoch, miner.hex())
 
     async def _publish_endorsement(self, cert: RoundCertificate, check: CertificateCheck) -> None:
         net = self.config.network
@@ -388,7 +436,11 @@ class ValidatorService:
         decision = self.book.decision(round_index)
         if decision is None:
             return
-        chosen = chosen_entries(list(decision.entries), decision.received)
+        proven = self.pool.equivocation.equivocators(round_index)
+        chosen = without_senders(chosen_entries(list(decision.entries), decision.received),
+                                 proven, self.config.weight_mode)
+        evidence = self.pool.equivocation.proofs(
+            range(round_index - EQUIVOCATION_ROUNDS + 1, round_index + 1))[-MAX_PROOFS_PER_BUNDLE:]
         try:
             with self.timings.timed("certify"):
                 new_hash = await asyncio.to_thread(self.engine.preview, applied_entries(chosen))
@@ -401,7 +453,7 @@ class ValidatorService:
             return
         bundle = build_bundle(self.key, network_id=self.config.network.network_id,
                               round_index=round_index, prev_model_hash=prev,
-                              new_model_hash=new_hash, chosen=chosen)
+                              new_model_hash=new_hash, chosen=chosen, evidence=evidence)
         self.book.mark_reviewed(round_index, bundle.certificate.digest)
         self.follower.offer(bundle)
         try:
@@ -514,6 +566,7 @@ class ValidatorService:
             "approvals": self.approvals,
             "disputed": self.disputed,
             "disputes": [list(d) for d in self.disputes],
+            "equivocators": [list(e) for e in self.equivocators],
             "score_s": self.score_seconds,
             "review_s": self.review_seconds,
             "ledger": self.ledger.to_json(),
