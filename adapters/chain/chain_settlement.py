@@ -9,7 +9,7 @@ from adapters.chain.chain_errors import ChainError
 from adapters.chain.client import ChainClient
 from adapters.chain.submitter import WeightSubmitter
 from protocol.domain_types import PublicKey
-from protocol.settlement.params import EpochStatus, EpochWindows
+from protocol.settlement.params import EpochStatus, EpochWindows, Role
 
 
 class ChainSettlement:
@@ -61,3 +61,19 @@ class ChainSettlement:
 
     def epoch_status(self, epoch: int) -> EpochStatus:
         return self._client.incentives.epoch_status(epoch)
+
+    def vote_slash(self, miner: PublicKey, epoch: int, evidence_hash: bytes) -> bool:
+        """The account bound to `miner` now, else the last one that registered a miner bond
+        under it (a miner that left is slashable while its bond unbonds)."""
+        registry = self._client.registry
+        account = registry.account_of_node_key(miner)
+        if int(account, 16) == 0:
+            bonds = [r.account for r in registry.registrations()
+                     if r.role is Role.MINER and r.node_key == miner]
+            if not bonds:
+                raise ChainError(f"no miner bond was ever posted under node key {miner.hex()}: "
+                                 "check the key the fabricated contribution was signed with")
+            account = bonds[-1]
+        registry.vote_slash(account, epoch, evidence_hash)
+        _, slashed = registry.slash_support(account, epoch, evidence_hash)
+        return slashed
