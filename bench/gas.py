@@ -37,7 +37,7 @@ from web3 import Web3
 from adapters.chain.backends import chain_time, connect, funded_account, set_time
 from adapters.chain.client import ChainClient
 from adapters.chain.devnode import AnvilNode
-from protocol.domain_types import ModelHash, Wei
+from protocol.domain_types import ModelHash, PublicKey, Wei
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EconomicParams, NetworkParams
@@ -213,10 +213,10 @@ def measure_bond(w3: Web3, accounts: Accounts) -> BondGas:
     withdraws after the unbonding delay, the other is slashed by votes of 1, 4 then 3 (5 of 10
     is no majority; 8 is)."""
     suite = _deploy(w3, accounts, 2, SLASH_VALIDATORS)
-    vals, mins = _register(w3, suite, accounts, 0, SLASH_VALIDATORS)
+    vals, _ = _register(w3, suite, accounts, 0, SLASH_VALIDATORS)
     leaver, accused = (ChainClient.connect(w3, suite.deployment, a) for a in accounts.miners[:2])
-    register = leaver.registry.register_miner(_key(2, 0), STAKE).gas_used
-    accused.registry.register_miner(_key(2, 1), STAKE)
+    register = leaver.registry.register_miner(PublicKey(_key(2, 0)), STAKE).gas_used
+    accused.registry.register_miner(PublicKey(_key(2, 1)), STAKE)
     deregister = leaver.registry.deregister().gas_used
     set_time(w3, suite.registry.unbonding_of(leaver.address)[1])
     withdraw = leaver.registry.withdraw().gas_used

@@ -9,7 +9,7 @@ from adapters.chain.chain_errors import ChainError
 from adapters.chain.client import ChainClient
 from adapters.chain.submitter import WeightSubmitter
 from protocol.domain_types import PublicKey
-from protocol.settlement.params import EpochStatus, EpochWindows, Role
+from protocol.settlement.params import EpochStatus, EpochWindows
 
 
 class ChainSettlement:
@@ -66,14 +66,10 @@ class ChainSettlement:
         """The account bound to `miner` now, else the last one that registered a miner bond
         under it (a miner that left is slashable while its bond unbonds)."""
         registry = self._client.registry
-        account = registry.account_of_node_key(miner)
-        if int(account, 16) == 0:
-            bonds = [r.account for r in registry.registrations()
-                     if r.role is Role.MINER and r.node_key == miner]
-            if not bonds:
-                raise ChainError(f"no miner bond was ever posted under node key {miner.hex()}: "
-                                 "check the key the fabricated contribution was signed with")
-            account = bonds[-1]
+        account = registry.bonded_account_of(miner)
+        if account is None:
+            raise ChainError(f"no miner bond was ever posted under node key {miner.hex()}: "
+                             "check the key the fabricated contribution was signed with")
         registry.vote_slash(account, epoch, evidence_hash)
         _, slashed = registry.slash_support(account, epoch, evidence_hash)
         return slashed

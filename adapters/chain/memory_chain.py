@@ -36,7 +36,6 @@ from adapters.chain.chain_errors import ChainError, ChainRevert
 from protocol.domain_types import PublicKey, Wei
 from protocol.errors import InvalidWeights
 from protocol.settlement.median import settle_reference
-from protocol.settlement.slashing import slash_passes
 from protocol.settlement.params import (
     BPS,
     WEIGHT_SCALE,
@@ -47,6 +46,7 @@ from protocol.settlement.params import (
     NetworkParams,
     Role,
 )
+from protocol.settlement.slashing import slash_passes
 from protocol.settlement.weight_vector import commit_digest
 
 _NO_DIGEST = bytes(32)

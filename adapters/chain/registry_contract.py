@@ -157,6 +157,16 @@ class RegistryClient:
         fn = self._contract.functions.accountOfNodeKey(_node_key_word(node_key))
         return EvmAddress(str(self._view(fn)))
 
+    def bonded_account_of(self, node_key: PublicKey) -> EvmAddress | None:
+        """The account bound to `node_key` now, else the last one that registered a miner bond
+        under it (a miner that left is slashable while its bond unbonds); None if none ever did."""
+        account = self.account_of_node_key(node_key)
+        if int(account, 16) != 0:
+            return account
+        bonds = [r.account for r in self.registrations()
+                 if r.role is Role.MINER and r.node_key == node_key]
+        return bonds[-1] if bonds else None
+
     def unbonding_of(self, account: EvmAddress | None = None) -> tuple[Wei, int]:
         """(amount, release time) of `account`'s unbonding stake."""
         amount, release = self._view(self._contract.functions.unbondingOf(self._who(account)))
