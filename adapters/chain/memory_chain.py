@@ -230,8 +230,10 @@ class MemoryChain:
             self._stake_history[who].push(now, 0)
             self._set_total(now, self._total - participant.stake)
         amount, _ = self._unbonding.get(who, (0, 0))
-        release = self.block_time() + self.network.unbonding_delay
-        self._unbonding[who] = (amount + participant.stake, release)
+        start = self.block_time()
+        if participant.role is Role.MINER:  # a bond unbonds from the end of the leaving epoch
+            start = self.epoch_end(self._epoch_at(start))
+        self._unbonding[who] = (amount + participant.stake, start + self.network.unbonding_delay)
 
     @_transaction
     def withdraw(self, account: str) -> int:
@@ -455,6 +457,12 @@ class MemoryChain:
         if stake < minimum:
             raise ChainRevert("InsufficientStake", (stake, minimum))
         return who
+
+    def _epoch_at(self, ts: int) -> int:
+        """Registry.epochAt: times up to genesis count as epoch 0."""
+        if ts <= self.network.genesis_time:
+            return 0
+        return (ts - self.network.genesis_time) // self.network.epoch_duration
 
     def _slashable(self, who: str) -> bool:
         participant = self._participants.get(who)

@@ -540,14 +540,18 @@ contract Registry is Ownable {
     }
 
     /// @dev Moves the whole stake into unbonding and forgets the participant. A second
-    /// unbonding before the first is withdrawn joins it and restarts the delay.
+    /// unbonding before the first is withdrawn joins it and restarts the delay. A miner's bond
+    /// unbonds from the end of the epoch it leaves in, not from its leaving: slash votes name
+    /// a finished epoch, so a miner that fabricates and leaves early in an epoch still leaves
+    /// validators the whole delay after that epoch's end to prove it.
     function _release(address account) private {
         Participant memory p = _participants[account];
         delete _nodeKeyOwner[p.nodeKey];
         delete _participants[account];
         Unbonding storage u = _unbonding[account];
         u.amount += p.stake;
-        u.releaseTime = uint64(block.timestamp) + _params.unbondingDelay;
+        uint256 from = p.role == Role.Miner ? epochStart(currentEpoch() + 1) : block.timestamp;
+        u.releaseTime = uint64(from) + _params.unbondingDelay;
         emit UnbondingStarted(account, p.role, p.stake, u.releaseTime);
     }
 }

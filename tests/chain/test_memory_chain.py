@@ -198,7 +198,8 @@ def test_a_bond_is_required_locked_while_unbonding_and_then_withdrawn(net: Memor
     assert _refusal(free) == ("InsufficientStake", (0, ETH))
     chain.deregister(miner)
     amount, release = chain.unbonding_of(miner)
-    assert (amount, release) == (ETH, chain.block_time() + net.network.unbonding_delay)
+    # A bond unbonds from the end of the epoch its miner left in (slash votes name an epoch).
+    assert (amount, release) == (ETH, chain.epoch_end(0) + net.network.unbonding_delay)
     with pytest.raises(ChainRevert) as early:
         chain.withdraw(miner)
     assert _refusal(early) == ("StillUnbonding", (release,))

@@ -185,3 +185,21 @@ def test_a_slash_never_reverts_on_checkpoint_order(w3: Web3) -> None:
     fn = net.validators[1].registry.contract.functions.voteSlash(
         newcomer.address, epoch, EVIDENCE)
     _estimate_in_block_at(w3, net.validators[1], fn, 0, older)  # completes the slash
+
+
+def test_a_bond_stays_slashable_for_the_whole_delay_after_the_leaving_epoch(w3: Web3) -> None:
+    # Delay 30 s, epochs 60 s: were the delay counted from leaving, a miner that left early in
+    # an epoch could withdraw before that epoch ended, when no slash vote can name it yet.
+    net = make_net(w3, miners=2, validator_stakes=STAKES, unbonding_delay=30)
+    miner = net.miners[0]
+    epoch = net.suite.registry.current_epoch()
+    miner.registry.deregister()
+    _, release = miner.registry.unbonding_of()
+    assert release == net.suite.registry.epoch_end(epoch) + 30
+    net.goto_epoch_end(epoch)
+    with pytest.raises(ChainRevert, match="StillUnbonding"):
+        miner.registry.withdraw()
+    _vote(net.validators[0], miner, epoch)
+    _vote(net.validators[1], miner, epoch)
+    assert miner.registry.unbonding_of() == (0, 0)
+    assert net.suite.registry.total_slashed() == ETH
