@@ -16,7 +16,8 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// lowest performance in the last directly settled epoch (read from the incentives contract),
 /// skipping occupants still inside their immunity period. The validator set is bounded too; when
 /// full, a newcomer must stake strictly more than the smallest validator, who is replaced.
-/// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds.
+/// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds,
+/// counted for a miner from the end of the epoch it leaves in.
 ///
 /// Settlement of an epoch happens after the epoch has ended, while the sets keep changing. So
 /// that late changes cannot rewrite a finished epoch, the registry keeps a timestamped history of
@@ -31,7 +32,7 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// No registration, stake change or eviction may fail on the order of its checkpoints.
 ///
 /// A miner's stake is a bond: it stays locked while the miner is registered and for
-/// `unbondingDelay` seconds after it leaves, and a fabrication proven to a validator
+/// `unbondingDelay` seconds after the end of the epoch it leaves in, and a fabrication proven to a validator
 /// stake-majority slashes it (`voteSlash`). Each validator votes for one (miner, epoch, evidence
 /// hash), the evidence hash being the SHA-256 of the miner's signed contribution that the
 /// recomputation contradicts, which any validator can check for itself. Votes weigh the stake
