@@ -14,11 +14,16 @@ epoch each way:
 path is the baseline: the table reports it as a multiple of the Merkle path. A miner's claim
 (paid by the miner, not per epoch) is shown separately. Without --rpc, anvil is started from
 contracts/node_modules on a free loopback port.
+
+A second table prices a miner's bond: registering with it, a slash vote that does not yet
+reach the stake majority, and the vote that does (it burns the bond and deregisters the miner),
+with 4 validators staking 1, 2, 3 and 4.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -32,7 +37,7 @@ from web3 import Web3
 from adapters.chain.backends import chain_time, connect, funded_account, set_time
 from adapters.chain.client import ChainClient
 from adapters.chain.devnode import AnvilNode
-from protocol.domain_types import ModelHash, Wei
+from protocol.domain_types import ModelHash, PublicKey, Wei
 from protocol.settlement.median import settle_reference
 from protocol.settlement.merkle import build_reward_tree
 from protocol.settlement.params import EconomicParams, NetworkParams
@@ -70,8 +75,9 @@ class Accounts:
 def _fund_accounts(w3: Web3, miners: int, validators: int) -> Accounts:
     return Accounts(
         deployer=funded_account(w3, 100 * STAKE),
-        validators=[funded_account(w3, 1_000 * STAKE) for _ in range(validators)],
-        miners=[funded_account(w3, 100 * STAKE) for _ in range(miners)],
+        validators=[funded_account(w3, 1_000 * STAKE)
+                    for _ in range(max(validators, SLASH_VALIDATORS))],
+        miners=[funded_account(w3, 100 * STAKE) for _ in range(max(miners, 2))],
     )
 
 
@@ -188,6 +194,53 @@ def measure(w3: Web3, accounts: Accounts, miners: int, validators: int) -> GasRe
     )
 
 
+@dataclass(frozen=True)
+class BondGas:
+    """Gas of a miner's bond: registering with it, and the votes that slash it."""
+
+    register_miner: int
+    deregister: int
+    withdraw: int
+    slash_vote: int
+    slash_vote_final: int
+
+
+SLASH_VALIDATORS = 4
+
+
+def measure_bond(w3: Web3, accounts: Accounts) -> BondGas:
+    """A fresh deployment with validators staking 1..4 and two miners: one leaves and
+    withdraws after the unbonding delay, the other is slashed by votes of 1, 4 then 3 (5 of 10
+    is no majority; 8 is)."""
+    suite = _deploy(w3, accounts, 2, SLASH_VALIDATORS)
+    vals, _ = _register(w3, suite, accounts, 0, SLASH_VALIDATORS)
+    leaver, accused = (ChainClient.connect(w3, suite.deployment, a) for a in accounts.miners[:2])
+    register = leaver.registry.register_miner(PublicKey(_key(2, 0)), STAKE).gas_used
+    accused.registry.register_miner(PublicKey(_key(2, 1)), STAKE)
+    deregister = leaver.registry.deregister().gas_used
+    set_time(w3, suite.registry.unbonding_of(leaver.address)[1])
+    withdraw = leaver.registry.withdraw().gas_used
+    epoch = suite.registry.current_epoch()
+    set_time(w3, suite.registry.epoch_end(epoch))
+    evidence = hashlib.sha256(b"a fabricated contribution").digest()
+    first = vals[0].registry.vote_slash(accused.address, epoch, evidence).gas_used
+    vals[3].registry.vote_slash(accused.address, epoch, evidence)
+    final = vals[2].registry.vote_slash(accused.address, epoch, evidence).gas_used
+    if suite.registry.slash_support(accused.address, epoch, evidence) != (8 * STAKE, True):
+        raise RuntimeError("the bond bench's slash did not complete: the Registry's rule changed")
+    return BondGas(register, deregister, withdraw, first, final)
+
+
+def _bond_table(bond: BondGas) -> Table:
+    table = Table(title="Gas of a miner's bond (anvil)")
+    for column in ("registerMiner (with bond)", "deregister", "withdraw", "voteSlash",
+                   "voteSlash (slashes)"):
+        table.add_column(column, justify="right")
+    table.add_row(*(f"{g:,}" for g in (bond.register_miner, bond.deregister, bond.withdraw,
+                                       bond.slash_vote, bond.slash_vote_final)))
+    return table
+
+
 def _table(records: list[GasRecord]) -> Table:
     table = Table(title="Gas per epoch (anvil, 30M block gas limit)")
     for column in ("miners", "validators", "commit", "reveal", "settle", "direct total",
@@ -227,12 +280,16 @@ def main(argv: list[str] | None = None) -> None:
         w3 = connect(args.rpc or node.url)  # type: ignore[union-attr]
         accounts = _fund_accounts(w3, max(args.miners), max(args.validators))
         records = [measure(w3, accounts, m, v) for m in args.miners for v in args.validators]
+        bond = measure_bond(w3, accounts)
     finally:
         if node is not None:
             node.stop()
-    Console(width=200).print(_table(records))
+    console = Console(width=200)
+    console.print(_table(records))
+    console.print(_bond_table(bond))
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in records], indent=2) + "\n")
+        rows = [asdict(r) for r in records] + [{"bond": asdict(bond)}]
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

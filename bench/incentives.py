@@ -32,6 +32,9 @@ Reported:
 * ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
   (sign-flip, scaled, noise) over the same honest miners alone (paired: the attackers'
   identities registered but silent; see ``loss_ratio``).
+* ``validator_attacks``: a 40 % validator that evicts a voter after the epoch, burns honest
+  miners' weight or lifts one miner, through the chain's settlement rules
+  (``bench.validator_attacks``; ``--validator-attacks-only`` runs just these, in seconds).
 
 Every run here is a baseline of another: LOO against the full network, the 30 % network
 against the honest-only one; times are reported as ratios to the full network's run.
@@ -53,6 +56,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from bench import validator_attacks
 from bench.dice_testbed.rank_stats import spearman as rank_correlation
 from protocol.apply import apply_updates_
 from protocol.codecs import Codec, contribution_updates
@@ -300,9 +304,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
+    parser.add_argument("--validator-attacks-only", action="store_true",
+                        help="only the minority-validator attacks on settlement (seconds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     console = Console()
+    if args.validator_attacks_only:
+        return _validator_attacks_only(console, args.json)
     config = replace(base_config(args.quick), attackers=all_attackers())
     specs = honest_specs(config)
 
@@ -373,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                        "loss_ratio": ratio["seconds"] / full_s},
             "full_run_seconds": full_s,
         },
+        "validator_attacks": validator_attacks.measure(),
     }
     console.print(table(result))
     if args.json is not None:
@@ -410,7 +419,30 @@ def table(result: dict[str, Any]) -> Table:
                   _met(eq["honest_certificate_slots_lost"] <= 0.01))
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
+    _validator_rows(t, result["validator_attacks"])
     return t
+
+
+def _validator_rows(t: Table, attacks: dict[str, Any]) -> None:
+    for kind, r in attacks.items():
+        fav, loss = r["favourite_gain"], r["honest_pay_loss"]
+        t.add_row(f"{kind}: favourite's gain", f"{fav:.4f}", "<= 0.01", _met(fav <= 0.01))
+        t.add_row(f"{kind}: honest pay lost", f"{loss:.4f}", "<= 0.01", _met(loss <= 0.01))
+        t.add_row(f"  worst-hit honest miner (noise {r['honest_noise']:.2f})",
+                  f"{r['worst_honest_miner_loss']:.4f}", "", "")
+
+
+def _validator_attacks_only(console: Console, path: Path | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"validator_attacks": validator_attacks.measure()}
+    t = Table(title="seedswarm incentives: minority validator (40 % of the stake)")
+    for column in ("metric", "value", "goal", "met"):
+        t.add_column(column, justify="right" if column == "value" else "left")
+    _validator_rows(t, result["validator_attacks"])
+    console.print(t)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
 
 
 def _met(ok: bool) -> str:

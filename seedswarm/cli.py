@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "keys",
     "chain",
     "stake",
+    "slash",
     "rewards",
     "status",
     "receipts",

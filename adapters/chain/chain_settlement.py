@@ -61,3 +61,15 @@ class ChainSettlement:
 
     def epoch_status(self, epoch: int) -> EpochStatus:
         return self._client.incentives.epoch_status(epoch)
+
+    def vote_slash(self, miner: PublicKey, epoch: int, evidence_hash: bytes) -> bool:
+        """The account bound to `miner` now, else the last one that registered a miner bond
+        under it (a miner that left is slashable while its bond unbonds)."""
+        registry = self._client.registry
+        account = registry.bonded_account_of(miner)
+        if account is None:
+            raise ChainError(f"no miner bond was ever posted under node key {miner.hex()}: "
+                             "check the key the fabricated contribution was signed with")
+        registry.vote_slash(account, epoch, evidence_hash)
+        _, slashed = registry.slash_support(account, epoch, evidence_hash)
+        return slashed

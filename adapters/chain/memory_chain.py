@@ -11,10 +11,13 @@ timestamp is. Stakes and slot owners are recorded with that time, and settlement
 "as they stood before the epoch's end", as the contracts' snapshot views do, so a change made
 after an epoch ended cannot swing that epoch.
 
+Stake leaving the network unbonds for the network's unbonding delay before `withdraw` pays it,
+and a miner's bond is slashed by a validator stake-majority (`vote_slash`), as in the Registry.
+
 Deliberately left out (nothing the port exposes depends on them): chunked settlement (an epoch
 settles in one call, SETTLING is never observed), the Merkle settlement path, claiming and the
-token, miner performance and eviction, the validator-set cap and replacement, unbonding and
-withdrawal, gas, nonces and pending transactions.
+token, miner performance and eviction, the validator-set cap and replacement, gas, nonces and
+pending transactions.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from protocol.settlement.params import (
     NetworkParams,
     Role,
 )
+from protocol.settlement.slashing import slash_passes
 from protocol.settlement.weight_vector import commit_digest
 
 _NO_DIGEST = bytes(32)
@@ -134,6 +138,15 @@ class MemoryChain:
         self._voters: dict[int, list[str]] = {}
         self._status: dict[int, EpochStatus] = {}
         self._claimable: dict[str, int] = {}
+        self._unbonding: dict[str, tuple[int, int]] = {}  # account -> (amount, release time)
+        self._bond_key: dict[str, bytes] = {}  # account -> key its miner bond was posted under
+        self._banned_keys: set[bytes] = set()
+        self._bonded_under: dict[bytes, str] = {}  # node key -> last account bonded under it
+        self._slash_support: dict[tuple[str, int, bytes], int] = {}
+        self._slash_voted: set[tuple[str, int, bytes, str]] = set()
+        self._slash_done: set[tuple[str, int, bytes]] = set()
+        self.total_slashed = 0
+        """Stake burned by slashes so far (Registry.totalSlashed)."""
 
     # -- time and schedule --------------------------------------------------------------
 
@@ -161,6 +174,7 @@ class MemoryChain:
         self._participants[who] = _Participant(Role.VALIDATOR, node_key, stake)
         self._key_owner[node_key] = who
         self._validators.append(who)
+        self._bond_key.pop(who, None)
         self._stake_history.setdefault(who, _History(0)).push(now, stake)
         self._set_total(now, self._total + stake)
 
@@ -179,6 +193,8 @@ class MemoryChain:
             raise ChainError("the in-memory registry does not evict miners: every slot is taken")
         self._participants[who] = _Participant(Role.MINER, node_key, stake, slot)
         self._key_owner[node_key] = who
+        self._bond_key[who] = node_key
+        self._bonded_under[node_key] = who
         self._set_slot(slot, who)
         return slot
 
@@ -213,6 +229,81 @@ class MemoryChain:
             self._validators.remove(who)
             self._stake_history[who].push(now, 0)
             self._set_total(now, self._total - participant.stake)
+        amount, _ = self._unbonding.get(who, (0, 0))
+        start = self.block_time()
+        if participant.role is Role.MINER:  # a bond unbonds from the end of the leaving epoch
+            start = self.epoch_end(self._epoch_at(start))
+        self._unbonding[who] = (amount + participant.stake, start + self.network.unbonding_delay)
+
+    @_transaction
+    def withdraw(self, account: str) -> int:
+        """Registry.withdraw: pays out the unbonded stake (returned) once released."""
+        who = to_checksum_address(account)
+        amount, release = self._unbonding.get(who, (0, 0))
+        if amount == 0:
+            raise ChainRevert("NothingToWithdraw", (who,))
+        if self.block_time() < release:
+            raise ChainRevert("StillUnbonding", (release,))
+        del self._unbonding[who]
+        return amount
+
+    @_transaction
+    def unbonding_of(self, account: str) -> tuple[int, int]:
+        """Registry.unbondingOf: (amount, release time)."""
+        return self._unbonding.get(to_checksum_address(account), (0, 0))
+
+    @_transaction
+    def stake_of(self, account: str) -> int:
+        participant = self._participants.get(to_checksum_address(account))
+        return 0 if participant is None else participant.stake
+
+    @_transaction
+    def account_of_node_key(self, node_key: bytes) -> str | None:
+        """The account `node_key` is bound to now, else the last one that posted a miner bond
+        under it (as ChainSettlement finds it in the registration events)."""
+        owner = self._key_owner.get(bytes(node_key))
+        return owner if owner is not None else self._bonded_under.get(bytes(node_key))
+
+    @_transaction
+    def vote_slash(self, validator: str, miner: str, epoch: int, evidence_hash: bytes) -> bool:
+        """Registry.voteSlash, sent by `validator`; True if this vote slashed the miner."""
+        who, accused = to_checksum_address(validator), to_checksum_address(miner)
+        if len(evidence_hash) != 32:
+            raise ChainError(f"evidence hashes are 32-byte SHA-256 digests, got "
+                             f"{len(evidence_hash)} bytes")
+        if evidence_hash == _NO_DIGEST:
+            raise ChainRevert("ZeroEvidence")
+        end = self.epoch_end(epoch)
+        if self.block_time() < end:
+            raise ChainRevert("EpochNotEnded", (epoch, end))
+        stake = self.validator_stake_at(who, end)
+        if stake == 0:
+            raise ChainRevert("NotValidator", (who,))
+        accusation = (accused, epoch, bytes(evidence_hash))
+        if accusation in self._slash_done:
+            raise ChainRevert("AlreadySlashed", (accused, epoch, bytes(evidence_hash)))
+        if not self._slashable(accused):
+            raise ChainRevert("NotSlashable", (accused,))
+        if (*accusation, who) in self._slash_voted:
+            raise ChainRevert("AlreadyVotedSlash", (accused, epoch, who))
+        self._slash_voted.add((*accusation, who))
+        support = self._slash_support.get(accusation, 0) + stake
+        self._slash_support[accusation] = support
+        if not slash_passes(support, self._total_history.before(end)):
+            return False
+        self._slash_done.add(accusation)
+        self._slash(accused)
+        return True
+
+    @_transaction
+    def slash_support(self, miner: str, epoch: int, evidence_hash: bytes) -> tuple[int, bool]:
+        """Registry.slashSupport: (stake voted so far, whether it slashed)."""
+        accusation = (to_checksum_address(miner), epoch, bytes(evidence_hash))
+        return self._slash_support.get(accusation, 0), accusation in self._slash_done
+
+    @_transaction
+    def is_node_key_banned(self, node_key: bytes) -> bool:
+        return bytes(node_key) in self._banned_keys
 
     @_transaction
     def role_of(self, account: str) -> Role:
@@ -361,9 +452,35 @@ class MemoryChain:
         owner = self._key_owner.get(node_key)
         if owner is not None:
             raise ChainRevert("NodeKeyTaken", (node_key, owner))
+        if node_key in self._banned_keys:
+            raise ChainRevert("NodeKeyBanned", (node_key,))
         if stake < minimum:
             raise ChainRevert("InsufficientStake", (stake, minimum))
         return who
+
+    def _epoch_at(self, ts: int) -> int:
+        """Registry.epochAt: times up to genesis count as epoch 0."""
+        if ts <= self.network.genesis_time:
+            return 0
+        return (ts - self.network.genesis_time) // self.network.epoch_duration
+
+    def _slashable(self, who: str) -> bool:
+        participant = self._participants.get(who)
+        if participant is not None:
+            return participant.role is Role.MINER
+        return who in self._bond_key and self._unbonding.get(who, (0, 0))[0] > 0
+
+    def _slash(self, who: str) -> None:
+        """Registry._slash: burns stake and unbonding, frees the slot, bans the bond's key."""
+        burned, _ = self._unbonding.pop(who, (0, 0))
+        participant = self._participants.pop(who, None)
+        if participant is not None:
+            burned += participant.stake
+            del self._key_owner[participant.node_key]
+            self._set_slot(participant.slot, None)
+            self._free_slots.append(participant.slot)
+        self._banned_keys.add(self._bond_key.pop(who))
+        self.total_slashed += burned
 
     def _epoch_stake(self, who: str, epoch_end: int) -> int:
         """Incentives._epochStake: a validator with stake at the epoch's end (now or not)."""

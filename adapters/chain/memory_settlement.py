@@ -14,6 +14,7 @@ from pathlib import Path
 
 from eth_utils.address import to_checksum_address
 
+from adapters.chain.chain_errors import ChainError
 from adapters.chain.journal import SubmissionJournal
 from adapters.chain.memory_chain import MemoryChain
 from protocol.domain_types import PublicKey
@@ -63,3 +64,10 @@ class MemorySettlement:
 
     def epoch_status(self, epoch: int) -> EpochStatus:
         return self._chain.epoch_status(epoch)
+
+    def vote_slash(self, miner: PublicKey, epoch: int, evidence_hash: bytes) -> bool:
+        account = self._chain.account_of_node_key(miner)
+        if account is None:
+            raise ChainError(f"no miner bond was ever posted under node key {miner.hex()}: "
+                             "check the key the fabricated contribution was signed with")
+        return self._chain.vote_slash(self._account, account, epoch, evidence_hash)

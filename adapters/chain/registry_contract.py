@@ -29,6 +29,13 @@ def _node_key_word(node_key: PublicKey) -> bytes:
     return node_key
 
 
+def _evidence_word(evidence_hash: bytes) -> bytes:
+    if len(evidence_hash) != 32:
+        raise ChainError(f"evidence hashes are 32-byte SHA-256 digests, got {len(evidence_hash)} "
+                         "bytes: pass protocol.settlement.slashing.evidence_hash(signed bytes)")
+    return bytes(evidence_hash)
+
+
 @dataclass(frozen=True)
 class Registration:
     """One MinerRegistered / ValidatorRegistered event: which key an account bound, and when.
@@ -92,7 +99,34 @@ class RegistryClient:
         """Withdraws unbonded stake (reverts StillUnbonding before the release time)."""
         return self._tx().send(self._contract.functions.withdraw())
 
+    def vote_slash(self, miner: EvmAddress, epoch: int, evidence_hash: bytes) -> TxResult:
+        """Votes, as a validator, that `miner` fabricated a contribution in `epoch`; the
+        evidence hash is the SHA-256 of the signed contribution (`protocol.settlement.slashing`).
+        A stake majority at the epoch's end burns the miner's bond and deregisters it."""
+        fn = self._contract.functions.voteSlash(
+            to_checksum_address(miner), epoch, _evidence_word(evidence_hash)
+        )
+        return self._tx().send(fn)
+
     # -- views
+
+    def slash_support(
+        self, miner: EvmAddress, epoch: int, evidence_hash: bytes
+    ) -> tuple[Wei, bool]:
+        """(validator stake that voted for this accusation, whether it has slashed)."""
+        fn = self._contract.functions.slashSupport(
+            to_checksum_address(miner), epoch, _evidence_word(evidence_hash)
+        )
+        support, slashed = self._view(fn)
+        return Wei(int(support)), bool(slashed)
+
+    def is_node_key_banned(self, node_key: PublicKey) -> bool:
+        """Whether `node_key` belonged to a slashed miner (it can never register again)."""
+        return bool(self._view(self._contract.functions.isNodeKeyBanned(_node_key_word(node_key))))
+
+    def total_slashed(self) -> Wei:
+        """Stake burned by slashes so far."""
+        return Wei(int(self._view(self._contract.functions.totalSlashed())))
 
     def network_params(self) -> NetworkParams:
         """Schedule, stake floors and set sizes."""
@@ -122,6 +156,16 @@ class RegistryClient:
         """The account bound to `node_key` (zero address if none)."""
         fn = self._contract.functions.accountOfNodeKey(_node_key_word(node_key))
         return EvmAddress(str(self._view(fn)))
+
+    def bonded_account_of(self, node_key: PublicKey) -> EvmAddress | None:
+        """The account bound to `node_key` now, else the last one that registered a miner bond
+        under it (a miner that left is slashable while its bond unbonds); None if none ever did."""
+        account = self.account_of_node_key(node_key)
+        if int(account, 16) != 0:
+            return account
+        bonds = [r.account for r in self.registrations()
+                 if r.role is Role.MINER and r.node_key == node_key]
+        return bonds[-1] if bonds else None
 
     def unbonding_of(self, account: EvmAddress | None = None) -> tuple[Wei, int]:
         """(amount, release time) of `account`'s unbonding stake."""

@@ -63,3 +63,13 @@ class SettlementPort(Protocol):
     def epoch_status(self, epoch: int) -> EpochStatus:
         """Where `epoch`'s settlement stands."""
         ...
+
+    def vote_slash(self, miner: PublicKey, epoch: int, evidence_hash: bytes) -> bool:
+        """Votes that the miner with node key `miner` fabricated a contribution in `epoch`;
+        `evidence_hash` is `protocol.settlement.slashing.evidence_hash` of the signed
+        contribution. True if this vote completed the slash (a stake majority at the epoch's
+        end): the miner's bond is burned and it is deregistered. Refusals: EpochNotEnded,
+        NotValidator, NotSlashable (no bond left: never registered, withdrawn or already
+        slashed), AlreadyVotedSlash, AlreadySlashed (ChainRevert); ChainError if no account
+        ever posted a miner bond under `miner`."""
+        ...

@@ -16,7 +16,8 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// lowest performance in the last directly settled epoch (read from the incentives contract),
 /// skipping occupants still inside their immunity period. The validator set is bounded too; when
 /// full, a newcomer must stake strictly more than the smallest validator, who is replaced.
-/// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds.
+/// Leaving (or being replaced) moves the stake into unbonding for `unbondingDelay` seconds,
+/// counted for a miner from the end of the epoch it leaves in.
 ///
 /// Settlement of an epoch happens after the epoch has ended, while the sets keep changing. So
 /// that late changes cannot rewrite a finished epoch, the registry keeps a timestamped history of
@@ -29,6 +30,18 @@ import {IMinerPerformance} from "./IMinerPerformance.sol";
 /// than the latest block (anvil's pending block under a loaded machine, a call with block
 /// overrides), and OpenZeppelin's `push` would then revert with `CheckpointUnorderedInsertion`.
 /// No registration, stake change or eviction may fail on the order of its checkpoints.
+///
+/// A miner's stake is a bond: it stays locked while the miner is registered and for
+/// `unbondingDelay` seconds after the end of the epoch it leaves in, and a fabrication proven to a validator
+/// stake-majority slashes it (`voteSlash`). Each validator votes for one (miner, epoch, evidence
+/// hash), the evidence hash being the SHA-256 of the miner's signed contribution that the
+/// recomputation contradicts, which any validator can check for itself. Votes weigh the stake
+/// each voter held at the end of the accused epoch, against the total validator stake then, as
+/// settlement counts its quorum, so stake moved after that epoch can neither pass nor block a
+/// slash. When the votes pass half of that stake the whole bond (registered stake plus anything
+/// still unbonding) is burned, the miner is deregistered and its node key is banned; coming back
+/// under a new key costs a new bond. Slashed stake is burned, not paid to the voters or to the
+/// reward pool, so that a majority gains nothing by framing a miner.
 contract Registry is Ownable {
     using Checkpoints for Checkpoints.Trace256;
 
@@ -80,6 +93,12 @@ contract Registry is Ownable {
     Checkpoints.Trace256 private _totalStakeHistory;
     mapping(address account => Checkpoints.Trace256) private _validatorStakeHistory;
     mapping(uint256 slot => Checkpoints.Trace256) private _slotHistory;
+    mapping(address account => bytes32 nodeKey) private _bondKey; // the key a miner bond was posted under
+    mapping(bytes32 nodeKey => bool) private _bannedNodeKeys;
+    mapping(bytes32 accusation => uint256 stake) private _slashSupport;
+    mapping(bytes32 accusation => mapping(address validator => bool)) private _slashVoted;
+    mapping(bytes32 accusation => bool) private _slashDone;
+    uint256 private _totalSlashed;
 
     event MinerRegistered(address indexed account, uint16 indexed slot, bytes32 nodeKey, uint256 stake);
     event ValidatorRegistered(address indexed account, bytes32 nodeKey, uint256 stake);
@@ -89,6 +108,11 @@ contract Registry is Ownable {
     event UnbondingStarted(address indexed account, Role role, uint256 amount, uint64 releaseTime);
     event Withdrawn(address indexed account, uint256 amount);
     event IncentivesBound(address indexed incentives);
+    event SlashVoted(
+        address indexed miner, uint256 indexed epoch, bytes32 evidenceHash, address indexed validator,
+        uint256 stake, uint256 support
+    );
+    event MinerSlashed(address indexed miner, uint256 indexed epoch, bytes32 evidenceHash, bytes32 nodeKey, uint256 burned);
 
     error InvalidNetworkParams();
     error AlreadyRegistered(address account);
@@ -104,6 +128,13 @@ contract Registry is Ownable {
     error TransferFailed();
     error ZeroAddress();
     error ZeroImmunity();
+    error NotValidator(address account);
+    error NotSlashable(address account);
+    error EpochNotEnded(uint256 epoch, uint256 endsAt);
+    error AlreadyVotedSlash(address miner, uint256 epoch, address validator);
+    error AlreadySlashed(address miner, uint256 epoch, bytes32 evidenceHash);
+    error NodeKeyBanned(bytes32 nodeKey);
+    error ZeroEvidence();
 
     constructor(NetworkParams memory params_, address initialOwner) Ownable(initialOwner) {
         if (
@@ -136,6 +167,7 @@ contract Registry is Ownable {
         uint16 slot = _takeMinerSlot();
         _admit(Role.Miner, slot, nodeKey);
         _setMinerSlot(slot, msg.sender);
+        _bondKey[msg.sender] = nodeKey;
         emit MinerRegistered(msg.sender, slot, nodeKey, msg.value);
     }
 
@@ -145,6 +177,7 @@ contract Registry is Ownable {
         if (_validators.length >= _params.maxValidators) _replaceSmallestValidator();
         _admit(Role.Validator, uint16(_validators.length), nodeKey);
         _validators.push(msg.sender);
+        delete _bondKey[msg.sender]; // stake unbonding from here on is a validator's, not a bond
         _recordValidatorStake(msg.sender, msg.value);
         _setTotalValidatorStake(_totalValidatorStake + msg.value);
         emit ValidatorRegistered(msg.sender, nodeKey, msg.value);
@@ -186,6 +219,34 @@ contract Registry is Ownable {
         emit Withdrawn(msg.sender, u.amount);
         (bool ok,) = payable(msg.sender).call{value: u.amount}("");
         if (!ok) revert TransferFailed();
+    }
+
+    /// @notice Votes, as a validator, that `miner` fabricated a contribution in `epoch`, proven by
+    /// the contribution whose signed bytes hash (SHA-256) to `evidenceHash`. The vote weighs the
+    /// caller's validator stake at the end of `epoch`; when the support for this (miner, epoch,
+    /// evidence) passes half of the total validator stake at that time, the miner's bond is
+    /// burned, the miner deregistered and its node key banned (`MinerSlashed`).
+    /// @dev A miner stays slashable while registered and while any stake of its bond is still
+    /// unbonding; the unbonding delay is the time validators have to prove a fabrication.
+    /// @return slashed Whether this vote completed the slash.
+    function voteSlash(address miner, uint256 epoch, bytes32 evidenceHash) external returns (bool slashed) {
+        if (evidenceHash == bytes32(0)) revert ZeroEvidence();
+        uint256 end = epochStart(epoch + 1);
+        if (block.timestamp < end) revert EpochNotEnded(epoch, end);
+        uint256 stake = _validatorStakeHistory[msg.sender].upperLookupRecent(end - 1);
+        if (stake == 0) revert NotValidator(msg.sender);
+        bytes32 accusation = slashAccusation(miner, epoch, evidenceHash);
+        if (_slashDone[accusation]) revert AlreadySlashed(miner, epoch, evidenceHash);
+        if (!_slashable(miner)) revert NotSlashable(miner);
+        if (_slashVoted[accusation][msg.sender]) revert AlreadyVotedSlash(miner, epoch, msg.sender);
+        _slashVoted[accusation][msg.sender] = true;
+        uint256 support = _slashSupport[accusation] + stake;
+        _slashSupport[accusation] = support;
+        emit SlashVoted(miner, epoch, evidenceHash, msg.sender, stake, support);
+        if (support * 2 <= _totalStakeHistory.upperLookupRecent(end - 1)) return false;
+        _slashDone[accusation] = true;
+        _slash(miner, epoch, evidenceHash);
+        return true;
     }
 
     // ---------------------------------------------------------------- views
@@ -243,6 +304,40 @@ contract Registry is Ownable {
     function unbondingOf(address account) external view returns (uint256 amount, uint64 releaseTime) {
         Unbonding memory u = _unbonding[account];
         return (u.amount, u.releaseTime);
+    }
+
+    /// @notice The key slash votes are tallied under: one per (miner, epoch, evidence hash).
+    function slashAccusation(address miner, uint256 epoch, bytes32 evidenceHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(miner, epoch, evidenceHash));
+    }
+
+    /// @notice Validator stake (at the epoch's end) that voted for this accusation so far, and
+    /// whether it has slashed.
+    function slashSupport(address miner, uint256 epoch, bytes32 evidenceHash)
+        external
+        view
+        returns (uint256 support, bool slashed)
+    {
+        bytes32 accusation = slashAccusation(miner, epoch, evidenceHash);
+        return (_slashSupport[accusation], _slashDone[accusation]);
+    }
+
+    function hasVotedSlash(address miner, uint256 epoch, bytes32 evidenceHash, address validator)
+        external
+        view
+        returns (bool)
+    {
+        return _slashVoted[slashAccusation(miner, epoch, evidenceHash)][validator];
+    }
+
+    /// @notice Whether `nodeKey` belonged to a slashed miner (it can never register again).
+    function isNodeKeyBanned(bytes32 nodeKey) external view returns (bool) {
+        return _bannedNodeKeys[nodeKey];
+    }
+
+    /// @notice Stake burned by slashes so far (held by this contract forever).
+    function totalSlashed() external view returns (uint256) {
+        return _totalSlashed;
     }
 
     /// @notice Number of miner slots ever opened (the length of the weight vectors).
@@ -305,6 +400,7 @@ contract Registry is Ownable {
         if (nodeKey == bytes32(0)) revert ZeroNodeKey();
         address owner_ = _nodeKeyOwner[nodeKey];
         if (owner_ != address(0)) revert NodeKeyTaken(nodeKey, owner_);
+        if (_bannedNodeKeys[nodeKey]) revert NodeKeyBanned(nodeKey);
         if (msg.value < minStake) revert InsufficientStake(msg.value, minStake);
     }
 
@@ -388,6 +484,32 @@ contract Registry is Ownable {
         history.push(key, value);
     }
 
+    /// @dev A registered miner, or a former one whose bond is still unbonding.
+    function _slashable(address account) private view returns (bool) {
+        Role role = _participants[account].role;
+        if (role == Role.Miner) return true;
+        return role == Role.None && _bondKey[account] != bytes32(0) && _unbonding[account].amount > 0;
+    }
+
+    /// @dev Burns the bond (stake and unbonding), frees the slot, bans the node key.
+    function _slash(address miner, uint256 epoch, bytes32 evidenceHash) private {
+        Participant memory p = _participants[miner];
+        uint256 burned = _unbonding[miner].amount;
+        bytes32 key = _bondKey[miner];
+        delete _unbonding[miner];
+        if (p.role == Role.Miner) {
+            burned += p.stake;
+            _setMinerSlot(p.index, address(0));
+            _freeSlots.push(p.index);
+            delete _nodeKeyOwner[p.nodeKey];
+            delete _participants[miner];
+        }
+        delete _bondKey[miner];
+        _bannedNodeKeys[key] = true;
+        _totalSlashed += burned;
+        emit MinerSlashed(miner, epoch, evidenceHash, key, burned);
+    }
+
     function _replaceSmallestValidator() private {
         uint256 count = _validators.length;
         uint256 lowest = type(uint256).max;
@@ -419,14 +541,18 @@ contract Registry is Ownable {
     }
 
     /// @dev Moves the whole stake into unbonding and forgets the participant. A second
-    /// unbonding before the first is withdrawn joins it and restarts the delay.
+    /// unbonding before the first is withdrawn joins it and restarts the delay. A miner's bond
+    /// unbonds from the end of the epoch it leaves in, not from its leaving: slash votes name
+    /// a finished epoch, so a miner that fabricates and leaves early in an epoch still leaves
+    /// validators the whole delay after that epoch's end to prove it.
     function _release(address account) private {
         Participant memory p = _participants[account];
         delete _nodeKeyOwner[p.nodeKey];
         delete _participants[account];
         Unbonding storage u = _unbonding[account];
         u.amount += p.stake;
-        u.releaseTime = uint64(block.timestamp) + _params.unbondingDelay;
+        uint256 from = p.role == Role.Miner ? epochStart(currentEpoch() + 1) : block.timestamp;
+        u.releaseTime = uint64(from) + _params.unbondingDelay;
         emit UnbondingStarted(account, p.role, p.stake, u.releaseTime);
     }
 }

@@ -20,7 +20,8 @@ def join(
     ] = DEFAULT_KEYS,
     stake: Annotated[
         float | None,
-        typer.Option(help="Stake to register with, in the chain's coin (default: the minimum)"),
+        typer.Option(help="Stake to register with, in the chain's coin (default: the minimum); "
+                     "a miner's stake is its bond, burned if validators prove a fabrication"),
     ] = None,
     faucet: Annotated[
         bool, typer.Option("--faucet", help="Devnets: ask the network's faucet for funds first")

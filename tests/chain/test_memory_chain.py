@@ -183,3 +183,67 @@ def test_parameters_the_contracts_reject_are_rejected(net: MemoryHarness) -> Non
         MemoryChain(replace(memory_network(), epoch_length=0), ECONOMICS, net.clock)
     with pytest.raises(ChainRevert, match="InvalidEconomicParams"):
         MemoryChain(memory_network(), replace(ECONOMICS, kappa_bps=10_000), net.clock)
+
+
+# ---------------------------------------------------------------- bonds and slashing
+# Mirrors test_slashing.py (the Registry on both EVMs).
+
+EVIDENCE = bytes.fromhex("ab" * 32)
+
+
+def test_a_bond_is_required_locked_while_unbonding_and_then_withdrawn(net: MemoryHarness) -> None:
+    chain, miner = net.chain, net.miner_address(0)
+    with pytest.raises(ChainRevert) as free:
+        chain.register_miner(address("newcomer"), node_key(9, 0), 0)
+    assert _refusal(free) == ("InsufficientStake", (0, ETH))
+    chain.deregister(miner)
+    amount, release = chain.unbonding_of(miner)
+    # A bond unbonds from the end of the epoch its miner left in (slash votes name an epoch).
+    assert (amount, release) == (ETH, chain.epoch_end(0) + net.network.unbonding_delay)
+    with pytest.raises(ChainRevert) as early:
+        chain.withdraw(miner)
+    assert _refusal(early) == ("StillUnbonding", (release,))
+    net.goto(release)
+    assert chain.withdraw(miner) == ETH
+    with pytest.raises(ChainRevert, match="NothingToWithdraw"):
+        chain.withdraw(miner)
+
+
+def test_a_majority_at_the_epochs_end_slashes_whatever_moves_later(net: MemoryHarness) -> None:
+    chain = net.chain
+    miner, leaver = net.miner_address(1), net.miner_address(2)
+    v = [net.validator_address(i) for i in range(3)]
+    with pytest.raises(ChainRevert) as early:
+        chain.vote_slash(v[2], miner, 0, EVIDENCE)
+    assert _refusal(early) == ("EpochNotEnded", (0, chain.epoch_end(0)))
+    net.goto(chain.epoch_end(0))
+    chain.deregister(leaver)  # leaving does not escape: the bond is still unbonding
+    assert chain.vote_slash(v[2], miner, 0, EVIDENCE) is False  # 3 of 6
+    # After the epoch: a newcomer out-stakes everyone, and voter 0 adds stake. Neither counts.
+    chain.register_validator(address("whale"), node_key(7, 0), 100 * ETH)
+    with pytest.raises(ChainRevert) as late:
+        chain.vote_slash(address("whale"), miner, 0, EVIDENCE)
+    assert _refusal(late) == ("NotValidator", (address("whale"),))
+    chain.add_stake(v[0], 10 * ETH)
+    assert chain.vote_slash(v[0], miner, 0, EVIDENCE) is True  # 1 + 3 of 6
+    assert chain.slash_support(miner, 0, EVIDENCE) == (4 * ETH, True)
+    assert chain.role_of(miner) is Role.NONE and chain.miner_slots()[1] is None
+    assert chain.unbonding_of(miner) == (0, 0)
+    with pytest.raises(ChainRevert) as again:
+        chain.vote_slash(v[1], miner, 0, EVIDENCE)
+    assert _refusal(again) == ("AlreadySlashed", (miner, 0, EVIDENCE))
+    chain.vote_slash(v[1], leaver, 0, EVIDENCE)
+    chain.vote_slash(v[2], leaver, 0, EVIDENCE)  # 2 + 3 of 6
+    assert chain.unbonding_of(leaver) == (0, 0)
+    assert chain.total_slashed == 2 * ETH
+    # Coming back: never under the banned key, and never without a new bond.
+    with pytest.raises(ChainRevert) as banned:
+        chain.register_miner(miner, node_key(2, 1), ETH)
+    assert _refusal(banned) == ("NodeKeyBanned", (node_key(2, 1),))
+    with pytest.raises(ChainRevert) as unbonded:
+        chain.register_miner(miner, node_key(9, 1), 0)
+    assert _refusal(unbonded) == ("InsufficientStake", (0, ETH))
+    chain.register_miner(miner, node_key(9, 1), ETH)
+    with pytest.raises(ChainRevert) as gone:
+        chain.vote_slash(v[1], leaver, 0, bytes.fromhex("cd" * 32))
+    assert _refusal(gone) == ("NotSlashable", (leaver,))

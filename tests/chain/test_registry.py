@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
-from adapters.chain.backends import advance_time
+from adapters.chain.backends import set_time
 from adapters.chain.chain_errors import ChainRevert
 from protocol.settlement.params import Role
 from protocol.settlement.weight_vector import normalize_weights
@@ -66,10 +66,13 @@ def test_unbonding_is_enforced(net: Net) -> None:
         miner.registry.withdraw()
     assert info.value.error_name == "StillUnbonding"
     assert info.value.error_args == (release,)
-    advance_time(net.w3, net.network.unbonding_delay // 2)
+    # A miner's bond unbonds from the end of the epoch it left in (slash votes name an epoch).
+    epoch = net.suite.registry.current_epoch()
+    assert release == net.suite.registry.epoch_end(epoch) + net.network.unbonding_delay
+    set_time(net.w3, release - 1)
     with pytest.raises(ChainRevert, match="StillUnbonding"):
         miner.registry.withdraw()
-    advance_time(net.w3, net.network.unbonding_delay)
+    set_time(net.w3, release)
     before = miner.eth_balance()
     result = miner.registry.withdraw()
     assert miner.eth_balance() > before + ETH - result.gas_used * 10**11

@@ -23,6 +23,7 @@ from adapters.chain.devnode import AnvilNode
 from adapters.chain.settlement_port import SettlementPort
 from protocol.settlement.median import settle_reference
 from protocol.settlement.params import EpochStatus, EpochWindows
+from protocol.settlement.slashing import evidence_hash
 from protocol.settlement.weight_vector import commit_digest, normalize_weights
 from tests.chain.harness import EMISSION, Net, make_net, node_key
 from tests.chain.settlement_harness import (
@@ -254,6 +255,34 @@ def test_half_the_stake_is_no_quorum_and_pays_nothing(
     with pytest.raises(ChainRevert) as again:
         heaviest.settle(epoch)
     assert _revert(again) == ("EpochAlreadySettled", (epoch, int(EpochStatus.NO_QUORUM)))
+
+
+def test_a_stake_majority_slashes_a_miner_and_a_minority_does_not(
+    harness: SettlementHarness, tmp_path: Path
+) -> None:
+    # Runs last of the harness tests: it deregisters miner 3 from the module's network.
+    ports = [_port(harness, i, tmp_path / f"j{i}") for i in range(3)]
+    epoch = harness.fresh_epoch()
+    accused = node_key(2, MINERS - 1)
+    evidence = evidence_hash(b"miner 3's signed contribution")
+    with pytest.raises(ChainRevert) as early:
+        ports[2].vote_slash(accused, epoch, evidence)
+    assert _revert(early) == ("EpochNotEnded", (epoch, ports[2].windows(epoch).commit_opens))
+    harness.goto(ports[2].windows(epoch).commit_opens)
+    with pytest.raises(ChainRevert) as outsider:
+        harness.miner(0, tmp_path / "m0").vote_slash(accused, epoch, evidence)
+    assert outsider.value.error_name == "NotValidator"
+    assert ports[2].vote_slash(accused, epoch, evidence) is False  # 3 of 6: not a majority
+    with pytest.raises(ChainRevert) as twice:
+        ports[2].vote_slash(accused, epoch, evidence)
+    assert twice.value.error_name == "AlreadyVotedSlash"
+    assert accused in ports[0].miner_slots()
+    assert ports[0].vote_slash(accused, epoch, evidence) is True  # 4 of 6
+    assert accused not in ports[0].miner_slots()
+    assert len(ports[0].miner_slots()) == MINERS - 1
+    with pytest.raises(ChainRevert) as again:
+        ports[1].vote_slash(accused, epoch, evidence)
+    assert again.value.error_name == "AlreadySlashed"
 
 
 @pytest.mark.chain

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from adapters.chain.backends import advance_time
+from adapters.chain.backends import set_time
 from adapters.chain.reward_history import WEIGHT_SCALE
 from adapters.transport.stats import DropReason, TransportStats
 from protocol.settlement.merkle import build_reward_tree
@@ -179,14 +179,18 @@ def test_unstake_then_withdraw_after_the_unbonding_delay(
     left = run_cli(capsys, monkeypatch, "unstake", *served.args(
         "--keys", str(served.keys_dir), "--json")).json()
     assert left["unbonding_wei"] == stake
-    assert left["wait_s"] == served.net.network.unbonding_delay
+    # A miner's bond unbonds from the end of the epoch it left in.
+    registry = served.net.suite.registry
+    release = registry.epoch_end(registry.current_epoch()) + served.net.network.unbonding_delay
+    assert left["release_time"] == release
+    assert left["wait_s"] == release - registry.latest_timestamp()
 
     early = run_cli(capsys, monkeypatch, "withdraw", *served.args("--keys", str(served.keys_dir)))
     assert early.code == 1 and early.out == ""
     assert early.err.startswith("error: ") and early.err.count("\n") == 1
     assert "still unbonding: withdrawable in" in early.err
 
-    advance_time(served.net.w3, served.net.network.unbonding_delay + 1)
+    set_time(served.net.w3, release + 1)
     before = served.joiner().eth_balance()
     done = run_cli(capsys, monkeypatch, "withdraw", *served.args(
         "--keys", str(served.keys_dir), "--json")).json()

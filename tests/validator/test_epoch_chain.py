@@ -135,3 +135,19 @@ def test_final_failures_are_the_ones_a_retry_cannot_fix() -> None:
     for name in ("CommitWindowNotOpen", "SettlementNotOpen", "EpochAlreadySettled"):
         assert not is_final_failure(ChainRevert(name))
     assert not is_final_failure(JournalConflict("x"))
+
+
+def test_a_slash_vote_is_cast_once_and_a_majority_slashes(tmp_path: Path) -> None:
+    net = MemoryHarness(memory_network())  # validators stake 1, 2, 3
+    chains = [_chain(net, i, tmp_path / f"j{i}") for i in range(3)]
+    accused, evidence = node_key(2, 1), bytes.fromhex("ee" * 32)
+    with pytest.raises(ChainRevert, match="EpochNotEnded"):
+        chains[2].vote_slash(accused, 0, evidence)  # a real failure: raised
+    net.goto(chains[0].windows(0).commit_opens)
+    assert chains[2].vote_slash(accused, 0, evidence) is False  # 3 of 6
+    assert chains[2].vote_slash(accused, 0, evidence) is False  # again, after a restart: done
+    assert accused in chains[0].miner_slots
+    assert chains[0].vote_slash(accused, 0, evidence) is True  # 4 of 6
+    assert accused not in chains[0].miner_slots
+    assert net.chain.miner_slots()[1] is None and net.chain.total_slashed == ETH
+    assert chains[1].vote_slash(accused, 0, evidence) is False  # already slashed: done

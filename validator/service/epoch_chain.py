@@ -117,6 +117,31 @@ class EpochChain:
             raise ChainError(f"epoch {epoch} is still {status.name}")
 
 
+    def vote_slash(self, miner: PublicKey, epoch: int, evidence_hash: bytes) -> bool:
+        """Votes that `miner` fabricated a contribution in `epoch` (`evidence_hash`: see
+        `protocol.settlement.slashing.evidence_hash`, the SHA-256 of the signed contribution
+        the recomputation contradicts). True if this vote slashed the miner's bond. A vote
+        already cast, a miner already slashed or with no bond left are done, not failures:
+        they return False, so a caller may call this again after a restart."""
+        try:
+            slashed = self.port.vote_slash(miner, epoch, evidence_hash)
+        except ChainRevert as exc:
+            if exc.error_name not in _SLASH_DONE:
+                raise
+            _log.info("slash vote on %s for epoch %d: %s", miner.hex()[:16], epoch,
+                      exc.error_name)
+            return False
+        _log.warning("voted to slash %s for epoch %d (evidence %s): %s", miner.hex()[:16],
+                     epoch, evidence_hash.hex()[:16], "slashed" if slashed else "pending")
+        if slashed:
+            self.miner_slots.pop(miner, None)
+        return slashed
+
+
+_SLASH_DONE = frozenset({"AlreadyVotedSlash", "AlreadySlashed", "NotSlashable"})
+"""Refusals of a slash vote that mean there is nothing left for this validator to do."""
+
+
 def is_final_failure(exc: BaseException) -> bool:
     """A revert that retrying cannot fix (a window that closed, a conflicting record)."""
     name = getattr(exc, "error_name", "")
