@@ -110,7 +110,7 @@ class ExplicitReplay:
     ) -> ModelHash:
         """Advance by one certified round; returns the new hash."""
         net = self.network
-        beacon = round_beacon(net.network_id, round_index, self.hash)
+        beacon = round_beacon(net.network_id, round_index)
         updates = []
         for contribution, weight in sorted(entries, key=lambda e: e[0].sender):
             seeds = contribution_seeds(
@@ -158,7 +158,7 @@ class Swarm:
         return RoundContext(
             network_id=self.network.network_id,
             round_index=r,
-            beacon=round_beacon(self.network.network_id, r, self.replica.model_hash),
+            beacon=round_beacon(self.network.network_id, r),
             base_model_hash=self.replica.model_hash,
             model=self.genesis.model,
             named=self.genesis.named,
