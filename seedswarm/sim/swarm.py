@@ -1,6 +1,6 @@
 """The round loop of an in-process swarm.
 
-Each round: the beacon comes from the certified model hash; every miner publishes a sealed
+Each round: the beacon comes from the network and the round index; every miner publishes a sealed
 message; the simulator opens the envelopes as any peer would (signature, network, type); the
 certifier picks the included contributions and their weights; the shared model advances by
 the protocol's apply rule. With ``check_replicas`` every miner also keeps its own replica,
