@@ -6,14 +6,17 @@ included one is known and acceptable, not that none was left out, since views of
 differ), and in ``PROPORTIONAL`` mode any positive weights summing to 1e9. Every variant passes
 review and gives its own next model. While the beacon was keyed by the previous certified model
 hash, each variant also gave its own next beacon, hence its own next leader, miner seeds and
-data assignment, so the leader could sign whichever suited it (on that code the second test
-sees 17 distinct beacons from the 17 variants below). The beacon now depends on the network and
-the round only: all variants lead to the same next round.
+data assignment, so the leader could sign whichever suited it: on main at cf63405 the test of
+the next round sees 17 distinct beacons from the 17 variants below, and the leader could make any
+of the four validators the next leader (kept here with the old rule written out). The beacon now
+depends on the network and the round only: all variants lead to the same next round.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import struct
 from collections.abc import Sequence
 
 import torch
@@ -114,6 +117,23 @@ def test_the_leader_has_many_approved_certificates_with_distinct_models() -> Non
     assert len(variants) == 17
     assert all(_review(cert, mode) for cert, mode in variants)
     assert len({cert.new_model_hash for cert, _ in variants}) == 17
+
+
+def _model_keyed_beacon(round_index: int, prev_model_hash: bytes) -> bytes:
+    """The earlier rule, written out: BLAKE2b keyed by the previous certified model hash."""
+    data = b"".join(struct.pack("<Q", len(p)) + p
+                    for p in (NET.encode(), struct.pack("<Q", round_index)))
+    return hashlib.blake2b(data, digest_size=32, key=prev_model_hash,
+                           person=b"ss:beacon").digest()
+
+
+def test_under_a_model_keyed_beacon_the_variants_would_be_a_grinding_menu() -> None:
+    # What the fix removes: each approved variant gave its own next beacon, and the leader
+    # could pick among several next leaders (all four validators here).
+    beacons = {_model_keyed_beacon(ROUND + 1, cert.new_model_hash) for cert, _ in _variants()}
+    assert len(beacons) == 17
+    leaders = {select_leader(b, STAKES) for b in beacons}
+    assert len(leaders) == len(VALIDATORS)
 
 
 def test_certificate_variants_all_lead_to_the_same_next_round() -> None:
