@@ -175,7 +175,7 @@ def replay_loss(config: SimConfig, swarm: Swarm, drop: PublicKey | None) -> floa
         total = sum(w for _, w in kept)
         updates = []
         for c, w in sorted(kept, key=lambda e: e[0].sender):
-            beacon = round_beacon(net.network_id, c.round_index, c.base_model_hash)
+            beacon = round_beacon(net.network_id, c.round_index)
             seeds = contribution_seeds(net.network_id, beacon, c.sender, c.round_index,
                                        len(c.codes))
             updates += contribution_updates(Codec(c.codec), seeds, contribution_scalars(c),

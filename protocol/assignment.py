@@ -3,9 +3,9 @@
 In each round the training samples are shuffled by a keyed permutation derived from the round
 beacon, and miner ``m`` trains on positions ``m*per_miner .. (m+1)*per_miner - 1`` of it.
 Miners' sets are therefore disjoint by construction, nobody can steer their own data (the
-beacon comes from the previous certified model), and a validator recomputes any miner's set
-from public data alone. The permutation is evaluated per position, so the cost is
-``per_miner`` lookups, not ``num_samples``.
+beacon depends on the network and round only, not on anything a participant signs), and a
+validator recomputes any miner's set from public data alone. The permutation is evaluated per
+position, so the cost is ``per_miner`` lookups, not ``num_samples``.
 """
 
 from __future__ import annotations

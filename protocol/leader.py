@@ -1,9 +1,10 @@
 """Who certifies a round: a stake-weighted draw from the round beacon, without replacement.
 
 ``select_leader`` is a pure function of (beacon, validator stakes, attempt): every validator
-computes the same leader, nobody can steer it (the beacon derives from the previous certified
-model hash), and over many rounds each validator leads in proportion to its stake. ``attempt``
-names the fallback leaders to use, in turn, when the first does not certify in time.
+computes the same leader, nobody can steer it (the beacon depends on the network and the round
+only, never on a certificate, so a leader cannot grind the next election), and over many rounds
+each validator leads in proportion to its stake. ``attempt`` names the fallback leaders to use,
+in turn, when the first does not certify in time.
 
 The draw: validators sorted by public key (so the input order does not matter). Attempt k takes
 a 256-bit keyed hash of (beacon, k) reduced modulo the stake of the validators that attempts
@@ -24,7 +25,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from protocol.domain_types import Beacon, ModelHash, PublicKey, Wei
+from protocol.domain_types import Beacon, PublicKey, Wei
 from protocol.errors import ConsensusError
 from protocol.randomness import keyed_hash, round_beacon
 
@@ -101,9 +102,8 @@ def leader_attempt(clock_round: int, round_index: int) -> int:
 
 
 def leader_for(
-    network_id: str, round_index: int, prev_model_hash: ModelHash, clock_round: int,
-    validators: StakeTable,
+    network_id: str, round_index: int, clock_round: int, validators: StakeTable
 ) -> PublicKey:
     """The public key of the validator that certifies `round_index` during `clock_round`."""
-    beacon = round_beacon(network_id, round_index, prev_model_hash)
+    beacon = round_beacon(network_id, round_index)
     return select_leader(beacon, validators, leader_attempt(clock_round, round_index))

@@ -2,8 +2,16 @@
 
 Every random choice the protocol makes is a keyed BLAKE2b of public round data, with one
 personalization string per use, so that no two uses can collide and nobody can choose the
-outcome: a miner's seeds depend on the previous certified model hash (through the beacon), its
-public key, the round and the index, and it controls none of them once the round has begun.
+outcome: a miner's seeds depend on the round beacon, its public key, the round and the index,
+and it controls none of them once it has registered.
+
+The round beacon is a function of the network id and the round index only. It used to be keyed
+by the previous certified model hash, which the round's leader sets by choosing which valid
+contributions its certificate includes (any subset of up to G of them passes review), so a
+leader could try certificate variants and sign the one whose next beacon elected it again or
+favoured its miners. Nothing a leader, a miner or a validator signs enters the beacon now, so
+there is nothing to grind; the price is that the schedule is public in advance
+(docs/architecture.md, "Round beacon").
 
 ``KeyedPermutation`` is a pseudo-random permutation of ``range(n)`` evaluated one index at a
 time (a balanced Feistel network with cycle walking), so that data assignment and verification
@@ -15,13 +23,13 @@ from __future__ import annotations
 import hashlib
 import struct
 
-from protocol.domain_types import Beacon, ModelHash, PublicKey
+from protocol.domain_types import Beacon, PublicKey
 from protocol.errors import SeedswarmError
 
 SEED_BITS = 63
 _U64_MAX = 2**64 - 1
 
-_PERSON_BEACON = b"ss:beacon"
+_PERSON_BEACON = b"ss:round-beacon"
 _PERSON_SEED = b"ss:seed"
 _PERSON_VERIFY_KEY = b"ss:verify-key"
 _PERSON_VERIFY_PICK = b"ss:verify-pick"
@@ -67,11 +75,13 @@ def keyed_hash(key: bytes, person: bytes, data: bytes, size: int = 32) -> bytes:
     return hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
 
 
-def round_beacon(network_id: str, round_index: int, prev_model_hash: ModelHash) -> Beacon:
-    """The 32-byte randomness of round ``round_index``, keyed by the previous certified model."""
-    key = _check_len(prev_model_hash, 32, "prev_model_hash")
+def round_beacon(network_id: str, round_index: int) -> Beacon:
+    """The 32-byte randomness of round ``round_index`` of ``network_id``.
+
+    Deliberately independent of every certificate: no leader can pick among values of it.
+    """
     data = _framed(network_id.encode("utf-8"), _u64(round_index, "round_index"))
-    return Beacon(keyed_hash(key, _PERSON_BEACON, data))
+    return Beacon(keyed_hash(b"", _PERSON_BEACON, data))
 
 
 def derive_seed(

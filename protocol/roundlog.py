@@ -139,8 +139,7 @@ def _check_leader(
     network_id: str, cert: RoundCertificate, validators: Sequence[tuple[PublicKey, Wei]]
 ) -> None:
     """MessageRejected(UNKNOWN_SENDER) unless the signer is one of the round's leaders."""
-    # A wrong prev_model_hash only moves the beacon; applying such a bundle fails anyway.
-    beacon = round_beacon(network_id, cert.round_index, cert.prev_model_hash)
+    beacon = round_beacon(network_id, cert.round_index)
     try:
         leaders = elected_leaders(beacon, validators)
     except ConsensusError as exc:

@@ -89,7 +89,7 @@ class ModelState:
         return RoundContext(
             network_id=net.network_id,
             round_index=self.round_index,
-            beacon=round_beacon(net.network_id, self.round_index, self.model_hash),
+            beacon=round_beacon(net.network_id, self.round_index),
             base_model_hash=self.model_hash,
             model=self.model,
             named=self.named,

@@ -78,7 +78,7 @@ def round_updates(
     scalars_of: ScalarSource = contribution_scalars,
 ) -> list[Update]:
     """The canonical list of updates a certified round applies to the model ``prev_model_hash``."""
-    beacon = round_beacon(rule.network_id, round_index, prev_model_hash)
+    beacon = round_beacon(rule.network_id, round_index)
     updates: list[Update] = []
     for contribution, weight in canonical_order(entries):
         _check_contribution(rule, round_index, prev_model_hash, contribution)

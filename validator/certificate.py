@@ -230,7 +230,7 @@ def check_certificate(
         return CertificateCheck(Dispute.WRONG_ROUND, f"round {cert.round_index}")
     if cert.prev_model_hash != ctx.certified_hash:
         return CertificateCheck(Dispute.PREV_HASH, cert.prev_model_hash.hex()[:16])
-    beacon = round_beacon(ctx.network_id, ctx.round_index, ctx.certified_hash)
+    beacon = round_beacon(ctx.network_id, ctx.round_index)
     expected = select_leader(beacon, ctx.stakes, ctx.leader_attempt)
     if cert.leader != expected:
         return CertificateCheck(Dispute.WRONG_LEADER, f"expected {expected.hex()[:16]}")

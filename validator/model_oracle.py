@@ -35,7 +35,7 @@ class ModelRoundOracle(ScalarRecomputer):
     on the sender's assigned samples and on validator-chosen samples, and the realized DICE
     influence ``∇L_valᵀ (weight · δ_c)`` on the validation batch, by one central difference
     along the displacement (two forward passes). ``δ_c`` is rebuilt from the contribution alone
-    (its round and base hash give the beacon and seeds), so contributions certified in earlier
+    (its round gives the beacon and seeds), so contributions certified in earlier
     rounds can be measured again on this round's model: the cascade.
 
     ``influence_samples`` caps the validation samples used for influence (the first ones of the
@@ -70,7 +70,7 @@ class ModelRoundOracle(ScalarRecomputer):
         if cached is not None:
             return cached
         net = self.ctx.network_id
-        beacon = round_beacon(net, contribution.round_index, contribution.base_model_hash)
+        beacon = round_beacon(net, contribution.round_index)
         seeds = contribution_seeds(
             net, beacon, contribution.sender, contribution.round_index, len(contribution.codes)
         )

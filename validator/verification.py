@@ -269,7 +269,7 @@ def admissible_range(low: float, high: float, scale: float) -> tuple[int, int]:
 def quantize_key(contribution: Contribution) -> int:
     """The key of the stochastic rounding coins an honest sender used: its first seed."""
     c = contribution
-    beacon = round_beacon(c.network_id, c.round_index, c.base_model_hash)
+    beacon = round_beacon(c.network_id, c.round_index)
     return derive_seed(c.network_id, beacon, c.sender, c.round_index, 0)
 
 

@@ -1,6 +1,6 @@
 """The round loop of an in-process swarm.
 
-Each round: the beacon comes from the certified model hash; every miner publishes a sealed
+Each round: the beacon comes from the network and the round index; every miner publishes a sealed
 message; the simulator opens the envelopes as any peer would (signature, network, type); the
 certifier picks the included contributions and their weights; the shared model advances by
 the protocol's apply rule. With ``check_replicas`` every miner also keeps its own replica,
@@ -113,7 +113,7 @@ class ExplicitReplay:
     ) -> ModelHash:
         """Advance by one certified round; returns the new hash."""
         net = self.network
-        beacon = round_beacon(net.network_id, round_index, self.hash)
+        beacon = round_beacon(net.network_id, round_index)
         updates = []
         for contribution, weight in sorted(entries, key=lambda e: e[0].sender):
             seeds = contribution_seeds(
@@ -167,7 +167,7 @@ class Swarm:
         return RoundContext(
             network_id=self.network.network_id,
             round_index=r,
-            beacon=round_beacon(self.network.network_id, r, self.replica.model_hash),
+            beacon=round_beacon(self.network.network_id, r),
             base_model_hash=self.replica.model_hash,
             model=self.genesis.model,
             named=self.genesis.named,

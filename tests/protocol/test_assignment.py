@@ -10,7 +10,7 @@ from protocol.assignment import assign_samples, random_samples
 from protocol.errors import ConfigError
 from protocol.randomness import round_beacon
 
-BEACON = round_beacon("testnet-1", 3, bytes(32))
+BEACON = round_beacon("testnet-1", 3)
 
 
 def test_disjoint_within_range_and_deterministic() -> None:
@@ -29,7 +29,7 @@ def test_miners_together_cover_a_permutation(n: int) -> None:
 
 
 def test_depends_on_beacon_and_is_shuffled() -> None:
-    other = round_beacon("testnet-1", 4, bytes(32))
+    other = round_beacon("testnet-1", 4)
     a = assign_samples(BEACON, 1000, 0, 50)
     assert a != assign_samples(other, 1000, 0, 50)
     assert a != sorted(a)
@@ -38,7 +38,7 @@ def test_depends_on_beacon_and_is_shuffled() -> None:
 def test_position_zero_is_roughly_uniform() -> None:
     counts: Counter[int] = Counter()
     for r in range(2000):
-        counts[assign_samples(round_beacon("n", r, bytes(32)), 10, 0, 1)[0]] += 1
+        counts[assign_samples(round_beacon("n", r), 10, 0, 1)[0]] += 1
     assert len(counts) == 10
     assert all(abs(c - 200) < 6 * 13.5 for c in counts.values())  # binomial sd ~13.4
 

@@ -33,8 +33,7 @@ def mixed_up(
     h: ModelHash, k: PublicKey, d: Digest, b: Beacon, w: Wei, a: EvmAddress, p: PeerId,
     raw: bytes, vote: CertificateEndorsement,
 ) -> None:
-    round_beacon("net", 0, k)  # E: a node key where the previous model hash goes
-    round_beacon("net", 0, raw)  # E: unchecked bytes where a model hash goes
+    round_beacon("net", h)  # E: a model hash where the round index goes
     contribution_seeds("net", b, h, 0, 4)  # E: a model hash where the miner's key goes
     contribution_seeds("net", h, k, 0, 4)  # E: a model hash where the beacon goes
     select_leader(b, [(h, w)])  # E: a model hash in the stake table
@@ -54,7 +53,7 @@ USED_RIGHT = _HEADER + """
 def used_right(h: ModelHash, d: Digest, w: Wei) -> None:
     node = NodeKey.generate()
     k: PublicKey = node.public.raw
-    b: Beacon = round_beacon("net", 0, h)
+    b: Beacon = round_beacon("net", 0)
     seeds: list[int] = contribution_seeds("net", b, k, 0, 4)
     leader: PublicKey = select_leader(b, [(k, w)])
     CertEntry(sender=leader, contribution_digest=d, weight_ppb=1)
@@ -98,7 +97,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_mypy_rejects_every_mix_up(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     errors = _mypy(MIXED_UP, cache, monkeypatch)
     marked = {i for i, line in enumerate(MIXED_UP.splitlines(), start=1) if "# E" in line}
-    assert len(marked) == 15
+    assert len(marked) == 14
     assert _error_lines(errors) == marked, "\n".join(errors)
     codes = {re.sub(r".*\[([a-z-]+)\]$", r"\1", e) for e in errors}
     assert codes == {"arg-type", "list-item", "assignment"}, "\n".join(errors)

@@ -23,7 +23,6 @@ from protocol.randomness import (
 )
 
 NET = "testnet-1"
-PREV = bytes(range(32))
 MINER_A = b"\xaa" * 32
 MINER_B = b"\xbb" * 32
 
@@ -34,13 +33,13 @@ def _frame(*parts: bytes) -> bytes:
 
 def test_beacon_matches_documented_construction() -> None:
     expected = hashlib.blake2b(
-        _frame(NET.encode(), struct.pack("<Q", 7)), digest_size=32, key=PREV, person=b"ss:beacon"
+        _frame(NET.encode(), struct.pack("<Q", 7)), digest_size=32, person=b"ss:round-beacon"
     ).digest()
-    assert round_beacon(NET, 7, PREV) == expected
+    assert round_beacon(NET, 7) == expected
 
 
 def test_seed_matches_documented_construction() -> None:
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     data = _frame(NET.encode(), MINER_A, struct.pack("<Q", 7), struct.pack("<Q", 3))
     digest = hashlib.blake2b(data, digest_size=8, key=beacon, person=b"ss:seed").digest()
     assert derive_seed(NET, beacon, MINER_A, 7, 3) == int.from_bytes(digest, "little") >> 1
@@ -48,22 +47,21 @@ def test_seed_matches_documented_construction() -> None:
 
 def test_known_answers_are_stable() -> None:
     # Pinned values: changing them forks every network that exists.
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     assert beacon.hex()[:16] == KNOWN_BEACON_PREFIX
     assert contribution_seeds(NET, beacon, MINER_A, 7, 3) == KNOWN_SEEDS
 
 
 def test_beacon_depends_on_every_input() -> None:
-    base = round_beacon(NET, 7, PREV)
-    assert round_beacon("other", 7, PREV) != base
-    assert round_beacon(NET, 8, PREV) != base
-    assert round_beacon(NET, 7, bytes(32)) != base
+    base = round_beacon(NET, 7)
+    assert round_beacon("other", 7) != base
+    assert round_beacon(NET, 8) != base
     assert len(base) == 32
 
 
 def test_seeds_depend_on_every_input_and_are_in_range() -> None:
-    beacon = round_beacon(NET, 7, PREV)
-    other_beacon = round_beacon(NET, 7, bytes(32))
+    beacon = round_beacon(NET, 7)
+    other_beacon = round_beacon(NET, 8)
     variants = {
         derive_seed(NET, beacon, MINER_A, 7, 0),
         derive_seed("other", beacon, MINER_A, 7, 0),
@@ -82,9 +80,9 @@ def test_seeds_depend_on_every_input_and_are_in_range() -> None:
 
 
 def test_bad_inputs_are_rejected() -> None:
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     with pytest.raises(RandomnessError):
-        round_beacon(NET, 7, b"short")
+        round_beacon(NET, -1)
     with pytest.raises(RandomnessError):
         derive_seed(NET, beacon, b"\x01" * 31, 7, 0)
     with pytest.raises(RandomnessError):
@@ -145,7 +143,7 @@ def test_same_results_in_a_fresh_process() -> None:
     # A different PYTHONHASHSEED proves nothing depends on Python's salted hash().
     code = (
         "from protocol.randomness import round_beacon, contribution_seeds, verification_sample;"
-        f"b = round_beacon({NET!r}, 7, bytes(range(32)));"
+        f"b = round_beacon({NET!r}, 7);"
         f"print(contribution_seeds({NET!r}, b, b'\\xaa' * 32, 7, 4), verification_sample(b, 99, 5))"
     )
     out = subprocess.run(
@@ -156,18 +154,19 @@ def test_same_results_in_a_fresh_process() -> None:
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
         cwd=str(Path(__file__).resolve().parents[2]),
     ).stdout.strip()
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     here = f"{contribution_seeds(NET, beacon, MINER_A, 7, 4)} {verification_sample(beacon, 99, 5)}"
     assert out == here
 
 
-KNOWN_BEACON_PREFIX = "3ccf2af318a0b7ef"
-KNOWN_SEEDS = [1244205476121325656, 8391002891862910789, 4313303373813435196]
+# Recorded with plain hashlib when the beacon stopped depending on the previous model.
+KNOWN_BEACON_PREFIX = "ca168b195870926f"
+KNOWN_SEEDS = [8810195542795391717, 6284263088211856544, 1008121641750180428]
 
 
 @pytest.mark.parametrize("bad", [True, -1, 1.5, "3"])
 def test_counts_and_indices_are_integers(bad: object) -> None:
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     key = validator_sample_key(b"s" * 32, 7, MINER_A)
     perm = KeyedPermutation(b"k" * 32, 10)
     for call in (
@@ -181,11 +180,11 @@ def test_counts_and_indices_are_integers(bad: object) -> None:
 
 
 def test_edges_of_the_u64_inputs() -> None:
-    beacon = round_beacon(NET, 2**64 - 1, PREV)
+    beacon = round_beacon(NET, 2**64 - 1)
     assert 0 <= derive_seed(NET, beacon, MINER_A, 2**64 - 1, 2**64 - 1) < 2**63
     for bad in (2**64, -1, True):
         with pytest.raises(RandomnessError):
-            round_beacon(NET, bad, PREV)
+            round_beacon(NET, bad)
         with pytest.raises(RandomnessError):
             derive_seed(NET, beacon, MINER_A, 7, bad)
     perm = KeyedPermutation(b"k" * 32, 2**64 - 1)
@@ -206,10 +205,9 @@ def test_sample_keys_are_16_to_64_bytes(key: bytes) -> None:
 
 
 def test_errors_name_the_offending_input() -> None:
-    beacon = round_beacon(NET, 7, PREV)
+    beacon = round_beacon(NET, 7)
     cases = [
-        (lambda: round_beacon(NET, 7, b"short"), "prev_model_hash"),
-        (lambda: round_beacon(NET, -1, PREV), "round_index"),
+        (lambda: round_beacon(NET, -1), "round_index"),
         (lambda: derive_seed(NET, b"short", MINER_A, 7, 0), "beacon"),
         (lambda: derive_seed(NET, beacon, b"short", 7, 0), "miner"),
         (lambda: derive_seed(NET, beacon, MINER_A, -1, 0), "round_index"),

@@ -95,7 +95,7 @@ class HashReplica:
 
 def leader_key(round_index: int, prev: bytes, stakes: list[tuple[bytes, int]],
                keys: dict[bytes, NodeKey], attempt: int = 0) -> NodeKey:
-    return keys[select_leader(round_beacon(NET, round_index, prev), stakes, attempt)]
+    return keys[select_leader(round_beacon(NET, round_index), stakes, attempt)]
 
 
 def make_bundle(leader: NodeKey, round_index: int, prev: bytes, new: bytes | None = None,

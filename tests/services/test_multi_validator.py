@@ -142,7 +142,7 @@ Cast = tuple[NodeKey, list[tuple[NodeKey, int]]]
 def _cast(network: NetworkConfig) -> Cast:
     """A greedy key the beacon elects for round 0's first attempt, with an honest fallback,
     and the honest validators (keys searched: whether any key can win depends on the beacon)."""
-    beacon = round_beacon(network.network_id, 0, network.base_checkpoint_digest)
+    beacon = round_beacon(network.network_id, 0)
     for i in range(1000):
         greedy = _key(f"greedy-{i}")
         honest = [(_key(f"validator-{j}-{i}"), s) for j, s in enumerate(HONEST_STAKES)]
@@ -254,7 +254,7 @@ def test_review_picks_the_attempt_that_elected_the_signer() -> None:
     prev = network.base_checkpoint_digest
     greedy, honest = _cast(network)
     stakes = [(k.public.raw, s) for k, s in honest] + [(greedy.public.raw, GREEDY_STAKE)]
-    beacon = round_beacon(network.network_id, 0, prev)
+    beacon = round_beacon(network.network_id, 0)
     first, fallback = (select_leader(beacon, stakes, a) for a in (0, 1))
     assert first != fallback  # _cast chose them so
 

@@ -67,10 +67,10 @@ PREV = b"\x07" * 32
 def _round_with_one_outsider() -> tuple[int, NodeKey, NodeKey]:
     """A round, its attempt-0 leader, and a registered validator no attempt elects."""
     for r in range(100):
-        leaders = elected_leaders(round_beacon(NET, r, PREV), STAKES)
+        leaders = elected_leaders(round_beacon(NET, r), STAKES)
         outsiders = [k for k in VALIDATOR_KEYS if k.public.raw not in leaders]
         if outsiders:
-            first = select_leader(round_beacon(NET, r, PREV), STAKES, 0)
+            first = select_leader(round_beacon(NET, r), STAKES, 0)
             leader = next(k for k in VALIDATOR_KEYS if k.public.raw == first)
             return r, leader, outsiders[0]
     raise AssertionError("every round elects every validator")
@@ -108,7 +108,7 @@ def test_only_the_elected_leader_may_certify_a_round() -> None:
 
 def test_fallback_leaders_are_accepted_up_to_the_attempt_limit() -> None:
     r = 5
-    beacon = round_beacon(NET, r, PREV)
+    beacon = round_beacon(NET, r)
     for attempt in range(LEADER_ATTEMPTS):
         key = next(k for k in VALIDATOR_KEYS
                    if k.public.raw == select_leader(beacon, STAKES, attempt))
@@ -116,7 +116,7 @@ def test_fallback_leaders_are_accepted_up_to_the_attempt_limit() -> None:
                               new_model_hash=b"\x01" * 32, chosen=[])
         assert open_bundle(bundle.encode(), network_id=NET, validators=STAKES).round_index == r
         clock_round = r + attempt
-        assert leader_for(NET, r, PREV, clock_round, STAKES) == key.public.raw
+        assert leader_for(NET, r, clock_round, STAKES) == key.public.raw
 
 
 @pytest.mark.parametrize("weights", [(400_000_000, 599_999_999), (500_000_000, 500_000_001)])
@@ -161,7 +161,7 @@ def test_log_store_writes_atomically_and_serves_consecutive_rounds(tmp_path: Pat
 
 def test_leaders_rotate_in_proportion_to_stake() -> None:
     validators = [(b"a" * 32, 1), (b"b" * 32, 3)]
-    picks = [leader_for(NET, r, PREV, r, validators) for r in range(4000)]
+    picks = [leader_for(NET, r, r, validators) for r in range(4000)]
     share = picks.count(b"b" * 32) / len(picks)
     assert 0.7 < share < 0.8
-    assert picks == [leader_for(NET, r, PREV, r, list(reversed(validators))) for r in range(4000)]
+    assert picks == [leader_for(NET, r, r, list(reversed(validators))) for r in range(4000)]

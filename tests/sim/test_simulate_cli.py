@@ -83,7 +83,7 @@ def test_the_plot_shows_losses_references_reward_shares_and_bytes() -> None:
     from training.genesis import ModelShape
 
     config = SimConfig(task="synthetic", base="scratch", shape=ModelShape(width=32, depth=1),
-                       trainable="full", miners=2, rounds=3, scalars=32,
+                       trainable="full", miners=2, rounds=3, scalars=64,
                        attackers=parse_attackers("noise=1"))
     result = simulate(config)
     reference = adamw_curve(config)

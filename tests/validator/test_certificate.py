@@ -63,7 +63,7 @@ def key_by_raw(raw: bytes) -> NodeKey:
     return next(v for v in VALIDATORS if v.public.raw == raw)
 
 
-LEADER = key_by_raw(select_leader(round_beacon(NET, ROUND, PREV), STAKES))
+LEADER = key_by_raw(select_leader(round_beacon(NET, ROUND), STAKES))
 OTHERS = [v for v in VALIDATORS if v is not LEADER]
 
 
@@ -98,7 +98,7 @@ def make_cert(mode: WeightMode = WeightMode.EQUAL) -> tuple[RoundCertificate, by
 # --- leader --------------------------------------------------------------------------------
 
 def test_leader_is_a_pure_function_of_beacon_and_stakes() -> None:
-    beacon = round_beacon(NET, ROUND, PREV)
+    beacon = round_beacon(NET, ROUND)
     assert select_leader(beacon, STAKES) == select_leader(beacon, list(reversed(STAKES)))
     assert select_leader(beacon, STAKES) == LEADER.public.raw
     fallbacks = {select_leader(beacon, STAKES, attempt) for attempt in range(20)}

@@ -76,7 +76,7 @@ def build_world(codec: Codec, round_index: int = 3, *, width: int = 32, context:
     base = model_hash(named)
     ctx = RoundContext(
         network_id=NET, round_index=round_index,
-        beacon=round_beacon(NET, round_index, base), base_model_hash=base, model=model,
+        beacon=round_beacon(NET, round_index), base_model_hash=base, model=model,
         named=named, task=task, miner_keys=[m.key.public.raw for m in miners],
         samples_per_miner=samples, work=work,
     )
@@ -114,7 +114,7 @@ def _advance(world: World) -> None:
             p.add_(z.mul_(0.05))
     base = model_hash(ctx.named)
     world.ctx = dataclasses.replace(
-        ctx, base_model_hash=base, beacon=round_beacon(NET, ctx.round_index, base)
+        ctx, base_model_hash=base, beacon=round_beacon(NET, ctx.round_index)
     )
     world.oracle = ScalarRecomputer(world.ctx)
 

@@ -40,7 +40,7 @@ def attempt_of(
 ) -> int:
     """The first attempt, up to the one in force at `clock_round`, that elects the
     certificate's signer; the attempt in force when none does (the check then disputes it)."""
-    beacon = round_beacon(network_id, cert.round_index, cert.prev_model_hash)
+    beacon = round_beacon(network_id, cert.round_index)
     latest = min(LEADER_ATTEMPTS - 1, max(0, clock_round - cert.round_index))
     for attempt, leader in enumerate(leader_sequence(beacon, validators, latest + 1)):
         if leader == cert.leader:

@@ -264,8 +264,8 @@ class ValidatorService:
     def _leads(self, clock_round: int) -> bool:
         """This validator certifies the replica's round during `clock_round` (see leader.py)."""
         at = self.engine.round_index
-        leader = leader_for(self.config.network.network_id, at, self.engine.model_hash,
-                            clock_round, self.stakes_at(at))
+        leader = leader_for(self.config.network.network_id, at, clock_round,
+                            self.stakes_at(at))
         return leader == self.key.public.raw
 
     def _staked(self, round_index: int) -> bool:
