@@ -95,7 +95,7 @@ def _bundle(entries: list[Signed[Contribution]], evidence: tuple = ()) -> RoundB
 
 
 def test_a_bundle_carries_proofs_and_may_not_include_whom_they_convict() -> None:
-    assert select_leader(round_beacon(NET, 0, PREV), STAKES, 0) == LEADER.public.raw
+    assert select_leader(round_beacon(NET, 0), STAKES, 0) == LEADER.public.raw
     proof = prove_equivocation(_signed(_raw(CHEAT, sequence=1)), _signed(_raw(CHEAT, sequence=2)))
     honest = _signed(_raw(HONEST))
     bundle = _bundle([honest], (proof,))
