@@ -194,20 +194,41 @@ def _flood_frames(net: _Network, count: int) -> list[tuple[str, bytes]]:
     return out
 
 
-async def _flood(port: int, net: _Network, scenario: NetScenario, sent: list[int]) -> None:
-    """The burst at once, then `flood_rate_per_s` more until cancelled."""
-    import aiomqtt
+async def _flood(port: int, frames: list[tuple[str, bytes]], burst: int, rate_per_s: float,
+                 sent: list[int]) -> None:
+    """`burst` of `frames` at once, then the rest at `rate_per_s` until cancelled. The
+    attacker is a machine of its own: its frames are signed beforehand and its client runs on
+    a thread and event loop of its own, so it never holds up the nodes' loop."""
+    import threading
 
-    burst = await asyncio.to_thread(_flood_frames, net, scenario.flood_burst)
-    async with aiomqtt.Client("127.0.0.1", port) as client:
-        for topic, frame in burst:
-            await client.publish(topic, frame, qos=0)
-            sent[0] += 1
-        while True:
-            for topic, frame in _flood_frames(net, max(1, int(scenario.flood_rate_per_s / 4))):
+    stop = threading.Event()
+
+    async def send() -> None:
+        import aiomqtt
+
+        async with aiomqtt.Client("127.0.0.1", port) as client:
+            for index, (topic, frame) in enumerate(frames[:burst]):
                 await client.publish(topic, frame, qos=0)
                 sent[0] += 1
-            await asyncio.sleep(0.25)
+                if index % 100 == 0:
+                    await asyncio.sleep(0)  # let the client's socket drain
+            step = max(1, int(rate_per_s / 4))
+            for start in range(burst, len(frames), step):
+                if stop.is_set():
+                    break
+                for topic, frame in frames[start:start + step]:
+                    await client.publish(topic, frame, qos=0)
+                    sent[0] += 1
+                await asyncio.sleep(0.25)
+
+    attacker = threading.Thread(target=asyncio.run, args=(send(),), daemon=True)
+    attacker.start()
+    try:
+        while attacker.is_alive():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.to_thread(attacker.join, 10.0)
 
 
 def _capture(attacker: Any, captured: list[Any]) -> None:
@@ -283,6 +304,11 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
     keys = net.miner_keys
     vkey = net.validator
     stakes = ((vkey.public.raw, 1),)
+    frames: list[tuple[str, bytes]] = []
+    if attack == "mqtt-flood":  # signed beforehand, on the attacker's time
+        duration = (rounds + SLACK_ROUNDS + 2) * network.round_length
+        count = scenario.flood_burst + int(scenario.flood_rate_per_s * duration)
+        frames = await asyncio.to_thread(_flood_frames, net, count)
     states = [await asyncio.to_thread(ModelState.from_base, network, net.base)
               for _ in range(len(net.miners) + 1)]
     genesis = time.time() + network.round_length + 2.0
@@ -327,7 +353,8 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
             extra.append(_replay(attacker, validator.transport, captured,
                                  scenario.replay_copies, network.round_length / 2, sent))
         elif attack == "mqtt-flood":
-            extra.append(_flood(broker_port, net, scenario, sent))
+            extra.append(_flood(broker_port, frames, scenario.flood_burst,
+                                scenario.flood_rate_per_s, sent))
 
         def slowest() -> int:
             return min(s.follower.replica.round_index for s in services)
