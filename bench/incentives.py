@@ -27,6 +27,10 @@ Reported:
 * ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
   (sign-flip, scaled, noise) over the same honest miners alone (paired: the attackers'
   identities registered but silent; see ``loss_ratio``).
+* ``network_attackers`` (``--network-attacks``, on by default without ``--quick``): the
+  sender-table flooder (MQTT) and the replayer of others' messages (libp2p) on real services
+  and transports, each network run clean and attacked (``bench.incentives_network``): reward
+  share (also under ``attacker_reward_share``), honest pay lost, rounds of finality stalled.
 
 Every run here is a baseline of another: LOO against the full network, the 30 % network
 against the honest-only one; times are reported as ratios to the full network's run.
@@ -274,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
+    parser.add_argument("--network-attacks", action=argparse.BooleanOptionalAction,
+                        default=None, help="also run the network-level attackers on real "
+                        "transports (bench.incentives_network; default: on unless --quick)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     console = Console()
@@ -346,6 +353,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "full_run_seconds": full_s,
         },
     }
+    if args.network_attacks or (args.network_attacks is None and not args.quick):
+        from bench.incentives_network import run_all
+
+        network = run_all(args.quick)
+        result["network_attackers"] = network
+        for kind, figures in network.items():
+            result["attacker_reward_share"][kind] = figures["attacker_reward_share"]
     console.print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -375,6 +389,10 @@ def table(result: dict[str, Any]) -> Table:
     t.add_row("  of which on honest miners", f"{vh:.3f}", "", "")
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
+    if "network_attackers" in result:
+        from bench.incentives_network import add_rows
+
+        add_rows(t, result["network_attackers"], shares=False)
     return t
 
 

@@ -15,10 +15,11 @@ and with the attacker, and the two runs are compared:
   node's one table of senders: miners stayed at round 0, the validator certified empty rounds.
 * ``replay`` (defect 5), over libp2p: a stranger peer, connected to every node, captures the
   miners' own signed gossip frames and, twice a round, sends every one it holds
-  ``replay_copies`` times more to the validator, each time on a raw gossipsub stream. py-libp2p forgets a
-  message ~120 s after it saw it; a bench round lasts seconds, so the attacker clears the
-  validator's seen-message cache before each replay to stand in for the wait. Before the fix
-  the "wrong round" and "duplicate" refusals counted against the miners, who were banned.
+  ``replay_copies`` times more to the validator, each time on a raw gossipsub stream.
+  py-libp2p forgets a message ~120 s after it saw it; a bench round lasts seconds, so the
+  attacker clears the validator's seen-message cache before each replay to stand in for the
+  wait. Before the fix the "wrong round" and "duplicate" refusals counted against the miners,
+  who were banned.
 
 Reported per attack (``compare``): the attacker's reward share (certified weight of senders
 that are not the honest miners, every round carrying the same emission), the honest miners'
@@ -41,6 +42,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from protocol.domain_types import PublicKey
 
 ATTACKS = ("mqtt-flood", "replay")
 TRANSPORT_OF = {"mqtt-flood": "mqtt", "replay": "libp2p"}
@@ -100,7 +103,7 @@ class _Network:
     miners: list[Any]
 
     @property
-    def miner_keys(self) -> tuple[bytes, ...]:
+    def miner_keys(self) -> tuple[PublicKey, ...]:
         return tuple(k.public.raw for k in self.miners)
 
     def timeline(self) -> Any:
@@ -338,8 +341,10 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
     extra: list[Any] = []
     try:
         if transport_kind == "libp2p":
-            for m in miners:
-                await m.transport.connect(validator.transport.listen_addrs[0])
+            hub = validator.transport.listen_addrs[0]
+            for m in miners:  # a star around the validator
+                transport: Any = m.transport
+                await transport.connect(hub)
         if attack == "replay":
             from protocol.roundlog import TOPIC_CONTRIBUTIONS
 
@@ -519,14 +524,17 @@ def run_all(quick: bool, attacks: Sequence[str] = ATTACKS) -> dict[str, dict[str
     return {attack: run_attack(attack, scenario) for attack in attacks}
 
 
-def add_rows(table: Any, figures: dict[str, dict[str, Any]]) -> None:
-    """bench.incentives' table rows for the network attackers."""
+def add_rows(table: Any, figures: dict[str, dict[str, Any]], *, shares: bool = True) -> None:
+    """bench.incentives' table rows for the network attackers (`shares`: the reward share
+    rows too, which bench.incentives prints with the other attackers')."""
     from bench.incentives import _met
 
     for attack, f in figures.items():
         share, lost, stall = (f["attacker_reward_share"], f["honest_pay_lost"],
                               f["finality_stall_rounds"])
-        table.add_row(f"reward share: {attack}", f"{share:.4f}", "<= 0.01", _met(share <= 0.01))
+        if shares:
+            table.add_row(f"reward share: {attack}", f"{share:.4f}", "<= 0.01",
+                          _met(share <= 0.01))
         table.add_row(f"  honest pay lost to {attack}", f"{lost:.4f}", "<= 0.01",
                       _met(lost <= 0.01))
         table.add_row(f"  finality stalled by {attack} (rounds)", str(stall), "<= 1",
