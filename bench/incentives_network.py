@@ -24,9 +24,9 @@ and with the attacker, and the two runs are compared:
 Reported per attack (``compare``): the attacker's reward share (certified weight of senders
 that are not the honest miners, every round carrying the same emission), the honest miners'
 pay lost (their certified weight summed over the rounds, attacked over clean), per miner too,
-the certified contributions per round, the rounds of finality stalled (the latest clock round
-in which the slowest honest node held a round's model, beyond that round, attacked minus
-clean), and the final validation loss ratio.
+the certified contributions per round, the rounds of finality stalled (per round, how much
+later the slowest honest node held its model, measured from the round's start, attacked minus
+clean, in rounds; the largest over the rounds), and the final validation loss ratio.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +49,8 @@ from protocol.domain_types import PublicKey
 ATTACKS = ("mqtt-flood", "replay")
 TRANSPORT_OF = {"mqtt-flood": "mqtt", "replay": "libp2p"}
 GOALS = {"attacker_reward_share": 0.01, "honest_pay_lost": 0.01, "finality_stall_rounds": 1}
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository: where the flooder's own process runs."""
 SLACK_ROUNDS = 4
 """Clock rounds a run may take beyond its own before it is cut (a stalled network)."""
 
@@ -62,6 +65,12 @@ class NetScenario:
     """Fresh-key frames before genesis: more than a node's old table of senders (4096)."""
     flood_rate_per_s: float = 40.0
     """Fresh-key frames per second after that (~14/s sustained the lock-out)."""
+    flood_lead_s: float = 6.0
+    """Extra seconds before genesis in both runs of the flood, so its burst lands before round
+    0. What the burst costs beyond the lock-out is time: every node here shares one process
+    and core, and a node's MQTT client reads the burst's frames ahead of the miners' (one
+    connection from the broker), so a burst landing mid-round delays that round here (a
+    volumetric flood that broker accounts keep out in a deployment, see deploy/mosquitto)."""
     replay_copies: int = 4
     """Times every captured frame is sent again in each replay."""
     round_length: int | None = None
@@ -76,8 +85,9 @@ class RunRecord:
     """Certified weight per sender (hex key), summed over the rounds."""
     entries_per_round: list[int]
     honest_entries_per_round: list[int]
-    finality_lag: list[int]
-    """Per round: the clock round in which the slowest honest node held its model, minus it."""
+    finality_lag: list[float]
+    """Per round: when the slowest honest node held its model, in rounds since the round began
+    (at most 1: final within its own round)."""
     val_loss: float
     reached: int
     """Rounds the slowest honest node reached."""
@@ -198,40 +208,70 @@ def _flood_frames(net: _Network, count: int) -> list[tuple[str, bytes]]:
 
 
 async def _flood(port: int, frames: list[tuple[str, bytes]], burst: int, rate_per_s: float,
-                 sent: list[int]) -> None:
+                 sent: list[int], workdir: Path) -> None:
     """`burst` of `frames` at once, then the rest at `rate_per_s` until cancelled. The
-    attacker is a machine of its own: its frames are signed beforehand and its client runs on
-    a thread and event loop of its own, so it never holds up the nodes' loop."""
-    import threading
+    attacker is a machine of its own: its frames are signed beforehand and sent by a process
+    of its own (`python -m bench.incentives_network --flood FILE`), so neither its signing nor
+    its client's loop takes the nodes' time."""
+    import sys
 
-    stop = threading.Event()
-
-    async def send() -> None:
-        import aiomqtt
-
-        async with aiomqtt.Client("127.0.0.1", port) as client:
-            for index, (topic, frame) in enumerate(frames[:burst]):
-                await client.publish(topic, frame, qos=0)
-                sent[0] += 1
-                if index % 100 == 0:
-                    await asyncio.sleep(0)  # let the client's socket drain
-            step = max(1, int(rate_per_s / 4))
-            for start in range(burst, len(frames), step):
-                if stop.is_set():
-                    break
-                for topic, frame in frames[start:start + step]:
-                    await client.publish(topic, frame, qos=0)
-                    sent[0] += 1
-                await asyncio.sleep(0.25)
-
-    attacker = threading.Thread(target=asyncio.run, args=(send(),), daemon=True)
-    attacker.start()
+    plan = workdir / "flood.frames"
+    await asyncio.to_thread(_write_frames, plan, frames)
+    count = workdir / "flood.sent"
+    await asyncio.sleep(1.0)  # the nodes subscribe as their services start
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.incentives_network", "--flood", str(plan), "--port",
+        str(port), "--burst", str(burst), "--rate", str(rate_per_s),
+        cwd=ROOT)
     try:
-        while attacker.is_alive():  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+        await process.wait()
     finally:
-        stop.set()
-        await asyncio.to_thread(attacker.join, 10.0)
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+        with contextlib.suppress(OSError, ValueError):
+            sent[0] = int(count.read_text(encoding="utf-8"))
+
+
+def _write_frames(plan: Path, frames: Sequence[tuple[str, bytes]]) -> None:
+    with plan.open("wb") as out:
+        for topic, frame in frames:
+            raw = topic.encode()
+            out.write(struct.pack(">HI", len(raw), len(frame)) + raw + frame)
+
+
+def _read_frames(plan: Path) -> list[tuple[str, bytes]]:
+    data = plan.read_bytes()
+    frames = []
+    at = 0
+    while at < len(data):
+        topic_len, frame_len = struct.unpack_from(">HI", data, at)
+        at += 6
+        topic = data[at:at + topic_len].decode()
+        frames.append((topic, data[at + topic_len:at + topic_len + frame_len]))
+        at += topic_len + frame_len
+    return frames
+
+
+async def flood_from(plan: Path, port: int, burst: int, rate_per_s: float) -> None:
+    """The flooder's own process: send the frames `plan` holds (see `_flood`), writing how
+    many it sent next to it."""
+    import aiomqtt
+
+    frames = await asyncio.to_thread(_read_frames, plan)
+    count = plan.with_name("flood.sent")
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        for index, (topic, frame) in enumerate(frames[:burst]):
+            await client.publish(topic, frame, qos=0)
+            if index % 100 == 0:
+                await asyncio.sleep(0)  # let the client's socket drain
+        count.write_text(str(min(burst, len(frames))), encoding="utf-8")
+        step = max(1, int(rate_per_s / 4))
+        for start in range(burst, len(frames), step):
+            for topic, frame in frames[start:start + step]:
+                await client.publish(topic, frame, qos=0)
+            count.write_text(str(min(start + step, len(frames))), encoding="utf-8")
+            await asyncio.sleep(0.25)
 
 
 def _capture(attacker: Any, captured: list[Any]) -> None:
@@ -301,6 +341,7 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
 
     network = net.network
     rounds = scenario.rounds
+    await asyncio.to_thread(run_dir.mkdir, parents=True, exist_ok=True)
     make = _mqtt(broker_port, net) if transport_kind == "mqtt" else _libp2p(net)
     work = WorkConfig.of(network)
     timeline = net.timeline()
@@ -314,7 +355,8 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
         frames = await asyncio.to_thread(_flood_frames, net, count)
     states = [await asyncio.to_thread(ModelState.from_base, network, net.base)
               for _ in range(len(net.miners) + 1)]
-    genesis = time.time() + network.round_length + 2.0
+    lead = scenario.flood_lead_s if transport_kind == "mqtt" else 0.0
+    genesis = time.time() + network.round_length + 2.0 + lead
     common: dict[str, Any] = {"network": network, "genesis_time": genesis,
                               "validators": stakes, "peers": (vkey.peer_id,),
                               "last_round": rounds}
@@ -331,6 +373,8 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
     services: list[Any] = [validator, *miners]
     clock = RoundClock(genesis, network.round_length, 0.6)
     reached_at: dict[int, float] = {}
+    names = ["validator", *(f"miner-{i}" for i in range(len(miners)))]
+    by_node: dict[str, dict[int, float]] = {name: {} for name in names}
     sent = [0]
     attacker = None
     started = time.perf_counter()
@@ -359,16 +403,19 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
                                  scenario.replay_copies, network.round_length / 2, sent))
         elif attack == "mqtt-flood":
             extra.append(_flood(broker_port, frames, scenario.flood_burst,
-                                scenario.flood_rate_per_s, sent))
+                                scenario.flood_rate_per_s, sent, run_dir))
 
         def slowest() -> int:
             return min(s.follower.replica.round_index for s in services)
 
         async def watch() -> None:
             while True:
-                at = slowest()
-                for r in range(1, at + 1):
-                    reached_at.setdefault(r, time.time())
+                now = time.time()
+                for r in range(1, slowest() + 1):
+                    reached_at.setdefault(r, now)
+                for name, s in zip(names, services, strict=True):
+                    for r in range(1, s.follower.replica.round_index + 1):
+                        by_node[name].setdefault(r, now)
                 await asyncio.sleep(0.05)
 
         limit = genesis - time.time() + (rounds + SLACK_ROUNDS) * network.round_length
@@ -391,15 +438,27 @@ async def run_network(net: _Network, transport_kind: str, attack: str | None,
         if attacker is not None:
             with contextlib.suppress(Exception):
                 await attacker.stop()
-    end_round = clock.phase(time.time()).round_index
-    lag = [clock.phase(reached_at[r + 1]).round_index - r if r + 1 in reached_at
-           else end_round + 1 - r for r in range(rounds)]
-    return _record(validator, miners, keys, rounds, lag, time.perf_counter() - started,
-                   sent[0], attack, transport_kind)
+    length = network.round_length
+
+    def since_start(moment: float | None, r: int) -> float:
+        # a round never final counts as final one round after the run was cut
+        at = time.time() + length if moment is None else moment
+        return round((at - clock.round_start(r)) / length, 3)
+
+    lag = [since_start(reached_at.get(r + 1), r) for r in range(rounds)]
+    record = _record(validator, miners, keys, rounds, lag, time.perf_counter() - started,
+                     sent[0], attack, transport_kind)
+    for name, s in zip(names, services, strict=True):
+        for r in range(1, s.follower.replica.round_index + 1):
+            by_node[name].setdefault(r, time.time())
+    record.counters["finality_lag_by_node"] = {
+        name: [since_start(got.get(r + 1), r) for r in range(rounds)]
+        for name, got in by_node.items()}
+    return record
 
 
 def _record(validator: Any, miners: Sequence[Any], keys: Sequence[bytes], rounds: int,
-            lag: list[int], seconds: float, sent: int, attack: str | None,
+            lag: list[float], seconds: float, sent: int, attack: str | None,
             transport_kind: str) -> RunRecord:
     weights: dict[str, float] = {}
     entries: list[int] = []
@@ -461,7 +520,8 @@ def compare(clean: RunRecord, attacked: RunRecord, keys: Sequence[bytes]) -> dic
         "attacker_reward_share": others / rounds,
         "honest_pay_lost": 1.0 - honest_pay(attacked) / clean_pay if clean_pay else 1.0,
         "honest_pay_lost_per_miner": per_miner,
-        "finality_stall_rounds": max(0, max(attacked.finality_lag) - max(clean.finality_lag)),
+        "finality_stall_rounds": round(max(0.0, *(a - c for a, c in zip(
+            attacked.finality_lag, clean.finality_lag, strict=True))), 3),
         "val_loss_ratio": attacked.val_loss / clean.val_loss,
         "clean": _record_json(clean),
         "attacked": _record_json(attacked),
@@ -537,7 +597,7 @@ def add_rows(table: Any, figures: dict[str, dict[str, Any]], *, shares: bool = T
                           _met(share <= 0.01))
         table.add_row(f"  honest pay lost to {attack}", f"{lost:.4f}", "<= 0.01",
                       _met(lost <= 0.01))
-        table.add_row(f"  finality stalled by {attack} (rounds)", str(stall), "<= 1",
+        table.add_row(f"  finality stalled by {attack} (rounds)", f"{stall:.2f}", "<= 1",
                       _met(stall <= 1))
         table.add_row(f"  val loss ratio under {attack}", f"{f['val_loss_ratio']:.4f}", "", "")
 
@@ -550,7 +610,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=NetScenario.rounds)
     parser.add_argument("--attack", choices=ATTACKS, action="append")
+    parser.add_argument("--flood", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--burst", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.flood is not None:  # the flooder's own process (see _flood)
+        asyncio.run(flood_from(args.flood, args.port, args.burst, args.rate))
+        return {}
     import torch
 
     torch.set_num_threads(1)
