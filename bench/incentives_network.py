@@ -592,14 +592,16 @@ def add_rows(table: Any, figures: dict[str, dict[str, Any]], *, shares: bool = T
     for attack, f in figures.items():
         share, lost, stall = (f["attacker_reward_share"], f["honest_pay_lost"],
                               f["finality_stall_rounds"])
+        indent = "  " if shares else ""
         if shares:
             table.add_row(f"reward share: {attack}", f"{share:.4f}", "<= 0.01",
                           _met(share <= 0.01))
-        table.add_row(f"  honest pay lost to {attack}", f"{lost:.4f}", "<= 0.01",
+        table.add_row(f"{indent}honest pay lost to {attack}", f"{lost:.4f}", "<= 0.01",
                       _met(lost <= 0.01))
-        table.add_row(f"  finality stalled by {attack} (rounds)", f"{stall:.2f}", "<= 1",
+        table.add_row(f"{indent}finality stalled by {attack} (rounds)", f"{stall:.2f}", "<= 1",
                       _met(stall <= 1))
-        table.add_row(f"  val loss ratio under {attack}", f"{f['val_loss_ratio']:.4f}", "", "")
+        table.add_row(f"{indent}val loss ratio under {attack}", f"{f['val_loss_ratio']:.4f}",
+                      "", "")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
