@@ -35,6 +35,10 @@ Reported:
 * ``validator_attacks``: a 40 % validator that evicts a voter after the epoch, burns honest
   miners' weight or lifts one miner, through the chain's settlement rules
   (``bench.validator_attacks``; ``--validator-attacks-only`` runs just these, in seconds).
+* ``network_attackers`` (``--network-attacks``, on by default without ``--quick``): the
+  sender-table flooder (MQTT) and the replayer of others' messages (libp2p) on real services
+  and transports, each network run clean and attacked (``bench.incentives_network``): reward
+  share (also under ``attacker_reward_share``), honest pay lost, rounds of finality stalled.
 
 Every run here is a baseline of another: LOO against the full network, the 30 % network
 against the honest-only one; times are reported as ratios to the full network's run.
@@ -306,6 +310,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (about 2 minutes)")
     parser.add_argument("--validator-attacks-only", action="store_true",
                         help="only the minority-validator attacks on settlement (seconds)")
+    parser.add_argument("--network-attacks", action=argparse.BooleanOptionalAction,
+                        default=None, help="also run the network-level attackers on real "
+                        "transports (bench.incentives_network; default: on unless --quick)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     console = Console()
@@ -383,6 +390,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         },
         "validator_attacks": validator_attacks.measure(),
     }
+    if args.network_attacks or (args.network_attacks is None and not args.quick):
+        from bench.incentives_network import run_all
+
+        network = run_all(args.quick)
+        result["network_attackers"] = network
+        for kind, figures in network.items():
+            result["attacker_reward_share"][kind] = figures["attacker_reward_share"]
     console.print(table(result))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -420,6 +434,10 @@ def table(result: dict[str, Any]) -> Table:
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
     _validator_rows(t, result["validator_attacks"])
+    if "network_attackers" in result:
+        from bench.incentives_network import add_rows
+
+        add_rows(t, result["network_attackers"], shares=False)
     return t
 
 
