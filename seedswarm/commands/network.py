@@ -35,7 +35,8 @@ def create(
         str, typer.Option(help="embedded (in this process), anvil, or a JSON-RPC URL")
     ] = "embedded",
     host: Annotated[
-        str, typer.Option(help="Address the chain, broker, relay and faucet listen on "
+        str, typer.Option(help="Address the chain, broker, relay, faucet and broker account "
+                          "service listen on "
                           "(what joiners on other hosts reach)")
     ] = "127.0.0.1",
     transport: Annotated[str, typer.Option(help="libp2p or mqtt")] = "libp2p",

@@ -89,6 +89,10 @@ class BrokerAccountService:
     Registry binds to an account now (`registered`); the broker learns the account first
     (`admit`: rewrite its password file, SIGHUP), so the answer is usable at once. 403 with the
     reason otherwise, 400 for a malformed request.
+
+    The rule is registration on chain, on dev networks too: that is the step `seedswarm join`
+    takes right before it runs the node, and it costs a stake, whereas a dev faucet's funds
+    are free (an account per faucet call would again make keys cost nothing).
     """
 
     def __init__(self, network_id: str, secret: bytes, *,
