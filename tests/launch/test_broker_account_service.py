@@ -10,12 +10,15 @@ passwords stay refused by the broker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from adapters.storage.keystore import KeyBundle
 from adapters.transport.broker_auth import account_request_bytes, new_secret, node_password
 from adapters.transport.mqtt_broker import (
     BrokerAccounts,
@@ -31,11 +34,16 @@ from seedswarm.launch.broker_accounts import (
     BrokerAccountService,
     request_broker_password,
 )
+from seedswarm.launch.compose import with_broker_account
+from seedswarm.launch.join_bundle import JoinBundle
+from seedswarm.launch.node_plan import NodePlan
+from seedswarm.launch.settings import NodeSettings
+from tests.launch.test_join_bundle import bundle
 from tests.transport.harness import seed_for
 
 pytestmark = pytest.mark.network
 
-NET = "account-net"
+NET = "testnet-7"  # the network of tests.launch.test_join_bundle.bundle
 BAD_LOGIN = 5  # mosquitto 2 answers "not authorized" to unknown users and wrong passwords
 
 
@@ -133,3 +141,24 @@ def test_only_the_key_itself_and_only_now_can_ask(
     status, _ = _post(issuer.url, {"peer_id": "not a peer id", "issued_at": now,
                                    "signature": "00"})
     assert status == 400
+
+
+def test_a_node_started_from_its_settings_gets_its_password_too(
+    service: tuple[MosquittoBroker, BrokerAccountService, bytes], tmp_path: Path,
+) -> None:
+    """`seedswarm miner --config` and restarts: the node asks the service itself unless its
+    settings give a password (the operator's, from $SEEDSWARM_BROKER_PASSWORD)."""
+    broker, issuer, secret = service
+    network = bundle(transport="mqtt", broker=broker.url, accounts=issuer.url)
+    path = tmp_path / "network.toml"
+    network.save(path)
+    assert JoinBundle.load(path) == network  # the service's URL travels in the file
+    settings = NodeSettings(role="miner", network=path, keystore=tmp_path, state_dir=tmp_path)
+    member = KeyBundle(key_of("member"), bytes(range(1, 33)))
+    plan = with_broker_account(NodePlan(settings, network), member)
+    assert plan.settings.broker_password == node_password(secret, member.peer_id)
+    given = dataclasses.replace(settings, broker_password="handed out")
+    assert with_broker_account(NodePlan(given, network), member).settings == given
+    stranger = KeyBundle(key_of("stranger"), bytes(range(2, 34)))
+    with pytest.raises(ConfigError, match="not registered"):
+        with_broker_account(NodePlan(settings, network), stranger)
