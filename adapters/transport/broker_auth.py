@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Mapping
 
 from adapters.transport.names import check_network_id, check_segment
+from protocol.encoding import Writer
 
 PASSWORD_DOMAIN = b"seedswarm/mqtt-password/1\x00"
 PBKDF2_ITERATIONS = 101
@@ -74,6 +75,23 @@ def acl_file(network_id: str, root: str = "seedswarm") -> str:
         f"pattern read {prefix}/rpc/%u",
         "",
     ])
+
+
+ACCOUNT_REQUEST_DOMAIN = "seedswarm/broker-account/1"
+ACCOUNT_REQUEST_MAX_AGE_S = 120
+"""How far a password request's time may be from the issuer's clock (either way)."""
+
+
+def account_request_bytes(network_id: str, peer_id: str, issued_at: int) -> bytes:
+    """What a node signs with its node key to ask for its broker password: the network, its
+    peer id (its user name) and the Unix second it asks at, so that the signature serves for
+    nothing else and a copied request goes stale."""
+    w = Writer()
+    w.text(ACCOUNT_REQUEST_DOMAIN)
+    w.text(network_id)
+    w.text(peer_id)
+    w.text(str(issued_at))
+    return w.getvalue()
 
 
 def auth_config_lines(password_path: str, acl_path: str) -> list[str]:

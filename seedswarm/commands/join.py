@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Annotated
@@ -62,7 +63,9 @@ def join(
     the node's settings (KEYS/node-NETWORK_ID.toml, usable with `seedswarm miner --config`),
     fetches the genesis model from its peers if it is not next to the network file, catches up
     with the certified history and runs. The keystore password comes from $SEEDSWARM_PASSWORD or
-    a prompt.
+    a prompt. On an MQTT network whose broker has accounts, the node gets its broker password
+    from the network's account service once registered (or from $SEEDSWARM_BROKER_PASSWORD,
+    where the operator hands passwords out).
 
     Example: seedswarm join --network NET/network.toml --role miner --keys K --faucet
     """
@@ -120,6 +123,14 @@ def join(
     standing, newly = ensure_registered(client, bundle, key_bundle, role, amount)
     settings_file = keys / f"node-{net_id}.toml"
     settings_file.write_text(settings.to_toml(), encoding="utf-8")
+    if bundle.peers.accounts and not settings.broker_password:
+        from seedswarm.launch.broker_accounts import request_broker_password
+
+        # not written to the settings file: re-running join asks again
+        settings = dataclasses.replace(settings, broker_password=request_broker_password(
+            bundle.peers.accounts, net_id, key_bundle.node_key))
+        console.print(f"broker account: {key_bundle.peer_id} (password from "
+                      f"{bundle.peers.accounts})", soft_wrap=True)
     slot = "" if standing.slot is None else f", slot {standing.slot}"
     console.print(
         f"joined {net_id} as a {role}: peer id {key_bundle.peer_id}, EVM address "

@@ -35,13 +35,16 @@ def create(
         str, typer.Option(help="embedded (in this process), anvil, or a JSON-RPC URL")
     ] = "embedded",
     host: Annotated[
-        str, typer.Option(help="Address the chain, broker, relay and faucet listen on "
+        str, typer.Option(help="Address the chain, broker, relay, faucet and broker account "
+                          "service listen on "
                           "(what joiners on other hosts reach)")
     ] = "127.0.0.1",
     transport: Annotated[str, typer.Option(help="libp2p or mqtt")] = "libp2p",
     broker: Annotated[
-        str, typer.Option(help="MQTT: embedded (amqtt), mosquitto (started here), or the "
-                          "mqtt://HOST:PORT of a broker already running")
+        str, typer.Option(help="MQTT: embedded (amqtt, anonymous: anyone may connect), "
+                          "mosquitto (started here with per-node accounts and topic ACLs; "
+                          "registered nodes get their password from a service named in the "
+                          "network file), or the mqtt://HOST:PORT of a broker already running")
     ] = "embedded",
     port: Annotated[
         int, typer.Option(help="libp2p relay / MQTT broker port (0: any free port)")
@@ -93,7 +96,10 @@ def create(
     needs to be reachable, and write OUT/network.toml, everything a joiner needs.
 
     With --chain embedded or anvil the chain runs here, with a faucet for joiners; a libp2p
-    network gets a relay here as its bootstrap peer, an MQTT one a broker. Whatever runs here
+    network gets a relay here as its bootstrap peer, an MQTT one a broker. With --broker
+    mosquitto the broker admits only accounts: OUT/broker/secret (keep it private) derives each
+    node's password, and a registered node that proves its node key gets its own from the
+    account service here (`seedswarm join` asks for it by itself). Whatever runs here
     keeps running until Ctrl-C. With a chain URL and nothing to serve, the command deploys,
     writes the file and exits.
 
@@ -166,7 +172,8 @@ async def _create(console: Console, o: dict[str, Any]) -> None:
             tap.start()
             stops.append(partial(asyncio.to_thread, tap.stop))
             faucet = tap.url
-        peers, serve = await _peers(o, network.network_id, model_hash, out / BASE_FILE, stops)
+        peers, serve = await _peers(o, network.network_id, model_hash, out / BASE_FILE, stops,
+                                    (handle.url, deployment.registry))
         bundle = JoinBundle(
             network=network,
             genesis=GenesisInfo(time=genesis_wall, model_hash=network.base_checkpoint_hash,
@@ -209,32 +216,38 @@ def _deployer(handle: Any, keys: Path | None, dev: bool) -> Any:
 
 
 async def _peers(o: dict[str, Any], network_id: str, model_hash: Any, genesis_path: Path,
-                 stops: list[Callable[[], Awaitable[None]]]) -> tuple[Any, Any]:
-    """The network's [peers] and the task serving them here (None when nothing runs here)."""
+                 stops: list[Callable[[], Awaitable[None]]],
+                 registry: tuple[str, str]) -> tuple[Any, Any]:
+    """The network's [peers] and the task serving them here (None when nothing runs here);
+    `registry`: (RPC URL, Registry address), who may have a broker account."""
     from protocol.identity import NodeKey
     from seedswarm.launch.join_bundle import PeerInfo
 
     if o["transport"] == "mqtt":
-        from adapters.transport.mqtt_broker import EmbeddedBroker, MosquittoBroker
+        from adapters.transport.mqtt_broker import EmbeddedBroker
         from seedswarm.launch.relay import run_mqtt_seed
 
-        url = o["broker"]
+        url, seed_key, password, accounts = o["broker"], NodeKey.generate(), "", ""
         if url.startswith("mqtt://"):  # a broker already running (e.g. a compose service)
             host, port = PeerInfo("mqtt", broker=url).broker_host_port
+        elif url == "embedded":
+            embedded = EmbeddedBroker(o["port"] or None, host=o["host"])
+            await embedded.start()
+            stops.append(embedded.stop)
+            host, port = o["host"], embedded.port
+            url = f"mqtt://{host}:{port}"
         else:
-            broker: Any = (EmbeddedBroker(o["port"] or None, host=o["host"])
-                           if url == "embedded" else MosquittoBroker())
-            await broker.start()
-            stops.append(broker.stop)
-            host, port = o["host"], broker.port
+            port, password, accounts = await _mosquitto_with_accounts(
+                o, network_id, seed_key, stops, registry)
+            host = o["host"]
             url = f"mqtt://{host}:{port}"
         seed_ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         seed = asyncio.create_task(run_mqtt_seed(
-            network_id, NodeKey.generate(), (host, port),
-            (model_hash, genesis_path), seed_ready.set_result))
+            network_id, seed_key, (host, port),
+            (model_hash, genesis_path), seed_ready.set_result, password))
         seed_id = await asyncio.wait_for(asyncio.shield(seed_ready), timeout=60)
         stops.insert(len(stops), partial(_cancel, seed))
-        return PeerInfo("mqtt", broker=url, seeds=(seed_id,)), seed
+        return PeerInfo("mqtt", broker=url, seeds=(seed_id,), accounts=accounts), seed
     from seedswarm.launch.relay import run_relay
 
     ready: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()
@@ -244,6 +257,37 @@ async def _peers(o: dict[str, Any], network_id: str, model_hash: Any, genesis_pa
     addrs = await asyncio.wait_for(asyncio.shield(ready), timeout=60)
     stops.append(partial(_cancel, task))
     return PeerInfo("libp2p", bootstrap=tuple(addrs)), task
+
+
+BROKER_DIR = "broker"
+SECRET_FILE = "secret"
+
+
+async def _mosquitto_with_accounts(o: dict[str, Any], network_id: str, seed_key: Any,
+                                   stops: list[Callable[[], Awaitable[None]]],
+                                   registry: tuple[str, str]) -> tuple[int, str, str]:
+    """Start mosquitto with accounts (the seed's, more as registered nodes ask) and the
+    service that issues them: (broker port, the seed's password, the service's URL)."""
+    from adapters.transport.broker_auth import node_password
+    from adapters.transport.mqtt_broker import BrokerAccounts, MosquittoBroker
+    from seedswarm.launch.broker_accounts import (
+        BrokerAccountService,
+        broker_secret,
+        registered_on_chain,
+    )
+
+    secret_path = o["out"] / BROKER_DIR / SECRET_FILE
+    secret = await asyncio.to_thread(broker_secret, secret_path)
+    password = node_password(secret, seed_key.peer_id)
+    broker = MosquittoBroker(accounts=BrokerAccounts(network_id, {seed_key.peer_id: password}),
+                             host=o["host"], port=o["port"] or None)
+    await broker.start()
+    stops.append(broker.stop)
+    service = BrokerAccountService(
+        network_id, secret, registered=registered_on_chain(*registry),
+        admit=broker.add_accounts, host=o["host"]).start()
+    stops.append(partial(asyncio.to_thread, service.stop))
+    return broker.port, password, service.url
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -260,6 +304,7 @@ def _report(console: Console, bundle: JoinBundle, out: Path, as_json: bool) -> N
         "faucet": bundle.chain.faucet or None,
         "bootstrap": list(bundle.peers.bootstrap),
         "broker": bundle.peers.broker or None,
+        "broker_accounts": bundle.peers.accounts or None,
         "genesis_time": bundle.genesis.time,
     }
     if as_json:

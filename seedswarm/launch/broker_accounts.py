@@ -4,22 +4,37 @@
 password of every node it is told about from it, and writes mosquitto's password file and ACL
 for the network; `seedswarm network broker-accounts` runs it. Re-run it with the new peer id
 whenever a node registers, then send mosquitto SIGHUP: it re-reads both files.
+
+`seedswarm network create --broker mosquitto` does all of that itself: `BrokerAccountService`
+hands each registered node its password when the node proves its key (`seedswarm join` asks it
+with `request_broker_password`), after adding the account to the running broker.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from adapters.transport.broker_auth import (
+    ACCOUNT_REQUEST_MAX_AGE_S,
     SECRET_BYTES,
+    account_request_bytes,
     acl_file,
     new_secret,
     node_password,
     password_file,
 )
+from protocol.domain_types import PublicKey
 from protocol.errors import ConfigError
+from protocol.identity import NodeKey, NodePublicKey
 from seedswarm.launch.join_bundle import JoinBundle
 
 PASSWORD_FILE = "passwd"
@@ -57,3 +72,160 @@ def write_broker_accounts(
     (out / PASSWORD_FILE).chmod(0o640)
     (out / ACL_FILE).write_text(acl_file(network_id), encoding="utf-8")
     return passwords
+
+
+ACCOUNT_PATH = "/broker-account"
+MAX_BODY_BYTES = 1024
+_NOT_REGISTERED = ("not registered on the network's chain: register it first (`seedswarm join` "
+                   "does), then ask again")
+
+
+class BrokerAccountService:
+    """Issues broker passwords to the network's registered nodes, over HTTP.
+
+    POST /broker-account {"peer_id": …, "issued_at": unix seconds, "signature": hex} with the
+    node key's signature of `account_request_bytes`: the password goes to a key that proves it
+    is the node (the signature, fresh within `ACCOUNT_REQUEST_MAX_AGE_S`) and that the chain's
+    Registry binds to an account now (`registered`); the broker learns the account first
+    (`admit`: rewrite its password file, SIGHUP), so the answer is usable at once. 403 with the
+    reason otherwise, 400 for a malformed request.
+
+    The rule is registration on chain, on dev networks too: that is the step `seedswarm join`
+    takes right before it runs the node, and it costs a stake, whereas a dev faucet's funds
+    are free (an account per faucet call would again make keys cost nothing).
+    """
+
+    def __init__(self, network_id: str, secret: bytes, *,
+                 registered: Callable[[PublicKey], bool],
+                 admit: Callable[[Mapping[str, str]], None],
+                 host: str = "127.0.0.1", port: int = 0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.network_id = network_id
+        self._secret = secret
+        self._registered = registered
+        self._admit = admit
+        self._clock = clock
+        self._admitted: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="broker-accounts", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> BrokerAccountService:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def issue(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON answer) for one password request."""
+        try:
+            peer_id = str(body["peer_id"])
+            issued_at = int(body["issued_at"])
+            signature = bytes.fromhex(str(body["signature"]))
+            public = NodePublicKey.from_peer_id(peer_id)
+        except (KeyError, TypeError, ValueError):
+            return 400, {"error": "expected JSON {\"peer_id\", \"issued_at\", \"signature\"} "
+                                  "signed by the node key"}
+        if abs(self._clock() - issued_at) > ACCOUNT_REQUEST_MAX_AGE_S:
+            return 403, {"error": f"the request was signed at {issued_at}, more than "
+                                  f"{ACCOUNT_REQUEST_MAX_AGE_S} s from the issuer's clock: "
+                                  "sign a fresh one (and check this machine's clock)"}
+        signed = account_request_bytes(self.network_id, peer_id, issued_at)
+        if not public.verify(signature, signed):
+            return 403, {"error": f"the signature is not {peer_id}'s over a request for "
+                                  f"network {self.network_id}: sign it with that node key"}
+        if not self._registered(public.raw):
+            return 403, {"error": f"{peer_id} is {_NOT_REGISTERED}"}
+        password = node_password(self._secret, peer_id)
+        with self._lock:
+            if peer_id not in self._admitted:
+                self._admit({peer_id: password})
+                self._admitted.add(peer_id)
+        return 200, {"user": peer_id, "password": password}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                if self.path != ACCOUNT_PATH:
+                    self._answer(404, {"error": f"POST {ACCOUNT_PATH}"})
+                    return
+                size = int(self.headers.get("Content-Length", "0") or 0)
+                if size > MAX_BODY_BYTES:
+                    self._answer(413, {"error": "request too large"})
+                    return
+                try:
+                    body = json.loads(self.rfile.read(size) or b"{}")
+                    if not isinstance(body, dict):
+                        raise ValueError(body)
+                    status, answer = service.issue(body)
+                except ValueError:
+                    status, answer = 400, {"error": "expected a JSON object"}
+                except Exception as exc:  # the chain or the broker failed: say so, keep serving
+                    status, answer = 502, {"error": f"cannot issue now: {exc}"}
+                self._answer(status, answer)
+
+            def _answer(self, status: int, answer: dict[str, Any]) -> None:
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler
+
+
+def registered_on_chain(rpc_url: str, registry: str) -> Callable[[PublicKey], bool]:
+    """Whether the network's Registry binds a node key to an account now (any role, active
+    or waiting for its first epoch: a node follows the network from registration on)."""
+    from adapters.chain.backends import connect
+    from adapters.chain.registry_contract import RegistryClient
+
+    def check(node_key: PublicKey) -> bool:
+        client = RegistryClient.read_only(connect(rpc_url), registry)
+        return int(client.account_of_node_key(node_key), 16) != 0
+
+    return check
+
+
+def request_broker_password(url: str, network_id: str, key: NodeKey, *,
+                            timeout_s: float = 30.0) -> str:
+    """Ask the network's broker account service at `url` for `key`'s broker password;
+    ConfigError with the cause and the fix when it refuses or cannot be reached."""
+    issued_at = int(time.time())
+    body = {"peer_id": key.peer_id, "issued_at": issued_at,
+            "signature": key.sign(account_request_bytes(network_id, key.peer_id,
+                                                        issued_at)).hex()}
+    request = urllib.request.Request(
+        url.rstrip("/") + ACCOUNT_PATH, data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return str(json.loads(response.read())["password"])
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = str(json.loads(exc.read())["error"])
+        except (ValueError, KeyError, TypeError):
+            detail = f"HTTP {exc.code}"
+        raise ConfigError(f"the broker account service at {url} gives {key.peer_id} no "
+                          f"password: {detail}") from exc
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"cannot get a broker password from {url} ({exc}): is the "
+                          "network's operator still running it? Or set "
+                          "$SEEDSWARM_BROKER_PASSWORD to a password the operator gave you"
+                          ) from exc

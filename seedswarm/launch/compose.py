@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -68,6 +69,20 @@ def honest_miner(key: NodeKey, work: WorkConfig) -> Miner:
     return HonestMiner(key)
 
 
+def with_broker_account(plan: NodePlan, keys: KeyBundle) -> NodePlan:
+    """`plan` with the node's broker password from the network's account service, where the
+    network's broker has accounts and the settings give no password (`seedswarm miner
+    --config`, a restart: `seedswarm join` asks before it starts the node)."""
+    accounts = plan.bundle.peers.accounts
+    if plan.transport != "mqtt" or not accounts or plan.settings.broker_password:
+        return plan
+    from seedswarm.launch.broker_accounts import request_broker_password
+
+    password = request_broker_password(accounts, plan.network.network_id, keys.node_key)
+    return dataclasses.replace(
+        plan, settings=dataclasses.replace(plan.settings, broker_password=password))
+
+
 def load_keys(settings: NodeSettings, password: str) -> KeyBundle:
     """Decrypt the node's keystore (directory or file)."""
     path = settings.keystore
@@ -99,6 +114,7 @@ async def run_node(
     """
     plan = await asyncio.to_thread(NodePlan.load, settings)
     keys = await asyncio.to_thread(load_keys, settings, password)
+    plan = await asyncio.to_thread(with_broker_account, plan, keys)
     network = plan.network
     transport = build_transport(plan, keys.node_key)
     _cancel_on_signals()

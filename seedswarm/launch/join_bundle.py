@@ -9,7 +9,8 @@ it and nothing else (`seedswarm join --network network.toml`). Sections:
   relative to the file; peers also serve it by hash) and the task data's fingerprint;
 * ``[chain]``: the RPC URL, chain id, contract addresses, the deployment block, the minimum
   stakes (wei, as decimal strings: TOML integers stop at 2^63) and, on a devnet, a faucet URL;
-* ``[peers]``: the transport, libp2p bootstrap multiaddrs and/or the MQTT broker URL.
+* ``[peers]``: the transport, libp2p bootstrap multiaddrs and/or the MQTT broker URL (and,
+  where the broker has accounts, the URL that issues them).
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ class PeerInfo:
     seeds: tuple[str, ...] = ()
     """Peer ids of the operator's always-on peers, asked first for the genesis checkpoint
     (libp2p: the bootstrap peers' ids are seeds too)."""
+    accounts: str = ""
+    """MQTT with broker accounts: the URL where a registered node gets its broker password
+    by proving its node key (seedswarm.launch.broker_accounts; `seedswarm join` asks it)."""
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:

@@ -26,14 +26,15 @@ RELAYED_TOPICS = (TOPIC_CONTRIBUTIONS, TOPIC_BUNDLES, TOPIC_ENDORSEMENTS)
 
 async def run_mqtt_seed(
     network_id: str, key: NodeKey, broker: tuple[str, int], genesis: tuple[ModelHash, Path],
-    on_ready: Callable[[str], None],
+    on_ready: Callable[[str], None], password: str = "",
 ) -> None:
     """MQTT: serve the genesis checkpoint through the broker until cancelled; `on_ready` gets
-    the seed's peer id once it is connected."""
+    the seed's peer id once it is connected (`password`: its broker account's, if any)."""
     from adapters.transport.mqtt import MqttConfig, MqttTransport
 
     host, port = broker
-    transport = MqttTransport(MqttConfig(host=host, port=port), key=key, network_id=network_id,
+    config = MqttConfig(host=host, port=port, password=password)
+    transport = MqttTransport(config, key=key, network_id=network_id,
                               limits=Limits(max_message_bytes=TRANSPORT_MESSAGE_LIMIT))
     async with transport:
         transport.serve(GENESIS_PROTOCOL, genesis_handler(*genesis))
