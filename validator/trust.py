@@ -32,31 +32,49 @@ import math
 from dataclasses import dataclass, replace
 
 from protocol.errors import ConfigError
-from validator.verification import FO_AUDIT_PROBABILITY, VerificationPolicy
+from validator.verification import FO_AUDIT_PROBABILITY, DetectionTarget, VerificationPolicy
+
+FO_DETECTION = DetectionTarget(rate=0.02, rounds=1, probability=0.9)
+"""What one FO audit must catch: once the local steps are redone a scalar costs one projection,
+so each audit checks enough scalars (114) to see a 2 % fabrication with probability 0.9."""
 
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """Probation length, ban length, and the audit sampling of trusted FO miners."""
+    """Probation length, ban length, and the audit sampling of trusted FO miners.
+
+    A trusted FO miner is audited with probability ``min(1, max(fo_audit_probability,
+    audit_budget · stake))`` where ``stake`` is its share of the round's reward at stake (the
+    positive values of the round's measured contributions): the validator spends about
+    ``audit_budget`` full audits per round, where the money is.
+    """
 
     probation_audits: int = 1
     ban_rounds: int = 200
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
-    fo_sample_fraction: float = 0.25
+    audit_budget: float = 0.5
+    fo_detection: DetectionTarget = FO_DETECTION
 
     def __post_init__(self) -> None:
         if self.probation_audits < 1 or self.ban_rounds < 1:
             raise ConfigError("probation_audits and ban_rounds must be >= 1")
-        for name in ("fo_audit_probability", "fo_sample_fraction"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and 0.0 < value <= 1.0):
-                raise ConfigError(f"{name} must lie in (0, 1], got {value}")
+        value = self.fo_audit_probability
+        if not (math.isfinite(value) and 0.0 < value <= 1.0):
+            raise ConfigError(f"fo_audit_probability must lie in (0, 1], got {value}")
+        if not (math.isfinite(self.audit_budget) and self.audit_budget >= 0.0):
+            raise ConfigError(f"audit_budget must be finite and >= 0, got {self.audit_budget}")
         if deterrence_ratio(self) < 1.0:
-            raise ConfigError("audit probability x ban rounds must be >= 1 (see validator.trust)")
+            raise ConfigError("audit probability x ban rounds must be >= 1; raise either "
+                              "(see validator.trust)")
+
+    def fo_probability(self, stake: float) -> float:
+        """The audit probability of a trusted FO miner holding ``stake`` of the round's reward."""
+        return min(1.0, max(self.fo_audit_probability, self.audit_budget * stake))
 
 
 def deterrence_ratio(policy: TrustPolicy) -> float:
-    """Expected rounds of reward lost per round cheated, for a trusted FO miner."""
+    """Expected rounds of reward lost per round cheated by a trusted FO miner at the audit
+    floor, counting the ban only (the forfeited epoch and a slashed bond come on top)."""
     return policy.fo_audit_probability * policy.ban_rounds
 
 
@@ -80,19 +98,24 @@ def on_probation(record: AuditRecord, policy: TrustPolicy) -> bool:
 
 
 def audit_policy(
-    base: VerificationPolicy, record: AuditRecord, policy: TrustPolicy, codec: str
+    base: VerificationPolicy, record: AuditRecord, policy: TrustPolicy, codec: str,
+    stake: float = 0.0,
 ) -> VerificationPolicy:
-    """The verification policy for this miner's contribution of ``codec``.
+    """The verification policy for this miner's contribution of ``codec``, ``stake`` being its
+    share of the round's reward at stake (``TrustPolicy.fo_probability``).
 
-    Everything is audited while on probation. FO audits check ``fo_sample_fraction`` of the
-    scalars: once the local steps are redone a scalar costs one projection, so checking many
-    makes partial cheating (some scalars replaced) nearly certain to be seen at little cost.
+    Everything is audited while on probation. FO audits size their sample by
+    ``fo_detection`` (one audit catches the target rate): once the local steps are redone a
+    scalar costs one projection, so checking many makes partial cheating (some scalars
+    replaced) nearly certain to be seen at little cost.
     """
-    probability = 1.0 if on_probation(record, policy) else policy.fo_audit_probability
+    probability = 1.0 if on_probation(record, policy) else policy.fo_probability(stake)
     if codec != "fo":
         return replace(base, zo_audit_probability=1.0) if probability == 1.0 else base
-    fraction = max(base.sample_fraction, policy.fo_sample_fraction)
-    return replace(base, fo_audit_probability=probability, sample_fraction=fraction)
+    detection = policy.fo_detection
+    if detection.sample_size < base.detection.sample_size:
+        detection = base.detection
+    return replace(base, fo_audit_probability=probability, detection=detection)
 
 
 def passes_verification(

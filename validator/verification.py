@@ -78,7 +78,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, MessageRejected
 from protocol.messages import Contribution
 from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes, expected_codes
 from protocol.randomness import (
@@ -88,11 +88,15 @@ from protocol.randomness import (
     validator_sample_key,
     verification_sample,
 )
+from protocol.signing import open_envelope
 
 FLOAT32_EPSILON = 2.0**-23
 _PERSON_AUDIT = b"ss:audit"
 BACKWARD_FORWARD_RATIO = 2  # a backward pass costs about two forward passes
-FO_AUDIT_PROBABILITY = 0.05  # trusted FO miners; the one rate (validator.trust uses it too)
+FO_AUDIT_PROBABILITY = 0.05  # trusted FO miners' floor; the one rate (validator.trust uses it too)
+ZO_EXACT_ULPS = 8.0
+"""The ZO band, in float32 ulps of the loss over 2ε (see the module doc: bit-exact on one
+machine, 3.4 ulps at worst when the reduction order changes)."""
 
 
 class ScalarOracle(Protocol):
@@ -123,38 +127,90 @@ class Tolerance:
         return self.relative * abs(value) + self.of_reference * reference + self.absolute
 
 
-def zo_noise_floor(loss: float, eps: float, ulps: float = 32.0) -> float:
+def zo_noise_floor(loss: float, eps: float, ulps: float = ZO_EXACT_ULPS) -> float:
     """Absolute float noise of a ZO scalar: ``ulps`` float32 roundings of ``loss`` over 2ε."""
-    if not (math.isfinite(loss) and math.isfinite(eps) and eps > 0.0):
-        raise ConfigError(f"need a finite loss and eps > 0, got {loss}, {eps}")
+    if not (math.isfinite(loss) and math.isfinite(eps) and eps > 0.0 and ulps >= 0.0):
+        raise ConfigError(f"need a finite loss, eps > 0 and ulps >= 0, got {loss}, {eps}, {ulps}")
     return ulps * abs(loss) * FLOAT32_EPSILON / (2.0 * eps)
+
+
+def detection_sample_size(rate: float, rounds: int, probability: float) -> int:
+    """The fewest scalars an audit must recompute so that a sender fabricating a fraction
+    ``rate`` of its scalars in every round is caught within ``rounds`` audited rounds with
+    probability at least ``probability``: ``n >= ln(1 - p) / (R · ln(1 - f))``.
+
+    Each sampled scalar misses the fabrication with probability ``1 - f`` (at most: the sample
+    is drawn without replacement, which only helps), so ``R`` audits of ``n`` scalars all miss
+    with probability ``(1 - f)^(nR) <= 1 - p``.
+    """
+    if not (0.0 < rate < 1.0 and 0.0 < probability < 1.0) or rounds < 1:
+        raise ConfigError(f"need 0 < rate < 1, 0 < probability < 1 and rounds >= 1, got "
+                          f"{rate}, {probability}, {rounds}")
+    return math.ceil(math.log1p(-probability) / (rounds * math.log1p(-rate)) - 1e-9)
+
+
+@dataclass(frozen=True)
+class DetectionTarget:
+    """A stated audit guarantee: a sender fabricating a fraction ``rate`` of its scalars is
+    caught within ``rounds`` audited rounds with probability ``probability``."""
+
+    rate: float = 0.02
+    rounds: int = 8
+    probability: float = 0.95
+
+    def __post_init__(self) -> None:
+        detection_sample_size(self.rate, self.rounds, self.probability)  # checks the values
+
+    @property
+    def sample_size(self) -> int:
+        return detection_sample_size(self.rate, self.rounds, self.probability)
+
+    def caught_within(self, rounds: int, scalars: int, checked: int) -> float:
+        """Probability that ``rounds`` audits of ``checked`` of ``scalars`` scalars see at
+        least one of the ``ceil(rate·scalars)`` fabricated ones (exact, without replacement)."""
+        bad = math.ceil(self.rate * scalars)
+        miss = math.comb(scalars - bad, checked) / math.comb(scalars, checked)
+        return 1.0 - miss**rounds
 
 
 @dataclass(frozen=True)
 class VerificationPolicy:
-    """How much of each contribution is checked, and how strictly."""
+    """How much of each contribution is checked, and how strictly.
 
-    sample_fraction: float = 1.0 / 16.0
+    ``detection`` sizes every audit's sample (``detection_sample_size``; at least
+    ``min_sample``, at most the contribution's K). ``tolerance`` is the band of FO
+    recomputation (not bit-exact across machines: relative); ZO recomputation is bit-exact up
+    to a few ulps of the loss, so ZO scalars are checked against ``zo_ulps`` ulps only
+    (``zo_noise_floor``), which is what makes the rounding-direction check bite.
+    """
+
+    detection: DetectionTarget = DetectionTarget()
     min_sample: int = 4
     zo_audit_probability: float = 1.0
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
     tolerance: Tolerance = Tolerance()
+    zo_ulps: float = ZO_EXACT_ULPS
 
     def __post_init__(self) -> None:
-        for name in ("sample_fraction", "zo_audit_probability", "fo_audit_probability"):
+        for name in ("zo_audit_probability", "fo_audit_probability"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
         if self.min_sample < 1:
             raise ConfigError("min_sample must be >= 1")
+        if not (math.isfinite(self.zo_ulps) and self.zo_ulps > 0.0):
+            raise ConfigError(f"zo_ulps must be finite and > 0, got {self.zo_ulps}")
 
     def sample_size(self, scalars: int) -> int:
         """How many of ``scalars`` scalars an audit recomputes."""
-        wanted = max(self.min_sample, math.ceil(self.sample_fraction * scalars))
-        return min(scalars, wanted)
+        return min(scalars, max(self.min_sample, self.detection.sample_size))
 
     def audit_probability(self, codec: str) -> float:
         return self.zo_audit_probability if codec == "zo" else self.fo_audit_probability
+
+    def tolerance_for(self, codec: str) -> Tolerance:
+        """The band's relative parts for ``codec`` (ZO's absolute part is the noise floor)."""
+        return Tolerance(0.0, 0.0, self.tolerance.absolute) if codec == "zo" else self.tolerance
 
 
 @dataclass(frozen=True)
@@ -331,6 +387,54 @@ def check_scalars(
     return mismatches
 
 
+@dataclass(frozen=True)
+class FabricationProof:
+    """Evidence that a sender fabricated scalars, checkable by anyone who holds the round's
+    certified model (a validator quorum voting a slash, say): the sender's own signed
+    contribution as received, and for each mismatched index the value an honest computation
+    gives and the band it was checked with. ``confirm_fabrication`` re-checks it."""
+
+    envelope: bytes
+    indices: tuple[int, ...]
+    recomputed: tuple[float, ...]
+    bands: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.indices or not len(self.indices) == len(self.recomputed) == len(self.bands):
+            raise ConfigError("a fabrication proof needs one value and band per index")
+
+
+def fabrication_proof(envelope: bytes, result: VerificationResult) -> FabricationProof | None:
+    """The proof of a failed verification of the contribution sealed in ``envelope``."""
+    if not result.mismatches:
+        return None
+    m = result.mismatches
+    return FabricationProof(envelope, tuple(x.index for x in m), tuple(x.recomputed for x in m),
+                            tuple(x.band for x in m))
+
+
+def confirm_fabrication(
+    proof: FabricationProof, oracle: ScalarOracle, *, network_id: str,
+    tolerance: Tolerance = Tolerance(), absolute: float = 0.0,
+) -> bool:
+    """True iff ``proof`` holds: the envelope is the sender's signature over a contribution,
+    and recomputing the listed scalars on the round's model (``oracle``) finds codes that no
+    honest quantizer gives under the checker's own band (``tolerance`` for FO, ``absolute``,
+    the ZO noise floor, for ZO; never the band the accuser used). A validator that cannot
+    confirm does not vote to slash."""
+    try:
+        signed = open_envelope(proof.envelope, network_id=network_id)
+    except MessageRejected:
+        return False
+    c = signed.message
+    if not isinstance(c, Contribution) or any(not 0 <= i < c.scalars for i in proof.indices):
+        return False
+    base = Tolerance(0.0, 0.0, tolerance.absolute) if c.codec == "zo" else tolerance
+    band = Tolerance(base.relative, base.of_reference, base.absolute + absolute)
+    recomputed = oracle.recompute(c, proof.indices)
+    return len(check_scalars(c, proof.indices, recomputed, band)) == len(proof.indices)
+
+
 def verify_contribution(
     contribution: Contribution,
     oracle: ScalarOracle,
@@ -353,9 +457,7 @@ def verify_contribution(
     if not choice.audited:
         return VerificationResult(None, (), (), cost)
     recomputed = oracle.recompute(contribution, choice.indices)
-    tolerance = Tolerance(
-        policy.tolerance.relative, policy.tolerance.of_reference,
-        policy.tolerance.absolute + absolute,
-    )
+    base = policy.tolerance_for(contribution.codec)
+    tolerance = Tolerance(base.relative, base.of_reference, base.absolute + absolute)
     mismatches = check_scalars(contribution, choice.indices, recomputed, tolerance)
     return VerificationResult(not mismatches, choice.indices, tuple(mismatches), cost)

@@ -166,7 +166,7 @@ def test_unaudited_work_counts_only_from_trusted_miners() -> None:
     newcomer = AuditRecord()
     assert not passes_verification(None, newcomer, 3, policy)
     probation = audit_policy(VerificationPolicy(), newcomer, policy, "fo")
-    assert probation.fo_audit_probability == 1.0 and probation.sample_fraction == 0.25
+    assert probation.fo_audit_probability == 1.0 and probation.sample_size(256) == 114
     trusted = after_audit(newcomer, True, 3)
     assert passes_verification(None, trusted, 4, policy)
     assert audit_policy(VerificationPolicy(), trusted, policy, "fo").fo_audit_probability == 0.05
