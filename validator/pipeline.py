@@ -169,6 +169,7 @@ class ScoringPipeline:
     ) -> RoundScoring:
         """Run stages 0-8 of the module docstring for the round ``ctx.window.round_index``."""
         t = ctx.window.round_index
+        released_before = {m: b.epoch_score for m, b in self.books.items()}
         self._forget_absent(t)
         cascade = self._cascade(t, oracle)
         counters = FilterCounters()
@@ -210,12 +211,17 @@ class ScoringPipeline:
         caught = {p.digest for p in pending.values()
                   if p.banned or (p.verification is not None and p.verification.penalize)}
         invalid = frozenset(caught) | rejected_digests
+        forfeited = frozenset(m for m, p in pending.items() if p.verification is not None
+                              and p.verification.verified is False)
+        released = {m: b.epoch_score - released_before.get(m, 0.0)
+                    for m, b in sorted(self.books.items())
+                    if m not in forfeited and b.epoch_score > released_before.get(m, 0.0)}
         proofs = tuple(proof for p in pending.values() if p.verification is not None
                        for proof in [fabrication_proof(p.envelope, p.verification)]
                        if proof is not None)
         return RoundScoring(t, miners, refused, tuple(entries), certified,
                             self._close_epoch(t), verify, mined, counters, rejected, invalid,
-                            proofs)
+                            proofs, released, forfeited)
 
     def observe_certified(self, round_index: int, entries: Sequence[WeightedContribution]) -> None:
         """Remember what round ``round_index`` certified, for the cascade of later rounds."""
@@ -223,9 +229,11 @@ class ScoringPipeline:
         while self.history and self.history[0][0] < round_index - self.policy.cascade_hops + 1:
             self.history.popleft()
 
-    def epoch_scores(self) -> dict[str, float]:
-        """Scores accrued so far in the current epoch, by miner (hex key)."""
-        return {m.hex(): b.epoch_score for m, b in sorted(self.books.items())}
+    def epoch_scores(self, owed: bool = False) -> dict[str, float]:
+        """Scores released so far in the current epoch, by miner (hex key); with ``owed``,
+        plus what each miner holds (earned, to be released by its next passed audit)."""
+        return {m.hex(): b.epoch_score + (b.held if owed else 0.0)
+                for m, b in sorted(self.books.items())}
 
     def audit(self, round_index: int, contribution: Contribution,
               oracle: RoundOracle) -> VerificationResult:

@@ -158,6 +158,11 @@ class RoundScoring:
     """One proof per contribution that failed verification this round: the sender's signed
     contribution and the recomputed scalars (``validator.verification.confirm_fabrication``),
     what a slash of the sender's registration bond rests on."""
+    released: dict[PublicKey, float] = field(default_factory=dict)
+    """Score released for payment this round (held reward freed by a passed audit), by miner:
+    what the epoch's weights pay, unlike ``MinerRound.reward`` (earned, maybe still held)."""
+    forfeited: frozenset[PublicKey] = frozenset()
+    """Miners that failed an audit this round: their epoch's score is forfeited."""
 
     @property
     def receipts(self) -> list[ScoreReceipt]:

@@ -1,29 +1,34 @@
-"""Audit trust: when an unaudited contribution may count as verified, and what a failed audit costs.
+"""Audit trust: when an unaudited contribution may count as verified, what an audit costs a
+cheater, and when earned reward is paid.
 
-First-order contributions are audited only with probability ``p`` (a full audit redoes the
-miner's local steps: about 100 % of its compute), so most rounds carry ``verified = None``. The
-rule for those rounds (``passes_verification``):
+First-order contributions are audited only with some probability (a full audit redoes the
+miner's local steps: about 100 % of its compute), so most rounds carry ``verified = None``:
 
 * a miner is on **probation** until it has passed ``probation_audits`` audits; while on
   probation every contribution is audited (probability 1, ``audit_policy``) and an unaudited
   one never counts. A miner that cheats from its first round is therefore caught in that round
   and is never paid; an honest newcomer pays one full audit and is recognised at once.
-* after probation, an unaudited contribution passes the verification gate iff the miner is not
-  banned (a failure resets ``passed`` to 0, so a returning miner serves its probation again).
+* after probation it is audited with probability ``TrustPolicy.fo_probability(stake)``:
+  ``min(1, max(fo_audit_probability, audit_budget · stake))``, ``stake`` its share of the
+  round's reward at stake, so audits go where the money is; an unaudited contribution passes
+  the verification gate iff the miner is not banned (a failure resets ``passed`` to 0, so a
+  returning miner serves its probation again).
+* what a round earns is **held** (``MinerBook.held``) until the miner passes an audit of that
+  round or a later one, and only released score is paid (the pipeline's stage 6);
 * a failed audit **bans** the identity for ``ban_rounds`` rounds (its contributions are refused
-  before any compute is spent on them) and forfeits the score it accrued in the current epoch.
+  before any compute is spent on them) and forfeits both its held score and its epoch's
+  released score.
 
-Why the expected penalty exceeds the gain: a trusted miner that cheats in one round gains at
-most that round's reward ``s`` (less, in fact: the compute it saves is worth less than ``s`` to a
-miner that mines at a profit). It is audited with probability ``p`` and then loses at least the
-next ``ban_rounds`` rounds of reward, ``ban_rounds · s``, plus its epoch's accrued score. The
-expected loss per cheating round is ``p · ban_rounds · s``; with ``p = FO_AUDIT_PROBABILITY =
-0.05`` (``validator.verification``; an audit costs about 100 % of the miner's compute, so
-about 5 % on average) and
-``ban_rounds = 200`` (Templar's 200-window ban for copiers) that is ``10 s`` per round cheated,
-ten times the best case gain. ``deterrence_ratio`` computes it; the constructor refuses a policy
-under 1. ZO contributions are audited every round (a check costs ``n/K`` of the miner's work),
-so for them the rule never has to trust anything.
+Why cheating does not pay: a miner that cheats in a fraction φ of its rounds gains at most
+``φ s`` per round (``s`` its round reward: the compute it saves is worth less to a miner that
+mines at a profit); each audit finds a cheating round with probability ``φ q`` and then takes
+what is held (``s/p`` on average) and the epoch's released score (``s L/2``), an expected loss
+of ``φ q s (1 + p L/2)`` per round: at least 1.35 times the gain at the 5 % floor with
+``q = 0.9`` and ``L = 20`` (docs/architecture.md, "Audits a cheater cannot outwait"), before the
+ban and the bond a ``FabricationProof`` lets validators slash. ``deterrence_ratio`` keeps the
+older, ban-only bound (``p · ban_rounds`` rounds of reward per round cheated) >= 1. ZO
+contributions are audited every round (a check costs ``n/K`` of the miner's work), so for them
+the rule never has to trust anything and their reward is released as it is earned.
 """
 
 from __future__ import annotations

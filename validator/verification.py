@@ -6,9 +6,12 @@ Which indices it redoes comes from its own secret, the round and the miner
 and has to compute all of them honestly. A sampled scalar passes iff its one-byte code is one an
 honest ``quantize`` could have produced for *some* value within the tolerance band around the
 recomputed value, rounded with the coins an honest quantizer draws (they are keyed by the
-contribution's first seed, so a sender cannot always round up: where the whole band lies on one
-side of a scalar's coin threshold only one code is honest); any failing scalar rejects the
-whole contribution (a penalty signal).
+contribution's first seed); any failing scalar rejects the whole contribution (a penalty
+signal). The coins make the rounding direction checkable only where the whole band lies on one
+side of a scalar's coin threshold, i.e. where the band is narrower than the gap between code
+levels (9 % of the value): hence ZO's band below, without which an always-round-up sender
+(wrong on about half its codes) failed on under 1 % of them. How many scalars are checked
+follows from a stated detection target (``DetectionTarget``, ``detection_sample_size``).
 
 Tolerance, and the measurement behind it
 ----------------------------------------
@@ -33,19 +36,22 @@ over 2ε at most), whatever the scalar's size, hence the large relative error of
 FO noise is roughly relative. Beware that a few AdamW steps taken with different thread counts
 *before* the round amplified to a different model altogether (Adam's sign-like first step
 flips on near-zero gradients): the certified model must be the same bits, which the protocol
-guarantees. The band is
+guarantees. The FO band is
 
     tol(v) = relative·|v| + of_reference·max|recomputed sample| + absolute,
 
 with defaults ``relative = 0.03`` and ``of_reference = 0.02`` (about 15x and 10x the worst FO and
 ZO noise measured here: margin for kernels we could not measure, other SIMD widths or GPUs;
-disable TF32 when verifying on a GPU), and ``absolute = zo_noise_floor(loss, eps)`` for ZO: 32
-float32 ulps of the loss over 2ε (about 9x the worst measured), which keeps a nearly converged
-model, whose scalars shrink towards the rounding noise, from failing honest miners. Every part
-is computed by the validator; nothing the miner declares (its scale, say) widens the band.
+disable TF32 when verifying on a GPU). ZO recomputation is bit-exact on one machine (1 vs 2
+threads above) and its noise under another reduction order is absolute, so the ZO band has no
+relative part: ``tol = zo_noise_floor(loss, eps)``, ``ZO_EXACT_ULPS = 8`` float32 ulps of the
+loss over 2ε (2.4x the worst measured), which also keeps a nearly converged model, whose
+scalars shrink towards the rounding noise, from failing honest miners, and is narrower than
+the level gap on most scalars, so the owed rounding direction is decisive there. Every part is
+computed by the validator; nothing the miner declares (its scale, say) widens the band.
 
-What the band lets through: the code levels are 2^(1/8) (9 %) apart, so a scalar set scaled by
-λ is caught once λ leaves roughly [0.88, 1.13]; sign flips, noise, another miner's scalars,
+What the FO band lets through: the code levels are 2^(1/8) (9 %) apart, so a scalar set scaled
+by λ is caught once λ leaves roughly [0.88, 1.13]; sign flips, noise, another miner's scalars,
 another batch's, or a clearly older model's, are caught on almost every scalar. A model one small
 step older can produce scalars within the band. Measured (ZO, lora:2, 8 of 32 scalars checked,
 the model moved back by 4 AdamW steps): a tenth of an FO round (lr 3e-4) passed, a third
@@ -59,16 +65,18 @@ it covers, so misallocating only weakens the sender's own contribution.
 Cost, as a fraction of the miner's compute
 ------------------------------------------
 * ZO: the miner spends 2 forward passes per scalar (2K), the validator 2 per checked scalar:
-  ``n / K`` (n = max(min_sample, ceil(sample_fraction·K)); 16/256 = 6.25 % by default;
-  measured 6.7 % of the miner's wall time, single-threaded).
+  ``n / K`` with ``n = max(min_sample, detection_sample_size(f, R, p))``, 19 by default (a 2 %
+  fabrication caught within 8 rounds with probability 0.95): 1.9 % at K = 1024, 7.4 % at
+  K = 256 (the old 16 of 256 measured 6.7 % of the miner's wall time, single-threaded).
 * FO: a scalar is a projection of the whole local update, so checking any of them means redoing
   the H local steps once (forward + backward, counted as 3 forward passes each) plus n of the K
   projections: about 100 % of the miner's compute per audited contribution (measured: 69 % of
   the miner's wall time at K = 256, the rest being the K - n projections not redone). Hence the
-  audit rate: each FO contribution is audited with probability ``FO_AUDIT_PROBABILITY`` (5 %,
-  once the miner is past probation: ``validator.trust``), decided by the same secret key, so
-  the expected cost is 3.5-5 %. The deterrent
-  is then statistical: a cheater's expected penalty must exceed its gain over the audit rate.
+  audit rate: once past probation an FO contribution is audited with a probability that rises
+  with the miner's share of the reward at stake, at least ``FO_AUDIT_PROBABILITY`` (5 %;
+  ``validator.trust``), decided by the same secret key; its reward is held until a passed
+  audit, which makes cheating unprofitable in expectation (docs/architecture.md, "Audits a
+  cheater cannot outwait").
 """
 
 from __future__ import annotations

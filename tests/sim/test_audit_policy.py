@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from protocol.domain_types import PublicKey
 from seedswarm.sim.attackers import attacker_kind
 from seedswarm.sim.swarm import Swarm, build_swarm, run_rounds
 from tests.sim.helpers import tiny_config
@@ -13,7 +14,7 @@ from validator.scorer import ScoringCertifier
 from validator.trust import TrustPolicy
 
 
-def attacked(kind: str, rounds: int, codec: str, network: int) -> tuple[Swarm, bytes]:
+def attacked(kind: str, rounds: int, codec: str, network: int) -> tuple[Swarm, PublicKey]:
     extra = {"outer_lr": 0.05, "scalars": 32} if codec == "zo" else {"scalars": 256}
     config = tiny_config(miners=4, rounds=rounds, codec=codec, attackers=((kind, 1),),
                          network_id=f"audit-policy-{network}", **extra)
@@ -28,7 +29,7 @@ def certifier(swarm: Swarm) -> ScoringCertifier:
     return swarm.certifier
 
 
-def honest_never_fail(swarm: Swarm, cheater: bytes) -> None:
+def honest_never_fail(swarm: Swarm, cheater: PublicKey) -> None:
     for scoring in certifier(swarm).rounds:
         for miner, mr in scoring.miners.items():
             if miner != cheater and mr.verification is not None:
@@ -46,6 +47,29 @@ def test_a_fabricator_that_outwaits_probation_is_not_paid(kind: str, network: in
     assert shares.get(cheater.hex(), 0.0) <= 0.01
     assert sum(v for k, v in shares.items() if k != cheater.hex()) >= 0.99
     honest_never_fail(swarm, cheater)
+    # Nothing is lost or invented by holding: every miner's earned reward is either released
+    # (what the epoch pays) or still held; only a trusted miner's unaudited rounds are held.
+    scorer = certifier(swarm)
+    for miner, book in scorer.pipeline.books.items():
+        if miner == cheater:
+            continue
+        earned = sum(r.miners[miner].reward for r in scorer.rounds if miner in r.miners)
+        released = sum(r.released.get(miner, 0.0) for r in scorer.rounds)
+        assert released + book.held == pytest.approx(earned)
+        assert book.epoch_score == pytest.approx(released)
+    unaudited = [(r, m) for r in scorer.rounds for m, mr in r.miners.items()
+                 if mr.verification is not None and mr.verification.verified is None
+                 and mr.reward > 0.0]
+    assert unaudited and all(m not in r.released for r, m in unaudited)
+
+
+def test_the_live_ledger_pays_released_score_and_forfeits_on_a_failed_audit() -> None:
+    from validator.service.ledger import Ledger
+
+    ledger = Ledger()
+    ledger.add_scores(3, 60, {"aa": 1.0, "bb": 2.0})
+    ledger.add_scores(3, 61, {"bb": 1.0}, forfeited=["aa"])
+    assert ledger.epochs[3].scores == {"bb": 3.0}
 
 
 def test_the_zo_rounding_check_catches_an_always_round_up_quantizer() -> None:
