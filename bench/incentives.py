@@ -29,11 +29,13 @@ Reported:
   ``details.verification_cost_fraction_past_probation`` leaves out each identity's first
   audit (its probation, and the audit that catches a first-round cheater): the standing cost
   of the audit policy, which the one-off audits approach as runs grow longer;
-* ``details.outwaiting_attackers``: the attackers that outwait probation or a loose check
-  (post-probation partial fabricators at 2 % and 10 %, the always-round-up quantizer): reward
-  share (= the honest miners' pay lost to it), rounds certified, summed certified weight and
-  the round it was caught; ``details.outwaiting_loss_ratio`` their damage to training (final
-  loss with them over the same network with them silent);
+* ``details.outwaiting_loss_ratio``: the attackers that outwait probation or a loose check
+  (post-probation partial fabricators at 2 % and 10 %, the always-round-up quantizer), in a
+  network of their own with the honest miners: per attacker its reward share (paid: what the
+  honest miners' pay lost to it; ``owed_share`` adds what it still holds), rounds certified,
+  summed certified weight and the round it was caught, and their damage to training (final
+  loss with them over the same network with them silent); their paid shares also appear in
+  ``attacker_reward_share``;
 * ``loss_ratio_30pct_attackers``: final validation loss with 30 % of the identities attacking
   (sign-flip, scaled, noise) over the same honest miners alone (paired: the attackers'
   identities registered but silent; see ``loss_ratio``).
@@ -136,7 +138,12 @@ def network_k(config: SimConfig) -> int:
 
 
 def all_attackers() -> tuple[tuple[str, int], ...]:
-    return tuple((kind, 3 if kind == "sybil" else 1) for kind in ATTACKS)
+    """The attackers of the main network: every class caught in its first round. Those that
+    outwait the audits (``OUTWAITING``) do nearly honest work for a while, which would change
+    the honest miners' leave-one-out contributions; they get a network of their own
+    (``outwaiting_loss_ratio``)."""
+    return tuple((kind, 3 if kind == "sybil" else 1) for kind in ATTACKS
+                 if kind not in OUTWAITING)
 
 
 def make_swarm(config: SimConfig, specs: Sequence[HonestSpec]) -> Swarm:
@@ -337,8 +344,12 @@ def outwaiting_loss_ratio(config: SimConfig, specs: Sequence[HonestSpec]) -> dic
     swarm_h = make_swarm(net, specs)
     swarm_h.miners = [m if attacker_kind(m) is None else Silent(m.key) for m in swarm_h.miners]
     honest = run_rounds(swarm_h, net.rounds)[-1].val_loss
+    paid, _ = shares_by_kind(swarm_a)
+    owed, _ = shares_by_kind(swarm_a, owed=True)
+    per = {kind: {**seen, "reward_share": paid.get(kind, 0.0), "owed_share": owed.get(kind, 0.0)}
+           for kind, seen in outwaiting(swarm_a).items()}
     return {"attacked": attacked, "honest_only": honest, "ratio": attacked / honest,
-            "per_attacker": outwaiting(swarm_a), "seconds": time.perf_counter() - start}
+            "per_attacker": per, "seconds": time.perf_counter() - start}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -362,7 +373,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     full_losses: list[float] = []
     full_s = loo_s = 0.0
     verify = mined = honest_verify = honest_mined = value_passes = steady_v = steady_m = 0
-    caught: dict[str, list[dict[str, Any]]] = {}
     certifier: ScoringCertifier | None = None
     for index in range(n):
         net = variant(config, index)
@@ -387,8 +397,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sv, sm = steady_cost(certifier)
         steady_v += sv
         steady_m += sm
-        for kind, seen in outwaiting(swarm).items():
-            caught.setdefault(kind, []).append(seen)
         for scoring in certifier.rounds:
             for m, mr in scoring.miners.items():
                 if m in keys.values() and mr.verification is not None:
@@ -410,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     recog = recognition(config, args.quick)
     ratio = loss_ratio(config, specs, n)
     damage = outwaiting_loss_ratio(config, specs)
+    for kind, row in damage["per_attacker"].items():
+        by_kind[kind] = row["reward_share"]  # its own network's (see all_attackers)
     result: dict[str, Any] = {
         "attacker_reward_share": by_kind,
         "spearman_reward_vs_loo": rho,
@@ -431,10 +441,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "verification_cost_fraction_past_probation": steady_v / steady_m
             if steady_m else 0.0,
             "audit_budget_per_round": certifier.policy.trust.audit_budget,
-            "outwaiting_attackers": {
-                kind: {"reward_share": by_kind.get(kind, 0.0),
-                       "honest_pay_lost": by_kind.get(kind, 0.0), "networks": seen}
-                for kind, seen in caught.items()},
             "outwaiting_loss_ratio": damage,
             "value_forward_passes_per_miner_pass": value_passes / mined if mined else 0.0,
             "final_val_loss_full_network": sum(full_losses) / n,
@@ -480,10 +486,9 @@ def table(result: dict[str, Any]) -> Table:
     d = result["details"]["outwaiting_loss_ratio"]
     t.add_row("loss ratio, outwaiting attackers", f"{d['ratio']:.4f}", "<= 1.01",
               _met(d["ratio"] <= 1.01))
-    for kind, row in sorted(result["details"]["outwaiting_attackers"].items()):
-        certified = sum(x["certified_rounds"] for x in row["networks"])
-        t.add_row(f"  {kind}: rounds certified / honest pay lost", f"{certified} / "
-                  f"{row['honest_pay_lost']:.4f}", "<= 0.01", _met(row["honest_pay_lost"] <= 0.01))
+    for kind, row in sorted(d["per_attacker"].items()):
+        t.add_row(f"  {kind}: rounds certified, caught in", f"{row['certified_rounds']}, "
+                  f"{row['caught_round']}", "", "")
     r = result["loss_ratio_30pct_attackers"]
     t.add_row("loss ratio, 30% attackers", f"{r:.4f}", "<= 1.02", _met(r <= 1.02))
     return t
