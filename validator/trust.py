@@ -57,7 +57,7 @@ class TrustPolicy:
     probation_audits: int = 1
     ban_rounds: int = 200
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
-    audit_budget: float = 0.5
+    audit_budget: float = 0.4
     fo_detection: DetectionTarget = FO_DETECTION
 
     def __post_init__(self) -> None:

@@ -88,6 +88,6 @@ def test_the_zo_rounding_check_catches_an_always_round_up_quantizer() -> None:
 def test_audit_odds_rise_with_the_reward_at_stake() -> None:
     policy = TrustPolicy()
     assert policy.fo_probability(0.0) == policy.fo_probability(0.05) == 0.05
-    assert policy.fo_probability(0.4) == pytest.approx(0.2)
-    assert policy.fo_probability(1.0) == 0.5
+    assert policy.fo_probability(0.5) == pytest.approx(0.2)
+    assert policy.fo_probability(1.0) == pytest.approx(0.4)
     assert TrustPolicy(audit_budget=3.0).fo_probability(0.5) == 1.0
