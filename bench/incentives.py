@@ -11,7 +11,9 @@ Reported:
 
 * ``attacker_reward_share``: per attacker class, its share of all rewards (epoch weights,
   every round carrying the same emission);
-* ``spearman_reward_vs_loo``: over the honest miners, Spearman between reward share and
+* ``spearman_reward_vs_loo``: over the honest miners, Spearman between reward share (paid
+  plus owed: FO reward is held until the miner's next passed audit, deferred, not lost;
+  ``details.spearman_paid_only_vs_loo`` counts what was released by the run's end) and
   leave-one-out contribution: the final validation loss of the same network re-run without
   that miner, minus the loss with it (the baseline run of the same script), averaged over
   ``repeats`` networks (a re-run draws other seeds for everyone: its trajectory noise is of
@@ -24,6 +26,16 @@ Reported:
 * ``verification_cost_fraction``: stage-2 verification forward passes / the forward passes the
   miners spent on the contributions that reached it (plus the honest-only and steady-state
   FO audit figures);
+  ``details.verification_cost_fraction_past_probation`` leaves out each identity's first
+  audit (its probation, and the audit that catches a first-round cheater): the standing cost
+  of the audit policy, which the one-off audits approach as runs grow longer;
+* ``details.outwaiting_loss_ratio``: the attackers that outwait probation or a loose check
+  (post-probation partial fabricators at 2 % and 10 %, the always-round-up quantizer), in a
+  network of their own with the honest miners: per attacker its reward share (paid: what the
+  honest miners' pay lost to it; ``owed_share`` adds what it still holds), rounds certified,
+  summed certified weight and the round it was caught, and their damage to training (final
+  loss with them over the same network with them silent); their paid shares also appear in
+  ``attacker_reward_share``;
 * ``equivocator`` (in ``details``; its share also under ``attacker_reward_share``): a miner
   that signs a different version of its contribution for each validator, run on the live
   services in one process (``equivocator``): its reward share, the share of honest miners'
@@ -69,7 +81,7 @@ from protocol.layout import ParamLayout
 from protocol.netconfig import rule_default
 from protocol.randomness import contribution_seeds, round_beacon
 from seedswarm.devnet.equivocating_miner import run_equivocation, scenario_network
-from seedswarm.sim.attackers import ATTACKS, attacker_kind
+from seedswarm.sim.attackers import ATTACKS, OUTWAITING, attacker_kind
 from seedswarm.sim.config import SimConfig
 from seedswarm.sim.faults import CorruptedDataMiner
 from seedswarm.sim.swarm import Swarm, build_swarm, miner_key, run_rounds
@@ -77,6 +89,7 @@ from training.genesis import ModelShape, build_genesis
 from training.pretrain import validation_loss
 from training.replica import contribution_scalars
 from training.round_context import RoundContext
+from validator.pipeline_types import MinerRound
 from validator.scorer import ScoringCertifier
 
 GOALS = {
@@ -140,7 +153,12 @@ def network_k(config: SimConfig) -> int:
 
 
 def all_attackers() -> tuple[tuple[str, int], ...]:
-    return tuple((kind, 3 if kind == "sybil" else 1) for kind in ATTACKS)
+    """The attackers of the main network: every class caught in its first round. Those that
+    outwait the audits (``OUTWAITING``) do nearly honest work for a while, which would change
+    the honest miners' leave-one-out contributions; they get a network of their own
+    (``outwaiting_loss_ratio``)."""
+    return tuple((kind, 3 if kind == "sybil" else 1) for kind in ATTACKS
+                 if kind not in OUTWAITING)
 
 
 def make_swarm(config: SimConfig, specs: Sequence[HonestSpec]) -> Swarm:
@@ -195,10 +213,14 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     return 0.0 if math.isnan(rho) else rho
 
 
-def shares_by_kind(swarm: Swarm) -> tuple[dict[str, float], dict[PublicKey, float]]:
+def shares_by_kind(
+    swarm: Swarm, owed: bool = False
+) -> tuple[dict[str, float], dict[PublicKey, float]]:
+    """Reward shares by attacker class and by miner: paid, or with ``owed`` also what miners
+    hold until their next passed audit (``ScoringCertifier.reward_totals``)."""
     certifier = swarm.certifier
     assert isinstance(certifier, ScoringCertifier)
-    totals = certifier.reward_totals()
+    totals = certifier.reward_totals(owed)
     by_kind: dict[str, float] = {}
     by_miner: dict[PublicKey, float] = {}
     for miner in swarm.miners:
@@ -304,6 +326,66 @@ def equivocator(rounds: int = 3) -> dict[str, Any]:
     }
 
 
+def steady_cost(certifier: ScoringCertifier) -> tuple[int, int]:
+    """Verification and miner forward passes of the contributions made after each miner's
+    first audit (its probation): the standing cost of the audit policy, without the one-off
+    probation audit of every identity and the audit that catches a first-round cheater."""
+    verify = mined = 0
+    past: set[PublicKey] = set()
+    for scoring in certifier.rounds:
+        for miner, mr in scoring.miners.items():
+            result = mr.verification
+            if result is None:
+                continue
+            if miner in past:
+                verify += result.cost.forward_passes
+                mined += result.cost.miner_forward_passes
+            elif result.verified is not None:
+                past.add(miner)
+    return verify, mined
+
+
+def outwaiting(swarm: Swarm) -> dict[str, dict[str, Any]]:
+    """Per attacker that outwaits the audits (``OUTWAITING``): the rounds its contribution
+    was certified and its summed certified weight (the update it steered), and the round it
+    was caught (None: never)."""
+    certifier = swarm.certifier
+    assert isinstance(certifier, ScoringCertifier)
+    out: dict[str, dict[str, Any]] = {}
+    for miner in swarm.miners:
+        kind = attacker_kind(miner)
+        if kind not in OUTWAITING:
+            continue
+        key = miner.key.public.raw
+        certified = [w for entries in swarm.log for c, w in entries if c.sender == key]
+        caught = next((s.round_index for s in certifier.rounds
+                       if _failed(s.miners.get(key))), None)
+        out[kind] = {"certified_rounds": len(certified), "certified_weight": sum(certified),
+                     "caught_round": caught}
+    return out
+
+
+def _failed(mr: MinerRound | None) -> bool:
+    return mr is not None and mr.verification is not None and mr.verification.verified is False
+
+
+def outwaiting_loss_ratio(config: SimConfig, specs: Sequence[HonestSpec]) -> dict[str, Any]:
+    """Training damage of the attackers that outwait the audits: final loss with them over
+    the same network with their identities registered but silent (paired, as ``loss_ratio``)."""
+    net = replace(variant(config, 0), attackers=tuple((k, 1) for k in OUTWAITING))
+    start = time.perf_counter()
+    swarm_a, attacked, _ = run(net, specs)
+    swarm_h = make_swarm(net, specs)
+    swarm_h.miners = [m if attacker_kind(m) is None else Silent(m.key) for m in swarm_h.miners]
+    honest = run_rounds(swarm_h, net.rounds)[-1].val_loss
+    paid, _ = shares_by_kind(swarm_a)
+    owed, _ = shares_by_kind(swarm_a, owed=True)
+    per = {kind: {**seen, "reward_share": paid.get(kind, 0.0), "owed_share": owed.get(kind, 0.0)}
+           for kind, seen in outwaiting(swarm_a).items()}
+    return {"attacked": attacked, "honest_only": honest, "ratio": attacked / honest,
+            "per_attacker": per, "seconds": time.perf_counter() - start}
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=None)
@@ -324,12 +406,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n = repeats(args.quick)
     keys = {s.name: miner_key(config.seed, _index(s.name)).public.raw for s in specs}
     rewards = dict.fromkeys(keys, 0.0)
+    paid = dict.fromkeys(keys, 0.0)
+    owed_by_kind: dict[str, float] = {}
     loo = dict.fromkeys(keys, 0.0)
     replay = dict.fromkeys(keys, 0.0)
     by_kind: dict[str, float] = {}
     full_losses: list[float] = []
     full_s = loo_s = 0.0
-    verify = mined = honest_verify = honest_mined = value_passes = 0
+    verify = mined = honest_verify = honest_mined = value_passes = steady_v = steady_m = 0
     certifier: ScoringCertifier | None = None
     for index in range(n):
         net = variant(config, index)
@@ -339,14 +423,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         kinds, by_miner = shares_by_kind(swarm)
         for kind, share in kinds.items():
             by_kind[kind] = by_kind.get(kind, 0.0) + share / n
+        owed_kinds, owed_by_miner = shares_by_kind(swarm, owed=True)
+        for kind, share in owed_kinds.items():
+            owed_by_kind[kind] = owed_by_kind.get(kind, 0.0) + share / n
         for name, key in keys.items():
-            rewards[name] += by_miner[key] / n
+            paid[name] += by_miner[key] / n
+            rewards[name] += owed_by_miner[key] / n
         scorer = swarm.certifier
         assert isinstance(scorer, ScoringCertifier)
         certifier = scorer
         verify += certifier.totals.verify_passes
         mined += certifier.totals.miner_passes
         value_passes += certifier.totals.value_passes
+        sv, sm = steady_cost(certifier)
+        steady_v += sv
+        steady_m += sm
         for scoring in certifier.rounds:
             for m, mr in scoring.miners.items():
                 if m in keys.values() and mr.verification is not None:
@@ -359,12 +450,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             replay[spec.name] += (replay_loss(net, swarm, keys[spec.name]) - replayed) / n
             loo_s += seconds
     assert certifier is not None
+    # Honest miners' held reward is deferred, not lost (their next audit releases it), so
+    # money is compared with contribution over paid + owed; the paid-only figure is reported.
     rho = spearman([rewards[s.name] for s in specs], [loo[s.name] for s in specs])
+    rho_paid = spearman([paid[s.name] for s in specs], [loo[s.name] for s in specs])
+    rho_paid_replay = spearman([paid[s.name] for s in specs], [replay[s.name] for s in specs])
     rho_replay = spearman([rewards[s.name] for s in specs], [replay[s.name] for s in specs])
     recog = recognition(config, args.quick)
     ratio = loss_ratio(config, specs, n)
     equivocation = equivocator()
     by_kind["equivocator"] = equivocation["reward_share"]
+    damage = outwaiting_loss_ratio(config, specs)
+    for kind, row in damage["per_attacker"].items():
+        by_kind[kind] = row["reward_share"]  # its own network's (see all_attackers)
     result: dict[str, Any] = {
         "attacker_reward_share": by_kind,
         "spearman_reward_vs_loo": rho,
@@ -374,16 +472,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "details": {
             "rounds": config.rounds, "codec": config.codec, "network_k": config.scalars,
             "repeats": n, "trainable": config.trainable,
-            "honest_reward_share": rewards, "loo_contribution": loo,
+            "honest_reward_share": rewards, "honest_paid_share": paid,
+            "spearman_paid_only_vs_loo": rho_paid,
+            "spearman_paid_only_vs_replay_loo": rho_paid_replay,
+            "attacker_owed_share": owed_by_kind, "loo_contribution": loo,
             "replay_loo_contribution": replay, "spearman_reward_vs_replay_loo": rho_replay,
             "honest_total_share": sum(rewards.values()),
             "verification_cost_fraction_honest": honest_verify / honest_mined
             if honest_mined else 0.0,
             "steady_fo_audit_probability": certifier.policy.trust.fo_audit_probability,
+            "verification_cost_fraction_past_probation": steady_v / steady_m
+            if steady_m else 0.0,
+            "audit_budget_per_round": certifier.policy.trust.audit_budget,
+            "outwaiting_loss_ratio": damage,
             "value_forward_passes_per_miner_pass": value_passes / mined if mined else 0.0,
             "final_val_loss_full_network": sum(full_losses) / n,
             "recognition": recog, "loss_ratio": ratio, "equivocator": equivocation,
             "time_ratio_to_full_run": {"loo_reruns": loo_s / full_s,
+                                       "outwaiting_loss_ratio": damage["seconds"] / full_s,
                                        "recognition": recog["seconds"] / full_s,
                                        "loss_ratio": ratio["seconds"] / full_s},
             "full_run_seconds": full_s,
@@ -415,6 +521,8 @@ def table(result: dict[str, Any]) -> Table:
         t.add_row(f"reward share: {kind}", f"{share:.4f}", "<= 0.01", _met(share <= 0.01))
     rho = result["spearman_reward_vs_loo"]
     t.add_row("Spearman reward vs LOO (re-run)", f"{rho:.3f}", ">= 0.9", _met(rho >= 0.9))
+    rp = result["details"]["spearman_paid_only_vs_loo"]
+    t.add_row("  paid only (owed FO reward left out)", f"{rp:.3f}", "", "")
     rr = result["details"]["spearman_reward_vs_replay_loo"]
     t.add_row("Spearman reward vs LOO (replay)", f"{rr:.3f}", ">= 0.9", _met(rr >= 0.9))
     rounds = result["rounds_to_recognize_new_miner"]
@@ -424,6 +532,14 @@ def table(result: dict[str, Any]) -> Table:
     t.add_row("verification / miner compute", f"{v:.3f}", "<= 0.10", _met(v <= 0.10))
     vh = result["details"]["verification_cost_fraction_honest"]
     t.add_row("  of which on honest miners", f"{vh:.3f}", "", "")
+    vs = result["details"]["verification_cost_fraction_past_probation"]
+    t.add_row("  past probation (standing cost)", f"{vs:.3f}", "<= 0.10", _met(vs <= 0.10))
+    d = result["details"]["outwaiting_loss_ratio"]
+    t.add_row("loss ratio, outwaiting attackers", f"{d['ratio']:.4f}", "<= 1.01",
+              _met(d["ratio"] <= 1.01))
+    for kind, row in sorted(d["per_attacker"].items()):
+        t.add_row(f"  {kind}: rounds certified, caught in", f"{row['certified_rounds']}, "
+                  f"{row['caught_round']}", "", "")
     eq = result["details"].get("equivocator")
     if eq is not None:
         t.add_row("equivocator: finality stall (rounds)", str(eq["finality_stall_rounds"]),

@@ -24,13 +24,17 @@ One round, in order (each stage only sees what passed the previous one):
    aggregated form). A few forward passes on small batches: cheap next to an FO audit.
 4. **Verification** (``validator.verification``) of the contributions with a positive value
    (the others are never certified or paid, so checking them buys nothing): a secret sample of
-   scalars recomputed; everything audited on probation, then FO with probability
-   ``trust.fo_audit_probability``. Gate: audited-and-passed, or unaudited from a trusted
-   miner. A failure bans the miner and forfeits its epoch score.
+   scalars recomputed; everything audited on probation, then FO with a probability rising
+   with the miner's share of the round's reward at stake (``TrustPolicy.fo_probability``).
+   Gate: audited-and-passed, or unaudited from a trusted miner. A failure bans the miner,
+   forfeits its epoch score and yields a ``FabricationProof`` (``RoundScoring.proofs``).
 5. **Match**: one Plackett-Luce match over the miners whose messages passed the filters,
    ranked by value (failed gates last); ratings persisted by ``RatingStore``.
 6. **Reward**: ``validator.reward.reward_score`` (value x capped rating x indicator x
-   liveness), accumulated into the epoch score.
+   liveness), **held** in the miner's book until it passes an audit (this round's or a later
+   one); a passed audit releases everything held into the epoch score, the only score an
+   epoch's weights pay. A failed audit forfeits both; what is still held when an epoch closes
+   carries over to the next (``MinerBook.held``).
 7. **Certificate**: the top-G gate-passing contributions with a positive reward, by value, with
    weights in ppb proportional to their scalar counts (inverse-variance: see
    ``WeightMode.SCALARS``) in canonical order; ``observe_certified`` must then be
@@ -106,6 +110,7 @@ from validator.trust import (
 from validator.verification import (
     VerificationPolicy,
     VerificationResult,
+    fabrication_proof,
     verify_contribution,
     zo_noise_floor,
 )
@@ -120,6 +125,7 @@ class _Pending:
 
     contribution: Contribution
     digest: Digest
+    envelope: bytes
     verification: VerificationResult | None = None
     gate: bool = False
     delta: LossDelta | None = None
@@ -163,6 +169,7 @@ class ScoringPipeline:
     ) -> RoundScoring:
         """Run stages 0-8 of the module docstring for the round ``ctx.window.round_index``."""
         t = ctx.window.round_index
+        released_before = {m: b.epoch_score for m, b in self.books.items()}
         self._forget_absent(t)
         cascade = self._cascade(t, oracle)
         counters = FilterCounters()
@@ -172,14 +179,22 @@ class ScoringPipeline:
         measured = [p for p in pending.values() if not p.banned]
         self._measure(t, measured, oracle)
         validation_loss = oracle.validation_loss()
+        raw = {p.contribution.sender: self._raw_value(p, cascade, validation_loss)
+               for p in measured}
+        at_stake = sum(v for v in raw.values() if v > 0.0)
         for p in measured:
-            self._verify(t, p, oracle, self._raw_value(p, cascade, validation_loss))
+            value = raw[p.contribution.sender]
+            stake = value / at_stake if value > 0.0 else 0.0
+            self._verify(t, p, oracle, value, stake)
         outcomes = self._outcomes(t, pending, failed, cascade)
         values = {m: match_score(o, validation_loss, self.policy.match)
                   for m, o in outcomes.items()}
         self.ratings.rate_round(t, {m.hex(): v for m, v in values.items()
                                     if m in pending and not pending[m].banned})
         rewards = self._rewards(outcomes, values)
+        for p in pending.values():
+            if p.verification is not None and p.verification.verified is True:
+                self.book(p.contribution.sender).release()
         self._credit_absent_cascade(t, pending, cascade, validation_loss)
         entries = self._certificate(pending, values, rewards)
         ppb = {e.sender: e.weight_ppb for e in entries}
@@ -196,8 +211,17 @@ class ScoringPipeline:
         caught = {p.digest for p in pending.values()
                   if p.banned or (p.verification is not None and p.verification.penalize)}
         invalid = frozenset(caught) | rejected_digests
+        forfeited = frozenset(m for m, p in pending.items() if p.verification is not None
+                              and p.verification.verified is False)
+        released = {m: b.epoch_score - released_before.get(m, 0.0)
+                    for m, b in sorted(self.books.items())
+                    if m not in forfeited and b.epoch_score > released_before.get(m, 0.0)}
+        proofs = tuple(proof for p in pending.values() if p.verification is not None
+                       for proof in [fabrication_proof(p.envelope, p.verification)]
+                       if proof is not None)
         return RoundScoring(t, miners, refused, tuple(entries), certified,
-                            self._close_epoch(t), verify, mined, counters, rejected, invalid)
+                            self._close_epoch(t), verify, mined, counters, rejected, invalid,
+                            proofs, released, forfeited)
 
     def observe_certified(self, round_index: int, entries: Sequence[WeightedContribution]) -> None:
         """Remember what round ``round_index`` certified, for the cascade of later rounds."""
@@ -205,9 +229,11 @@ class ScoringPipeline:
         while self.history and self.history[0][0] < round_index - self.policy.cascade_hops + 1:
             self.history.popleft()
 
-    def epoch_scores(self) -> dict[str, float]:
-        """Scores accrued so far in the current epoch, by miner (hex key)."""
-        return {m.hex(): b.epoch_score for m, b in sorted(self.books.items())}
+    def epoch_scores(self, owed: bool = False) -> dict[str, float]:
+        """Scores released so far in the current epoch, by miner (hex key); with ``owed``,
+        plus what each miner holds (earned, to be released by its next passed audit)."""
+        return {m.hex(): b.epoch_score + (b.held if owed else 0.0)
+                for m, b in sorted(self.books.items())}
 
     def audit(self, round_index: int, contribution: Contribution,
               oracle: RoundOracle) -> VerificationResult:
@@ -276,7 +302,8 @@ class ScoringPipeline:
                     counters.counts[FilterReason.PASSED] -= 1
                     counters.counts[FilterReason.DUPLICATE] += 1
                     continue
-                pending[sender] = _Pending(verdict.signed.message, verdict.signed.digest)
+                pending[sender] = _Pending(verdict.signed.message, verdict.signed.digest,
+                                           verdict.signed.envelope)
                 failed.pop(sender, None)
                 continue
             named = verdict.sender if verdict.sender in ctx.registered else None
@@ -292,7 +319,8 @@ class ScoringPipeline:
                                    cascade=cascade.get(p.contribution.sender))
         return match_score(provisional, loss, self.policy.match)
 
-    def _verify(self, t: int, p: _Pending, oracle: RoundOracle, value: float) -> None:
+    def _verify(self, t: int, p: _Pending, oracle: RoundOracle, value: float,
+                stake: float) -> None:
         """Stage 2, for contributions worth paying for: a contribution with no positive value
         is neither certified nor paid whatever its scalars, so it is not audited (its verdict
         stays None and it fails the gate unless its sender is trusted; it earns 0 anyway)."""
@@ -302,7 +330,7 @@ class ScoringPipeline:
         if not value > 0.0:
             p.gate = passes_verification(None, book.audits, t, trust)
             return
-        policy = audit_policy(self.policy.verification, book.audits, trust, c.codec)
+        policy = audit_policy(self.policy.verification, book.audits, trust, c.codec, stake)
         result = self._audit(t, c, oracle, policy)
         p.verification = result
         p.gate = passes_verification(result.verified, book.audits, t, trust)
@@ -313,13 +341,16 @@ class ScoringPipeline:
         audit record (a failed audit bans and forfeits the epoch, validator.trust)."""
         absolute = 0.0
         if c.codec == "zo":
-            absolute = zo_noise_floor(oracle.assigned_loss(c), self.network.spsa_eps)
+            absolute = zo_noise_floor(oracle.assigned_loss(c), self.network.spsa_eps,
+                                      policy.zo_ulps)
         result = verify_contribution(c, oracle, secret=self.secret, policy=policy,
                                      local_steps=self.network.local_steps, absolute=absolute)
         book = self.book(c.sender)
         book.audits = after_audit(book.audits, result.verified, t)
         if result.verified is False:
-            book.epoch_score = 0.0
+            book.epoch_score = book.held = 0.0
+        elif result.verified:
+            book.release()
         return result
 
     def _measure(self, t: int, measured: Sequence[_Pending], oracle: RoundOracle) -> None:
@@ -368,7 +399,7 @@ class ScoringPipeline:
         for miner, outcome in outcomes.items():
             rating = self.ratings.get(miner.hex())
             rewards[miner] = reward_score(outcome, values[miner], rating, self.policy.reward)
-            self.book(miner).epoch_score += rewards[miner]
+            self.book(miner).held += rewards[miner]
         return rewards
 
     def _credit_absent_cascade(
@@ -387,8 +418,8 @@ class ScoringPipeline:
                 continue
             value = nonnegative(weight * (-credit / loss))
             rating = self.ratings.get(miner.hex())
-            book.epoch_score += (value * rating_factor(rating, self.policy.reward)
-                                 * indicator_factor(book.indicator, self.policy.reward))
+            book.held += (value * rating_factor(rating, self.policy.reward)
+                          * indicator_factor(book.indicator, self.policy.reward))
 
     def _certificate(
         self, pending: dict[PublicKey, _Pending], values: dict[PublicKey, float],
@@ -500,7 +531,7 @@ def _book_json(book: MinerBook) -> dict[str, Any]:
     presence = book.presence
     return {
         "passed": book.audits.passed, "failed_round": book.audits.failed_round,
-        "indicator": book.indicator, "epoch_score": book.epoch_score,
+        "indicator": book.indicator, "epoch_score": book.epoch_score, "held": book.held,
         "presence": None if presence is None else [presence.first_seen, presence.last_seen],
     }
 
@@ -512,7 +543,7 @@ def _book_from_json(data: dict[str, Any]) -> MinerBook:
         audits=AuditRecord(int(data["passed"]), None if failed is None else int(failed)),
         indicator=float(data["indicator"]),
         presence=None if presence is None else Presence(int(presence[0]), int(presence[1])),
-        epoch_score=float(data["epoch_score"]),
+        epoch_score=float(data["epoch_score"]), held=float(data.get("held", 0.0)),
     )
 
 

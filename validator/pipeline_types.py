@@ -18,7 +18,7 @@ from validator.loss_delta import INDICATOR_ALPHA, LossMeasurement
 from validator.outcome import MatchScorePolicy, RoundOutcome
 from validator.reward import RewardPolicy
 from validator.trust import AuditRecord, TrustPolicy
-from validator.verification import VerificationPolicy, VerificationResult
+from validator.verification import FabricationProof, VerificationPolicy, VerificationResult
 from validator.weights import WeightPolicy
 
 WeightedContribution = tuple[Contribution, float]
@@ -98,6 +98,15 @@ class MinerBook:
     indicator: float = 0.0
     presence: Presence | None = None
     epoch_score: float = 0.0
+    """Released score: what the current epoch's weights pay this miner."""
+    held: float = 0.0
+    """Score earned since the miner's last passed audit: released into ``epoch_score`` by the
+    next passed audit, forfeited by a failed one, carried over when an epoch closes."""
+
+    def release(self) -> None:
+        """A passed audit: everything held becomes payable."""
+        self.epoch_score += self.held
+        self.held = 0.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,15 @@ class RoundScoring:
     sender. A reviewer passes these as ``ReviewContext.rejected``: "no positive reward" rests
     on this validator's own random evaluation data, so honest validators can differ on it,
     while a failed check is a fact any leader could have found."""
+    proofs: tuple[FabricationProof, ...] = ()
+    """One proof per contribution that failed verification this round: the sender's signed
+    contribution and the recomputed scalars (``validator.verification.confirm_fabrication``),
+    what a slash of the sender's registration bond rests on."""
+    released: dict[PublicKey, float] = field(default_factory=dict)
+    """Score released for payment this round (held reward freed by a passed audit), by miner:
+    what the epoch's weights pay, unlike ``MinerRound.reward`` (earned, maybe still held)."""
+    forfeited: frozenset[PublicKey] = frozenset()
+    """Miners that failed an audit this round: their epoch's score is forfeited."""
 
     @property
     def receipts(self) -> list[ScoreReceipt]:

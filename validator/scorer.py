@@ -129,12 +129,14 @@ class ScoringCertifier:
         """The weight vectors of the epochs that closed, in order."""
         return [r.epoch_weights for r in self.rounds if r.epoch_weights is not None]
 
-    def reward_totals(self) -> dict[str, float]:
+    def reward_totals(self, owed: bool = False) -> dict[str, float]:
         """Each miner's share of all rewards so far (hex key, summing to 1 when anyone earned).
 
         Every round carries the same emission: a closed epoch counts with its weight vector
         over its rounds, the open epoch with its scores normalized the same way over the
-        rounds it has run.
+        rounds it has run. Paid only (released score), unless ``owed``: then what miners hold
+        until their next passed audit counts with the open epoch (an honest miner's held
+        reward is deferred, not lost).
         """
         from validator.weights import epoch_weights
 
@@ -142,7 +144,7 @@ class ScoringCertifier:
         epochs = [(w, length) for w in self.epoch_weights()]
         open_rounds = len(self.rounds) % length
         if open_rounds:
-            scores = self.pipeline.epoch_scores()
+            scores = self.pipeline.epoch_scores(owed)
             if any(v > 0.0 for v in scores.values()):
                 epochs.append((epoch_weights(scores, self.policy.weights), open_rounds))
         paid_rounds = sum(n for _, n in epochs)

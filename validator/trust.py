@@ -1,29 +1,34 @@
-"""Audit trust: when an unaudited contribution may count as verified, and what a failed audit costs.
+"""Audit trust: when an unaudited contribution may count as verified, what an audit costs a
+cheater, and when earned reward is paid.
 
-First-order contributions are audited only with probability ``p`` (a full audit redoes the
-miner's local steps: about 100 % of its compute), so most rounds carry ``verified = None``. The
-rule for those rounds (``passes_verification``):
+First-order contributions are audited only with some probability (a full audit redoes the
+miner's local steps: about 100 % of its compute), so most rounds carry ``verified = None``:
 
 * a miner is on **probation** until it has passed ``probation_audits`` audits; while on
   probation every contribution is audited (probability 1, ``audit_policy``) and an unaudited
   one never counts. A miner that cheats from its first round is therefore caught in that round
   and is never paid; an honest newcomer pays one full audit and is recognised at once.
-* after probation, an unaudited contribution passes the verification gate iff the miner is not
-  banned (a failure resets ``passed`` to 0, so a returning miner serves its probation again).
+* after probation it is audited with probability ``TrustPolicy.fo_probability(stake)``:
+  ``min(1, max(fo_audit_probability, audit_budget · stake))``, ``stake`` its share of the
+  round's reward at stake, so audits go where the money is; an unaudited contribution passes
+  the verification gate iff the miner is not banned (a failure resets ``passed`` to 0, so a
+  returning miner serves its probation again).
+* what a round earns is **held** (``MinerBook.held``) until the miner passes an audit of that
+  round or a later one, and only released score is paid (the pipeline's stage 6);
 * a failed audit **bans** the identity for ``ban_rounds`` rounds (its contributions are refused
-  before any compute is spent on them) and forfeits the score it accrued in the current epoch.
+  before any compute is spent on them) and forfeits both its held score and its epoch's
+  released score.
 
-Why the expected penalty exceeds the gain: a trusted miner that cheats in one round gains at
-most that round's reward ``s`` (less, in fact: the compute it saves is worth less than ``s`` to a
-miner that mines at a profit). It is audited with probability ``p`` and then loses at least the
-next ``ban_rounds`` rounds of reward, ``ban_rounds · s``, plus its epoch's accrued score. The
-expected loss per cheating round is ``p · ban_rounds · s``; with ``p = FO_AUDIT_PROBABILITY =
-0.05`` (``validator.verification``; an audit costs about 100 % of the miner's compute, so
-about 5 % on average) and
-``ban_rounds = 200`` (Templar's 200-window ban for copiers) that is ``10 s`` per round cheated,
-ten times the best case gain. ``deterrence_ratio`` computes it; the constructor refuses a policy
-under 1. ZO contributions are audited every round (a check costs ``n/K`` of the miner's work),
-so for them the rule never has to trust anything.
+Why cheating does not pay: a miner that cheats in a fraction φ of its rounds gains at most
+``φ s`` per round (``s`` its round reward: the compute it saves is worth less to a miner that
+mines at a profit); each audit finds a cheating round with probability ``φ q`` and then takes
+what is held (``s/p`` on average) and the epoch's released score (``s L/2``), an expected loss
+of ``φ q s (1 + p L/2)`` per round: at least 1.35 times the gain at the 5 % floor with
+``q = 0.9`` and ``L = 20`` (docs/architecture.md, "Audits a cheater cannot outwait"), before the
+ban and the bond a ``FabricationProof`` lets validators slash. ``deterrence_ratio`` keeps the
+older, ban-only bound (``p · ban_rounds`` rounds of reward per round cheated) >= 1. ZO
+contributions are audited every round (a check costs ``n/K`` of the miner's work), so for them
+the rule never has to trust anything and their reward is released as it is earned.
 """
 
 from __future__ import annotations
@@ -32,31 +37,49 @@ import math
 from dataclasses import dataclass, replace
 
 from protocol.errors import ConfigError
-from validator.verification import FO_AUDIT_PROBABILITY, VerificationPolicy
+from validator.verification import FO_AUDIT_PROBABILITY, DetectionTarget, VerificationPolicy
+
+FO_DETECTION = DetectionTarget(rate=0.02, rounds=1, probability=0.9)
+"""What one FO audit must catch: once the local steps are redone a scalar costs one projection,
+so each audit checks enough scalars (114) to see a 2 % fabrication with probability 0.9."""
 
 
 @dataclass(frozen=True)
 class TrustPolicy:
-    """Probation length, ban length, and the audit sampling of trusted FO miners."""
+    """Probation length, ban length, and the audit sampling of trusted FO miners.
+
+    A trusted FO miner is audited with probability ``min(1, max(fo_audit_probability,
+    audit_budget · stake))`` where ``stake`` is its share of the round's reward at stake (the
+    positive values of the round's measured contributions): the validator spends about
+    ``audit_budget`` full audits per round, where the money is.
+    """
 
     probation_audits: int = 1
     ban_rounds: int = 200
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
-    fo_sample_fraction: float = 0.25
+    audit_budget: float = 0.4
+    fo_detection: DetectionTarget = FO_DETECTION
 
     def __post_init__(self) -> None:
         if self.probation_audits < 1 or self.ban_rounds < 1:
             raise ConfigError("probation_audits and ban_rounds must be >= 1")
-        for name in ("fo_audit_probability", "fo_sample_fraction"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and 0.0 < value <= 1.0):
-                raise ConfigError(f"{name} must lie in (0, 1], got {value}")
+        value = self.fo_audit_probability
+        if not (math.isfinite(value) and 0.0 < value <= 1.0):
+            raise ConfigError(f"fo_audit_probability must lie in (0, 1], got {value}")
+        if not (math.isfinite(self.audit_budget) and self.audit_budget >= 0.0):
+            raise ConfigError(f"audit_budget must be finite and >= 0, got {self.audit_budget}")
         if deterrence_ratio(self) < 1.0:
-            raise ConfigError("audit probability x ban rounds must be >= 1 (see validator.trust)")
+            raise ConfigError("audit probability x ban rounds must be >= 1; raise either "
+                              "(see validator.trust)")
+
+    def fo_probability(self, stake: float) -> float:
+        """The audit probability of a trusted FO miner holding ``stake`` of the round's reward."""
+        return min(1.0, max(self.fo_audit_probability, self.audit_budget * stake))
 
 
 def deterrence_ratio(policy: TrustPolicy) -> float:
-    """Expected rounds of reward lost per round cheated, for a trusted FO miner."""
+    """Expected rounds of reward lost per round cheated by a trusted FO miner at the audit
+    floor, counting the ban only (the forfeited epoch and a slashed bond come on top)."""
     return policy.fo_audit_probability * policy.ban_rounds
 
 
@@ -80,19 +103,24 @@ def on_probation(record: AuditRecord, policy: TrustPolicy) -> bool:
 
 
 def audit_policy(
-    base: VerificationPolicy, record: AuditRecord, policy: TrustPolicy, codec: str
+    base: VerificationPolicy, record: AuditRecord, policy: TrustPolicy, codec: str,
+    stake: float = 0.0,
 ) -> VerificationPolicy:
-    """The verification policy for this miner's contribution of ``codec``.
+    """The verification policy for this miner's contribution of ``codec``, ``stake`` being its
+    share of the round's reward at stake (``TrustPolicy.fo_probability``).
 
-    Everything is audited while on probation. FO audits check ``fo_sample_fraction`` of the
-    scalars: once the local steps are redone a scalar costs one projection, so checking many
-    makes partial cheating (some scalars replaced) nearly certain to be seen at little cost.
+    Everything is audited while on probation. FO audits size their sample by
+    ``fo_detection`` (one audit catches the target rate): once the local steps are redone a
+    scalar costs one projection, so checking many makes partial cheating (some scalars
+    replaced) nearly certain to be seen at little cost.
     """
-    probability = 1.0 if on_probation(record, policy) else policy.fo_audit_probability
+    probability = 1.0 if on_probation(record, policy) else policy.fo_probability(stake)
     if codec != "fo":
         return replace(base, zo_audit_probability=1.0) if probability == 1.0 else base
-    fraction = max(base.sample_fraction, policy.fo_sample_fraction)
-    return replace(base, fo_audit_probability=probability, sample_fraction=fraction)
+    detection = policy.fo_detection
+    if detection.sample_size < base.detection.sample_size:
+        detection = base.detection
+    return replace(base, fo_audit_probability=probability, detection=detection)
 
 
 def passes_verification(

@@ -6,9 +6,12 @@ Which indices it redoes comes from its own secret, the round and the miner
 and has to compute all of them honestly. A sampled scalar passes iff its one-byte code is one an
 honest ``quantize`` could have produced for *some* value within the tolerance band around the
 recomputed value, rounded with the coins an honest quantizer draws (they are keyed by the
-contribution's first seed, so a sender cannot always round up: where the whole band lies on one
-side of a scalar's coin threshold only one code is honest); any failing scalar rejects the
-whole contribution (a penalty signal).
+contribution's first seed); any failing scalar rejects the whole contribution (a penalty
+signal). The coins make the rounding direction checkable only where the whole band lies on one
+side of a scalar's coin threshold, i.e. where the band is narrower than the gap between code
+levels (9 % of the value): hence ZO's band below, without which an always-round-up sender
+(wrong on about half its codes) failed on under 1 % of them. How many scalars are checked
+follows from a stated detection target (``DetectionTarget``, ``detection_sample_size``).
 
 Tolerance, and the measurement behind it
 ----------------------------------------
@@ -33,19 +36,22 @@ over 2ε at most), whatever the scalar's size, hence the large relative error of
 FO noise is roughly relative. Beware that a few AdamW steps taken with different thread counts
 *before* the round amplified to a different model altogether (Adam's sign-like first step
 flips on near-zero gradients): the certified model must be the same bits, which the protocol
-guarantees. The band is
+guarantees. The FO band is
 
     tol(v) = relative·|v| + of_reference·max|recomputed sample| + absolute,
 
 with defaults ``relative = 0.03`` and ``of_reference = 0.02`` (about 15x and 10x the worst FO and
 ZO noise measured here: margin for kernels we could not measure, other SIMD widths or GPUs;
-disable TF32 when verifying on a GPU), and ``absolute = zo_noise_floor(loss, eps)`` for ZO: 32
-float32 ulps of the loss over 2ε (about 9x the worst measured), which keeps a nearly converged
-model, whose scalars shrink towards the rounding noise, from failing honest miners. Every part
-is computed by the validator; nothing the miner declares (its scale, say) widens the band.
+disable TF32 when verifying on a GPU). ZO recomputation is bit-exact on one machine (1 vs 2
+threads above) and its noise under another reduction order is absolute, so the ZO band has no
+relative part: ``tol = zo_noise_floor(loss, eps)``, ``ZO_EXACT_ULPS = 8`` float32 ulps of the
+loss over 2ε (2.4x the worst measured), which also keeps a nearly converged model, whose
+scalars shrink towards the rounding noise, from failing honest miners, and is narrower than
+the level gap on most scalars, so the owed rounding direction is decisive there. Every part is
+computed by the validator; nothing the miner declares (its scale, say) widens the band.
 
-What the band lets through: the code levels are 2^(1/8) (9 %) apart, so a scalar set scaled by
-λ is caught once λ leaves roughly [0.88, 1.13]; sign flips, noise, another miner's scalars,
+What the FO band lets through: the code levels are 2^(1/8) (9 %) apart, so a scalar set scaled
+by λ is caught once λ leaves roughly [0.88, 1.13]; sign flips, noise, another miner's scalars,
 another batch's, or a clearly older model's, are caught on almost every scalar. A model one small
 step older can produce scalars within the band. Measured (ZO, lora:2, 8 of 32 scalars checked,
 the model moved back by 4 AdamW steps): a tenth of an FO round (lr 3e-4) passed, a third
@@ -59,16 +65,18 @@ it covers, so misallocating only weakens the sender's own contribution.
 Cost, as a fraction of the miner's compute
 ------------------------------------------
 * ZO: the miner spends 2 forward passes per scalar (2K), the validator 2 per checked scalar:
-  ``n / K`` (n = max(min_sample, ceil(sample_fraction·K)); 16/256 = 6.25 % by default;
-  measured 6.7 % of the miner's wall time, single-threaded).
+  ``n / K`` with ``n = max(min_sample, detection_sample_size(f, R, p))``, 19 by default (a 2 %
+  fabrication caught within 8 rounds with probability 0.95): 1.9 % at K = 1024, 7.4 % at
+  K = 256 (the old 16 of 256 measured 6.7 % of the miner's wall time, single-threaded).
 * FO: a scalar is a projection of the whole local update, so checking any of them means redoing
   the H local steps once (forward + backward, counted as 3 forward passes each) plus n of the K
   projections: about 100 % of the miner's compute per audited contribution (measured: 69 % of
   the miner's wall time at K = 256, the rest being the K - n projections not redone). Hence the
-  audit rate: each FO contribution is audited with probability ``FO_AUDIT_PROBABILITY`` (5 %,
-  once the miner is past probation: ``validator.trust``), decided by the same secret key, so
-  the expected cost is 3.5-5 %. The deterrent
-  is then statistical: a cheater's expected penalty must exceed its gain over the audit rate.
+  audit rate: once past probation an FO contribution is audited with a probability that rises
+  with the miner's share of the reward at stake, at least ``FO_AUDIT_PROBABILITY`` (5 %;
+  ``validator.trust``), decided by the same secret key; its reward is held until a passed
+  audit, which makes cheating unprofitable in expectation (docs/architecture.md, "Audits a
+  cheater cannot outwait").
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, MessageRejected
 from protocol.messages import Contribution
 from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes, expected_codes
 from protocol.randomness import (
@@ -88,11 +96,15 @@ from protocol.randomness import (
     validator_sample_key,
     verification_sample,
 )
+from protocol.signing import open_envelope
 
 FLOAT32_EPSILON = 2.0**-23
 _PERSON_AUDIT = b"ss:audit"
 BACKWARD_FORWARD_RATIO = 2  # a backward pass costs about two forward passes
-FO_AUDIT_PROBABILITY = 0.05  # trusted FO miners; the one rate (validator.trust uses it too)
+FO_AUDIT_PROBABILITY = 0.05  # trusted FO miners' floor; the one rate (validator.trust uses it too)
+ZO_EXACT_ULPS = 8.0
+"""The ZO band, in float32 ulps of the loss over 2ε (see the module doc: bit-exact on one
+machine, 3.4 ulps at worst when the reduction order changes)."""
 
 
 class ScalarOracle(Protocol):
@@ -123,38 +135,90 @@ class Tolerance:
         return self.relative * abs(value) + self.of_reference * reference + self.absolute
 
 
-def zo_noise_floor(loss: float, eps: float, ulps: float = 32.0) -> float:
+def zo_noise_floor(loss: float, eps: float, ulps: float = ZO_EXACT_ULPS) -> float:
     """Absolute float noise of a ZO scalar: ``ulps`` float32 roundings of ``loss`` over 2ε."""
-    if not (math.isfinite(loss) and math.isfinite(eps) and eps > 0.0):
-        raise ConfigError(f"need a finite loss and eps > 0, got {loss}, {eps}")
+    if not (math.isfinite(loss) and math.isfinite(eps) and eps > 0.0 and ulps >= 0.0):
+        raise ConfigError(f"need a finite loss, eps > 0 and ulps >= 0, got {loss}, {eps}, {ulps}")
     return ulps * abs(loss) * FLOAT32_EPSILON / (2.0 * eps)
+
+
+def detection_sample_size(rate: float, rounds: int, probability: float) -> int:
+    """The fewest scalars an audit must recompute so that a sender fabricating a fraction
+    ``rate`` of its scalars in every round is caught within ``rounds`` audited rounds with
+    probability at least ``probability``: ``n >= ln(1 - p) / (R · ln(1 - f))``.
+
+    Each sampled scalar misses the fabrication with probability ``1 - f`` (at most: the sample
+    is drawn without replacement, which only helps), so ``R`` audits of ``n`` scalars all miss
+    with probability ``(1 - f)^(nR) <= 1 - p``.
+    """
+    if not (0.0 < rate < 1.0 and 0.0 < probability < 1.0) or rounds < 1:
+        raise ConfigError(f"need 0 < rate < 1, 0 < probability < 1 and rounds >= 1, got "
+                          f"{rate}, {probability}, {rounds}")
+    return math.ceil(math.log1p(-probability) / (rounds * math.log1p(-rate)) - 1e-9)
+
+
+@dataclass(frozen=True)
+class DetectionTarget:
+    """A stated audit guarantee: a sender fabricating a fraction ``rate`` of its scalars is
+    caught within ``rounds`` audited rounds with probability ``probability``."""
+
+    rate: float = 0.02
+    rounds: int = 8
+    probability: float = 0.95
+
+    def __post_init__(self) -> None:
+        detection_sample_size(self.rate, self.rounds, self.probability)  # checks the values
+
+    @property
+    def sample_size(self) -> int:
+        return detection_sample_size(self.rate, self.rounds, self.probability)
+
+    def caught_within(self, rounds: int, scalars: int, checked: int) -> float:
+        """Probability that ``rounds`` audits of ``checked`` of ``scalars`` scalars see at
+        least one of the ``ceil(rate·scalars)`` fabricated ones (exact, without replacement)."""
+        bad = math.ceil(self.rate * scalars)
+        miss = math.comb(scalars - bad, checked) / math.comb(scalars, checked)
+        return 1.0 - miss**rounds
 
 
 @dataclass(frozen=True)
 class VerificationPolicy:
-    """How much of each contribution is checked, and how strictly."""
+    """How much of each contribution is checked, and how strictly.
 
-    sample_fraction: float = 1.0 / 16.0
+    ``detection`` sizes every audit's sample (``detection_sample_size``; at least
+    ``min_sample``, at most the contribution's K). ``tolerance`` is the band of FO
+    recomputation (not bit-exact across machines: relative); ZO recomputation is bit-exact up
+    to a few ulps of the loss, so ZO scalars are checked against ``zo_ulps`` ulps only
+    (``zo_noise_floor``), which is what makes the rounding-direction check bite.
+    """
+
+    detection: DetectionTarget = DetectionTarget()
     min_sample: int = 4
     zo_audit_probability: float = 1.0
     fo_audit_probability: float = FO_AUDIT_PROBABILITY
     tolerance: Tolerance = Tolerance()
+    zo_ulps: float = ZO_EXACT_ULPS
 
     def __post_init__(self) -> None:
-        for name in ("sample_fraction", "zo_audit_probability", "fo_audit_probability"):
+        for name in ("zo_audit_probability", "fo_audit_probability"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
                 raise ConfigError(f"{name} must lie in [0, 1], got {value}")
         if self.min_sample < 1:
             raise ConfigError("min_sample must be >= 1")
+        if not (math.isfinite(self.zo_ulps) and self.zo_ulps > 0.0):
+            raise ConfigError(f"zo_ulps must be finite and > 0, got {self.zo_ulps}")
 
     def sample_size(self, scalars: int) -> int:
         """How many of ``scalars`` scalars an audit recomputes."""
-        wanted = max(self.min_sample, math.ceil(self.sample_fraction * scalars))
-        return min(scalars, wanted)
+        return min(scalars, max(self.min_sample, self.detection.sample_size))
 
     def audit_probability(self, codec: str) -> float:
         return self.zo_audit_probability if codec == "zo" else self.fo_audit_probability
+
+    def tolerance_for(self, codec: str) -> Tolerance:
+        """The band's relative parts for ``codec`` (ZO's absolute part is the noise floor)."""
+        return Tolerance(0.0, 0.0, self.tolerance.absolute) if codec == "zo" else self.tolerance
 
 
 @dataclass(frozen=True)
@@ -331,6 +395,54 @@ def check_scalars(
     return mismatches
 
 
+@dataclass(frozen=True)
+class FabricationProof:
+    """Evidence that a sender fabricated scalars, checkable by anyone who holds the round's
+    certified model (a validator quorum voting a slash, say): the sender's own signed
+    contribution as received, and for each mismatched index the value an honest computation
+    gives and the band it was checked with. ``confirm_fabrication`` re-checks it."""
+
+    envelope: bytes
+    indices: tuple[int, ...]
+    recomputed: tuple[float, ...]
+    bands: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.indices or not len(self.indices) == len(self.recomputed) == len(self.bands):
+            raise ConfigError("a fabrication proof needs one value and band per index")
+
+
+def fabrication_proof(envelope: bytes, result: VerificationResult) -> FabricationProof | None:
+    """The proof of a failed verification of the contribution sealed in ``envelope``."""
+    if not result.mismatches:
+        return None
+    m = result.mismatches
+    return FabricationProof(envelope, tuple(x.index for x in m), tuple(x.recomputed for x in m),
+                            tuple(x.band for x in m))
+
+
+def confirm_fabrication(
+    proof: FabricationProof, oracle: ScalarOracle, *, network_id: str,
+    tolerance: Tolerance = Tolerance(), absolute: float = 0.0,
+) -> bool:
+    """True iff ``proof`` holds: the envelope is the sender's signature over a contribution,
+    and recomputing the listed scalars on the round's model (``oracle``) finds codes that no
+    honest quantizer gives under the checker's own band (``tolerance`` for FO, ``absolute``,
+    the ZO noise floor, for ZO; never the band the accuser used). A validator that cannot
+    confirm does not vote to slash."""
+    try:
+        signed = open_envelope(proof.envelope, network_id=network_id)
+    except MessageRejected:
+        return False
+    c = signed.message
+    if not isinstance(c, Contribution) or any(not 0 <= i < c.scalars for i in proof.indices):
+        return False
+    base = Tolerance(0.0, 0.0, tolerance.absolute) if c.codec == "zo" else tolerance
+    band = Tolerance(base.relative, base.of_reference, base.absolute + absolute)
+    recomputed = oracle.recompute(c, proof.indices)
+    return len(check_scalars(c, proof.indices, recomputed, band)) == len(proof.indices)
+
+
 def verify_contribution(
     contribution: Contribution,
     oracle: ScalarOracle,
@@ -353,9 +465,7 @@ def verify_contribution(
     if not choice.audited:
         return VerificationResult(None, (), (), cost)
     recomputed = oracle.recompute(contribution, choice.indices)
-    tolerance = Tolerance(
-        policy.tolerance.relative, policy.tolerance.of_reference,
-        policy.tolerance.absolute + absolute,
-    )
+    base = policy.tolerance_for(contribution.codec)
+    tolerance = Tolerance(base.relative, base.of_reference, base.absolute + absolute)
     mismatches = check_scalars(contribution, choice.indices, recomputed, tolerance)
     return VerificationResult(not mismatches, choice.indices, tuple(mismatches), cost)

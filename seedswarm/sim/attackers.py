@@ -19,6 +19,11 @@ sybil           one operator, COUNT identities: one local computation on the uni
                 identities' data, projected onto every identity's seeds
 seed-grinder    computes honestly, then publishes only its "best" half of the scalars (the
                 largest in magnitude) and zeros the rest
+fabricator-2    honest until it has passed probation (``honest_rounds = 2``), then negates
+                2 % of its scalars every round (a partial fabricator that outwaits probation)
+fabricator-10   the same with 10 %
+round-up        computes honestly but always rounds each scalar's magnitude up to the next
+                code level (a ~4.5 % larger update than the stochastic rounding it owes)
 ==============  ===========================================================================
 
 Every attack that changes a scalar is caught when a validator recomputes it; the library's
@@ -29,6 +34,7 @@ still learns. Attackers that need someone's work this round (copycat) must run a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,6 +49,7 @@ from protocol.errors import ConfigError
 from protocol.identity import NodeKey
 from protocol.layout import ParamLayout
 from protocol.messages import Contribution
+from protocol.quantize import SIGN_BIT, TOP_CODE, levels
 from protocol.signing import seal
 from training.round_context import RoundContext
 from training.tasks.task import Batch
@@ -314,6 +321,56 @@ class SeedGrinder(Attacker):
         return self.publish(ctx, (counts, [v if i in kept else 0.0 for i, v in enumerate(values)]))
 
 
+class PartialFabricator(Attacker):
+    """Honest for ``honest_rounds`` rounds of its own (its probation), then negates a fraction
+    ``rate`` of its scalars each round, at indices it draws afresh every round."""
+
+    def __init__(self, key: NodeKey, rate: float, honest_rounds: int = 2) -> None:
+        super().__init__(key)
+        self.rate = rate
+        self.honest_rounds = honest_rounds
+        self.rounds = 0
+        self.kind = f"fabricator-{round(rate * 100)}"
+
+    def work(self, ctx: RoundContext) -> bytes:
+        counts, values = self.honest(ctx)
+        self.rounds += 1
+        if self.rounds <= self.honest_rounds:
+            return self.publish(ctx, (counts, values))
+        bad = max(1, round(self.rate * len(values)))
+        digest = hashlib.blake2b(self.me + ctx.round_index.to_bytes(8, "little"),
+                                 digest_size=8).digest()
+        rng = torch.Generator().manual_seed(int.from_bytes(digest, "little") >> 1)
+        flipped = set(torch.randperm(len(values), generator=rng)[:bad].tolist())
+        return self.publish(ctx, (counts, [-v if i in flipped else v
+                                           for i, v in enumerate(values)]))
+
+
+class RoundUpQuantizer(Attacker):
+    """Computes honestly, then rounds every magnitude up to the next code level instead of
+    tossing the coin the protocol assigns (a biased, larger update)."""
+
+    kind = "round-up"
+
+    def publish(self, ctx: RoundContext, scalars: Scalars) -> bytes:
+        counts, values = scalars
+        info = RoundInfo(ctx.network_id, ctx.round_index, ctx.base_model_hash,
+                         tuple(ctx.seeds(self.me, len(values))))
+        honest = make_contribution(self.key, info, ctx.work, counts, values,
+                                   sequence=self.sequence + 1, compute_ms=0)
+        table = levels(honest.scale) if honest.scale > 0.0 else []
+        codes = bytearray()
+        for v in values:
+            low = bisect.bisect_right(table, abs(v)) - 1 if table else 0
+            up = low if not table or low == TOP_CODE or table[low] == abs(v) else low + 1
+            codes.append(up | SIGN_BIT if up and v < 0 else up)
+        self.sequence += 1
+        return seal(replace(honest, codes=bytes(codes)), self.key)
+
+    def work(self, ctx: RoundContext) -> bytes:
+        return self.publish(ctx, self.honest(ctx))
+
+
 @dataclass(frozen=True)
 class AttackSetup:
     """What an attacker factory may use: the honest miners (victims) and the work rules."""
@@ -351,7 +408,14 @@ ATTACKS: dict[str, Factory] = {
     "sign-flip": _each(SignFlipMiner),
     "sybil": _sybils,
     "seed-grinder": _each(SeedGrinder),
+    "fabricator-2": _each(lambda k: PartialFabricator(k, 0.02)),
+    "fabricator-10": _each(lambda k: PartialFabricator(k, 0.10)),
+    "round-up": _each(RoundUpQuantizer),
 }
+
+OUTWAITING = ("fabricator-2", "fabricator-10", "round-up")
+"""Attackers that behave honestly enough to pass probation or every loose check (issue 15,
+items 7 and 8): caught by the audit policy over rounds, not in their first round."""
 
 
 def parse_attackers(text: str) -> tuple[tuple[str, int], ...]:

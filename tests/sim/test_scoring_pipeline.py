@@ -166,7 +166,7 @@ def test_unaudited_work_counts_only_from_trusted_miners() -> None:
     newcomer = AuditRecord()
     assert not passes_verification(None, newcomer, 3, policy)
     probation = audit_policy(VerificationPolicy(), newcomer, policy, "fo")
-    assert probation.fo_audit_probability == 1.0 and probation.sample_fraction == 0.25
+    assert probation.fo_audit_probability == 1.0 and probation.sample_size(256) == 114
     trusted = after_audit(newcomer, True, 3)
     assert passes_verification(None, trusted, 4, policy)
     assert audit_policy(VerificationPolicy(), trusted, policy, "fo").fo_audit_probability == 0.05
@@ -299,7 +299,7 @@ def test_cascade_credit_accrues_when_the_miner_sends_nothing() -> None:
     pipeline = certifier_of(swarm).pipeline
     (contribution, weight), *_ = swarm.log[0]
     book = pipeline.book(contribution.sender)
-    before = book.epoch_score
+    before = book.held  # cascade credit is held like any reward until a passed audit
     filter_ctx = FilterContext(pipeline.network, RoundWindow(1, 0.0, 10.0), bytes(32),
                                {contribution.sender}, num_blocks=1)
     scoring = pipeline.score_round([], filter_ctx, _CascadeOnlyOracle(-0.1, 2.0))
@@ -308,14 +308,14 @@ def test_cascade_credit_accrues_when_the_miner_sends_nothing() -> None:
     rating = pipeline.ratings.get(contribution.sender.hex())
     expected = value * rating_factor(rating) * indicator_factor(book.indicator)
     assert expected > 0.0
-    assert book.epoch_score == pytest.approx(before + expected)
+    assert book.held == pytest.approx(before + expected)
     # A banned miner earns nothing from the cascade either.
     pipeline.observe_certified(1, [(contribution, weight)])
     book.audits = AuditRecord(passed=0, failed_round=1)
-    banned_before = book.epoch_score
+    banned_before = book.held
     pipeline.score_round([], dataclasses.replace(filter_ctx, window=RoundWindow(2, 0.0, 10.0)),
                          _CascadeOnlyOracle(-0.1, 2.0))
-    assert book.epoch_score == banned_before
+    assert book.held == banned_before
 
 
 def test_failed_arrivals_are_opened_once(monkeypatch: pytest.MonkeyPatch) -> None:

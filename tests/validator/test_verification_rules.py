@@ -20,6 +20,7 @@ from validator.verification import (
     BACKWARD_FORWARD_RATIO,
     FLOAT32_EPSILON,
     FO_AUDIT_PROBABILITY,
+    DetectionTarget,
     Mismatch,
     SampleChoice,
     Tolerance,
@@ -32,6 +33,7 @@ from validator.verification import (
     check_scalars,
     choose_sample,
     contribution_cost,
+    detection_sample_size,
     expected_range,
     quantize_key,
     signed_level,
@@ -40,6 +42,7 @@ from validator.verification import (
 )
 
 MINER = bytes(range(100, 132))
+FOUR = DetectionTarget(0.5, 1, 0.9)  # a sample of 4 scalars
 SECRET = b"s" * 16
 ZO = Contribution(
     network_id="kat-net", round_index=7, sender=MINER, sequence=1,
@@ -74,8 +77,8 @@ def test_tolerance_parts_are_finite_and_non_negative(field: str, bad: float) -> 
 
 def test_zo_noise_floor() -> None:
     # 32 float32 ulps of the loss over 2 eps
-    assert zo_noise_floor(2.5, 1e-3) == 0.00476837158203125
-    assert zo_noise_floor(-2.5, 1e-3) == 0.00476837158203125
+    assert zo_noise_floor(2.5, 1e-3) == 0.00476837158203125 / 4  # 8 ulps
+    assert zo_noise_floor(-2.5, 1e-3) == 0.00476837158203125 / 4
     assert zo_noise_floor(2.5, 0.5, ulps=4.0) == 2.5 * 4.0 * 2.0**-23
     for loss, eps in ((math.nan, 1e-3), (math.inf, 1e-3), (2.5, 0.0), (2.5, -1e-3),
                       (2.5, math.nan), (2.5, math.inf)):
@@ -85,21 +88,43 @@ def test_zo_noise_floor() -> None:
 
 def test_policy_defaults_and_sample_sizes() -> None:
     policy = VerificationPolicy()
-    assert policy == VerificationPolicy(sample_fraction=1 / 16, min_sample=4,
+    assert policy == VerificationPolicy(detection=DetectionTarget(0.02, 8, 0.95), min_sample=4,
                                         zo_audit_probability=1.0, fo_audit_probability=0.05,
-                                        tolerance=Tolerance())
-    sizes = {n: policy.sample_size(n) for n in (1, 3, 4, 5, 64, 65, 256, 4096)}
-    assert sizes == {1: 1, 3: 3, 4: 4, 5: 4, 64: 4, 65: 5, 256: 16, 4096: 256}
+                                        tolerance=Tolerance(), zo_ulps=8.0)
+    sizes = {n: policy.sample_size(n) for n in (1, 3, 4, 5, 19, 64, 256, 4096)}
+    assert sizes == {1: 1, 3: 3, 4: 4, 5: 5, 19: 19, 64: 19, 256: 19, 4096: 19}
     assert (policy.audit_probability("zo"), policy.audit_probability("fo")) == (1.0, 0.05)
-    assert VerificationPolicy(sample_fraction=1.0, min_sample=1).sample_size(7) == 7
-    assert VerificationPolicy(sample_fraction=0.0, min_sample=2).sample_size(7) == 2
+    assert VerificationPolicy(FOUR, min_sample=1).sample_size(7) == 4
+    assert VerificationPolicy(FOUR, min_sample=6).sample_size(7) == 6
+
+
+def test_sample_size_meets_the_stated_detection_target() -> None:
+    # n >= ln(1 - p) / (R ln(1 - f)), the smallest such n
+    assert detection_sample_size(0.02, 8, 0.95) == 19
+    assert detection_sample_size(0.02, 1, 0.9) == 114
+    assert detection_sample_size(0.5, 1, 0.9) == 4
+    for f, r, p in ((0.02, 8, 0.95), (0.02, 1, 0.9), (0.1, 3, 0.99), (1 / 64, 7, 0.9)):
+        n = detection_sample_size(f, r, p)
+        assert (1 - f) ** (n * r) <= 1 - p < (1 - f) ** ((n - 1) * r)
+    # The default: a 2 % fabricator is caught within 8 rounds with probability >= 0.95 at
+    # any K, counting exactly (without replacement); the old max(4, K/16) sample saw one
+    # fabricated scalar of 64 within 7 rounds with probability 0.37 only.
+    target = VerificationPolicy().detection
+    for k in (50, 64, 256, 1024, 4096):
+        n = VerificationPolicy().sample_size(k)
+        assert target.caught_within(8, k, n) >= 0.95
+    assert 1 - (1 - max(4, 64 // 16) / 64) ** 7 < 0.4  # one fabricated scalar in 64
+    assert DetectionTarget(1 / 64, 8, 0.95).caught_within(7, 64, VerificationPolicy().
+                                                            sample_size(64)) > 0.9
+    for bad in ((0.0, 8, 0.9), (1.0, 8, 0.9), (0.02, 0, 0.9), (0.02, 8, 1.0), (0.02, 8, 0.0)):
+        with pytest.raises(ConfigError):
+            DetectionTarget(*bad)
 
 
 @pytest.mark.parametrize("changes", [
-    {"sample_fraction": -0.1}, {"sample_fraction": 1.1}, {"sample_fraction": math.nan},
     {"zo_audit_probability": -0.1}, {"zo_audit_probability": 1.5},
     {"fo_audit_probability": -0.1}, {"fo_audit_probability": math.inf},
-    {"min_sample": 0},
+    {"min_sample": 0}, {"zo_ulps": 0.0}, {"zo_ulps": math.nan},
 ])
 def test_invalid_policies(changes: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
@@ -107,8 +132,7 @@ def test_invalid_policies(changes: dict[str, float]) -> None:
 
 
 def test_policy_edges_are_valid() -> None:
-    VerificationPolicy(sample_fraction=0.0, zo_audit_probability=0.0, fo_audit_probability=1.0,
-                       min_sample=1)
+    VerificationPolicy(FOUR, zo_audit_probability=0.0, fo_audit_probability=1.0, min_sample=1)
 
 
 # -- the secret sample ----------------------------------------------------------------------
@@ -120,14 +144,15 @@ def test_audit_draw_and_sample() -> None:
     key = validator_sample_key(SECRET, 7, MINER)
     draw = audit_draw(key)
     assert draw.hex() == "0x1.469125c4dce81p-1"
-    assert choose_sample(SECRET, ZO, VerificationPolicy()) == SampleChoice(True, (0, 8, 11, 40))
+    assert choose_sample(SECRET, ZO, VerificationPolicy(FOUR)) == SampleChoice(True, (0, 8, 11, 40))
     # FO: audited only when the draw is strictly below the audit probability
-    assert choose_sample(SECRET, FO, VerificationPolicy()) == SampleChoice(False, ())
-    assert not choose_sample(SECRET, FO, VerificationPolicy(fo_audit_probability=draw)).audited
-    above = VerificationPolicy(fo_audit_probability=math.nextafter(draw, 1.0))
+    assert choose_sample(SECRET, FO, VerificationPolicy(FOUR)) == SampleChoice(False, ())
+    at_draw = VerificationPolicy(FOUR, fo_audit_probability=draw)
+    assert not choose_sample(SECRET, FO, at_draw).audited
+    above = VerificationPolicy(FOUR, fo_audit_probability=math.nextafter(draw, 1.0))
     assert choose_sample(SECRET, FO, above) == SampleChoice(True, (0, 8, 11, 40))
     one = dataclasses.replace(ZO, codes=b"\x7f")
-    assert choose_sample(SECRET, one, VerificationPolicy()) == SampleChoice(True, (0,))
+    assert choose_sample(SECRET, one, VerificationPolicy(FOUR)) == SampleChoice(True, (0,))
 
 
 def test_quantize_key_is_the_first_seed() -> None:
@@ -259,7 +284,7 @@ class Oracle:
 
 def test_verify_contribution() -> None:
     c = dataclasses.replace(honest_codes(VALUES * 8))  # 64 scalars
-    policy = VerificationPolicy(tolerance=Tolerance(0.0, 0.0, 0.0))
+    policy = VerificationPolicy(FOUR, tolerance=Tolerance(0.0, 0.0, 0.0))
     oracle = Oracle(VALUES * 8)
     result = verify_contribution(c, oracle, secret=SECRET, local_steps=4, policy=policy)
     assert result == VerificationResult(True, (0, 8, 11, 40), (),
@@ -273,7 +298,7 @@ def test_verify_contribution() -> None:
     assert failed.verified is False and [m.index for m in failed.mismatches] == [11]
     assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4, policy=policy,
                                absolute=0.0625).verified is True
-    loose = VerificationPolicy(tolerance=Tolerance(0.0, 0.0, 0.03125))
+    loose = VerificationPolicy(FOUR, tolerance=Tolerance(0.0, 0.0, 0.03125))
     assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4, policy=loose,
                                absolute=0.03125).verified is True
     assert verify_contribution(c, Oracle(off), secret=SECRET, local_steps=4,

@@ -8,7 +8,7 @@ journal guards the transactions themselves).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,16 @@ class Ledger:
     last_round: int = -1
     """The last round whose weights were added (a replay after a restart adds nothing)."""
 
-    def add_scores(self, epoch: int, round_index: int, weights: Mapping[str, float]) -> bool:
-        """Add round `round_index`'s reward scores to `epoch`'s scores, once."""
+    def add_scores(self, epoch: int, round_index: int, weights: Mapping[str, float],
+                   forfeited: Sequence[str] = ()) -> bool:
+        """Add round `round_index`'s payable scores to `epoch`'s scores, once; the miners in
+        `forfeited` (a failed audit this round) lose their score for `epoch` first."""
         if round_index <= self.last_round:
             return False
         self.last_round = round_index
         record = self.epochs.setdefault(epoch, EpochRecord())
+        for miner in forfeited:
+            record.scores.pop(miner, None)
         for miner, weight in weights.items():
             if miner not in record.forfeited:
                 record.scores[miner] = record.scores.get(miner, 0.0) + weight

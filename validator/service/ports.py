@@ -46,6 +46,11 @@ class RoundDecision:
     certificate that includes one (`ValidatorEngine.audit`)."""
     rewards: Mapping[PublicKey, float] = field(default_factory=dict)
     """Its per-miner reward scores for the round (miner public key -> score)."""
+    released: Mapping[PublicKey, float] | None = None
+    """Score released for payment this round (``RoundScoring.released``); None: an engine
+    that holds nothing back, whose rewards are paid as earned."""
+    forfeited: frozenset[PublicKey] = frozenset()
+    """Miners whose epoch score this round's failed audit forfeits."""
     receipts: Mapping[PublicKey, ScoreReceipt] = field(default_factory=dict)
     """The receipt its scoring issued each miner it scored (why it scored what it did)."""
 

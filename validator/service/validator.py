@@ -324,7 +324,11 @@ class ValidatorService:
         rewards = {miner.hex(): r for miner, r in decision.rewards.items()}
         epoch = epoch_of(self.clock.phase(self.now()).round_index,
                          self.config.network.epoch_length)
-        self.ledger.add_scores(epoch, decision.round_index, rewards)
+        # paid: what a passed audit released (validator.trust); a failed one forfeits the epoch
+        paid = rewards if decision.released is None else \
+            {miner.hex(): r for miner, r in decision.released.items()}
+        self.ledger.add_scores(epoch, decision.round_index, paid,
+                               forfeited=[m.hex() for m in decision.forfeited])
         self.ratings.rate_round(decision.round_index, rewards)
         ppb = {miner: to_ppb(w) for miner, w in decision.weights().items()}
         self.receipts.remember_round(decision.round_index, ppb,
