@@ -77,7 +77,7 @@ class ScoringEngine:
             received=ordered, entries=scoring.certified, rejected=scoring.invalid,
             unpaid=scoring.rejected - scoring.invalid,
             rewards={m: r.reward for m, r in scoring.miners.items()},
-            released=scoring.released, forfeited=scoring.forfeited,
+            released=scoring.released, forfeited=scoring.forfeited, proofs=scoring.proofs,
             receipts={m: r.receipt for m, r in scoring.miners.items()},
         )
 

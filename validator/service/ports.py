@@ -16,6 +16,7 @@ from protocol.messages import Contribution, ScoreReceipt
 from protocol.roundlog import CertifiedEntry
 from protocol.signing import Signed
 from runtime.follower import ReplicaPort
+from validator.verification import FabricationProof
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class RoundDecision:
     that holds nothing back, whose rewards are paid as earned."""
     forfeited: frozenset[PublicKey] = frozenset()
     """Miners whose epoch score this round's failed audit forfeits."""
+    proofs: tuple[FabricationProof, ...] = ()
+    """The fabrications its audits proved this round (the evidence of a slash vote)."""
     receipts: Mapping[PublicKey, ScoreReceipt] = field(default_factory=dict)
     """The receipt its scoring issued each miner it scored (why it scored what it did)."""
 
