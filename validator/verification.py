@@ -81,6 +81,7 @@ Cost, as a fraction of the miner's compute
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ from typing import Protocol
 
 from protocol.errors import ConfigError, MessageRejected
 from protocol.messages import Contribution
-from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes, expected_codes
+from protocol.quantize import SIGN_BIT, TOP_CODE, admissible_codes, expected_codes, levels
 from protocol.randomness import (
     derive_seed,
     keyed_hash,
@@ -300,6 +301,9 @@ class VerificationResult:
     checked: tuple[int, ...]
     mismatches: tuple[Mismatch, ...]
     cost: VerificationCost
+    rounding_bias: float | None = None
+    """When the sample's rounding directions failed the bias test (``rounding_bias``): its
+    score, in standard deviations above what the protocol's coins give."""
 
     @property
     def penalize(self) -> bool:
@@ -312,6 +316,9 @@ class VerificationResult:
             return "not audited"
         if self.verified:
             return f"{len(self.checked)} scalars match"
+        if not self.mismatches:
+            return f"rounding biased upward over {len(self.checked)} scalars " \
+                   f"({self.rounding_bias:.1f} sd above the protocol's coins)"
         first = self.mismatches[0]
         return f"{len(self.mismatches)}/{len(self.checked)} scalars differ (#{first.index}: " \
                f"{first.why})"
@@ -468,4 +475,55 @@ def verify_contribution(
     base = policy.tolerance_for(contribution.codec)
     tolerance = Tolerance(base.relative, base.of_reference, base.absolute + absolute)
     mismatches = check_scalars(contribution, choice.indices, recomputed, tolerance)
-    return VerificationResult(not mismatches, choice.indices, tuple(mismatches), cost)
+    if mismatches:
+        return VerificationResult(False, choice.indices, tuple(mismatches), cost)
+    bias = rounding_bias(contribution, choice.indices, recomputed)
+    if bias is not None and bias > BIAS_LIMIT_SD:
+        return VerificationResult(False, choice.indices, (), cost, rounding_bias=bias)
+    return VerificationResult(True, choice.indices, (), cost)
+
+
+BIAS_LIMIT_SD = 6.0
+"""How far above the coins' expectation a sample's count of rounded-up scalars may be."""
+BIAS_MIN_SCALARS = 16
+"""Fewer usable scalars than this: no bias test (too little evidence either way)."""
+
+
+def rounding_bias(
+    contribution: Contribution, indices: Sequence[int], recomputed: Sequence[float]
+) -> float | None:
+    """How many standard deviations the sample's upward roundings exceed what the protocol's
+    coins give (None: too few usable scalars).
+
+    Each scalar's magnitude lies between two levels; an honest quantizer takes the upper one
+    with probability ``frac``, its position between them (the coin is keyed, so over the
+    sample the choices are independent Bernoulli draws). The count of upper choices therefore
+    has mean ``sum(frac)`` and variance ``sum(frac * (1 - frac))``. A sender that always rounds
+    up (a larger, biased update that each scalar's band still admits when the recomputation is
+    not bit-exact, as FO's is not) takes the upper level every time: about half the sample
+    above the mean, many standard deviations for the sample sizes audits use. The recomputed
+    value stands in for the sender's: a recomputation error of relative size ``e`` moves each
+    ``frac`` by about ``e / 9 %``, far below the limit. Scalars whose code is neither bracket
+    level (the recomputation fell across a level) are left out."""
+    if contribution.scale == 0.0:
+        return None
+    table = levels(contribution.scale)
+    ups = mean = var = 0.0
+    usable = 0
+    for index, value in zip(indices, recomputed, strict=True):
+        magnitude = abs(value)
+        if not math.isfinite(magnitude) or magnitude >= contribution.scale:
+            continue
+        hi = bisect.bisect_right(table, magnitude)
+        lo = hi - 1
+        code = contribution.codes[index] & TOP_CODE
+        if code not in (lo, hi) or table[hi] == table[lo]:
+            continue
+        frac = (magnitude - table[lo]) / (table[hi] - table[lo])
+        ups += code == hi
+        mean += frac
+        var += frac * (1.0 - frac)
+        usable += 1
+    if usable < BIAS_MIN_SCALARS:
+        return None
+    return (ups - mean) / math.sqrt(max(var, 0.25))

@@ -91,3 +91,17 @@ def test_audit_odds_rise_with_the_reward_at_stake() -> None:
     assert policy.fo_probability(0.5) == pytest.approx(0.2)
     assert policy.fo_probability(1.0) == pytest.approx(0.4)
     assert TrustPolicy(audit_budget=3.0).fo_probability(0.5) == 1.0
+
+
+def test_an_fo_round_up_quantizer_fails_its_probation_audit_on_rounding_bias() -> None:
+    # FO recomputation is not bit-exact, so each rounded-up scalar stays inside its band; the
+    # sample's count of upward roundings is what gives it away (validator.verification's bias
+    # test): caught at its probation audit, never paid, no honest miner ever flagged.
+    for network in range(3):
+        swarm, cheater = attacked("round-up", rounds=3, codec="fo", network=network)
+        first = certifier(swarm).rounds[0].miners[cheater]
+        assert first.verification is not None and first.verification.verified is False
+        assert "rounding biased upward" in first.verification.reason or \
+            first.verification.mismatches
+        assert certifier(swarm).reward_totals().get(cheater.hex(), 0.0) == 0.0
+        honest_never_fail(swarm, cheater)

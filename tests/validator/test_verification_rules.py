@@ -310,3 +310,74 @@ def test_an_unaudited_contribution_is_not_recomputed() -> None:
     result = verify_contribution(FO, oracle, secret=SECRET, local_steps=4)
     assert result == VerificationResult(None, (), (), VerificationCost(0, 0, 12, 64))
     assert oracle.asked == []
+
+
+# -- the rounding-direction bias test ----------------------------------------------------------
+
+
+def _quantized(values: Sequence[float], *, up: bool) -> Contribution:
+    """FO with ``values`` quantized by the protocol's coins, or always rounded up in magnitude."""
+    from protocol.quantize import TOP_CODE, levels
+
+    honest = dataclasses.replace(FO, codes=bytes(len(values)), block_counts=(len(values),))
+    q = quantize(values, quantize_key(honest))
+    if not up:
+        return dataclasses.replace(honest, scale=q.scale, codes=q.codes)
+    table = levels(q.scale)
+    codes = bytearray()
+    for v in values:
+        low = max(i for i, level in enumerate(table) if level <= abs(v))
+        top = low if low == TOP_CODE or table[low] == abs(v) else low + 1
+        codes.append(top | 0x80 if top and v < 0 else top)
+    return dataclasses.replace(honest, scale=q.scale, codes=bytes(codes))
+
+
+@pytest.mark.parametrize("trial", range(8))
+def test_rounding_bias_flags_round_up_and_passes_the_coins_under_fo_noise(trial: int) -> None:
+    import random
+
+    from validator.verification import BIAS_LIMIT_SD, rounding_bias
+
+    rng = random.Random(trial)
+    values = [rng.gauss(0.0, 1.0) for _ in range(256)]
+    sample = sorted(rng.sample(range(256), 114))  # an FO audit's sample size
+    # the validator's recomputation is off by a relative 1e-3 (FO is not bit-exact)
+    seen = [v * (1.0 + rng.uniform(-1e-3, 1e-3)) for v in values]
+    recomputed = [seen[i] for i in sample]
+    honest = rounding_bias(_quantized(values, up=False), sample, recomputed)
+    cheat = rounding_bias(_quantized(values, up=True), sample, recomputed)
+    assert honest is not None and cheat is not None
+    assert abs(honest) < BIAS_LIMIT_SD / 2 < BIAS_LIMIT_SD < cheat
+
+
+def test_rounding_bias_needs_enough_scalars_and_a_scale() -> None:
+    from validator.verification import rounding_bias
+
+    c = _quantized([0.3] * 20, up=True)
+    assert rounding_bias(c, range(10), [0.3] * 10) is None  # under BIAS_MIN_SCALARS
+    assert rounding_bias(dataclasses.replace(ZO, scale=0.0), range(64), [0.0] * 64) is None
+
+
+def test_a_round_up_fo_audit_fails_on_the_bias_alone() -> None:
+    import random
+
+    class Oracle:
+        def __init__(self, values: Sequence[float]) -> None:
+            self.values = values
+
+        def recompute(self, contribution: Contribution, indices: Sequence[int]) -> list[float]:
+            return [self.values[i] * 1.0005 for i in indices]  # inside FO's band everywhere
+
+    rng = random.Random(7)
+    # magnitudes well below the scale (set by one large scalar): every per-scalar check passes
+    values = [4.0] + [rng.uniform(-1.0, 1.0) for _ in range(255)]
+    always = VerificationPolicy(DetectionTarget(0.02, 1, 0.9))  # 114 scalars, as FO audits
+    oracle = Oracle(values)
+    cheat, honest = _quantized(values, up=True), _quantized(values, up=False)
+    key = next(bytes([b]) * 16 for b in range(256)
+               if choose_sample(bytes([b]) * 16, cheat, always).audited)
+    result = verify_contribution(cheat, oracle, secret=key, local_steps=4, policy=always)
+    assert result.verified is False and result.mismatches == ()
+    assert result.rounding_bias is not None and "rounding biased upward" in result.reason
+    fair = verify_contribution(honest, oracle, secret=key, local_steps=4, policy=always)
+    assert fair.verified is True and fair.rounding_bias is None
