@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -14,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from adapters.chain.chain_errors import ChainError
+from adapters.ports import free_loopback_port
 
 ANVIL_ENV = "SEEDSWARM_ANVIL"
 _NPM_BINARY = Path("node_modules", "@foundry-rs", "anvil-linux-amd64", "bin", "anvil")
@@ -43,10 +43,8 @@ def find_anvil() -> Path:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago (adapters.ports)."""
+    return free_loopback_port()
 
 
 def _rpc_ready(url: str) -> bool:
