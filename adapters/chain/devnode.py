@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from adapters.chain.chain_errors import ChainError
-from adapters.ports import free_loopback_port
+from adapters.loopback_ports import free_loopback_port
 
 ANVIL_ENV = "SEEDSWARM_ANVIL"
 _NPM_BINARY = Path("node_modules", "@foundry-rs", "anvil-linux-amd64", "bin", "anvil")
@@ -43,7 +43,7 @@ def find_anvil() -> Path:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (adapters.ports)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (adapters.loopback_ports)."""
     return free_loopback_port()
 
 

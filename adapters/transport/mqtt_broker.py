@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adapters import ports
+from adapters import loopback_ports
 from adapters.transport.base import TransportError
 from adapters.transport.broker_auth import acl_file, auth_config_lines, password_file
 
@@ -46,8 +46,8 @@ class BrokerUnavailable(TransportError):
 
 
 def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (adapters.ports)."""
-    return ports.free_loopback_port(LOOPBACK)
+    """A TCP port on 127.0.0.1 that was free a moment ago (adapters.loopback_ports)."""
+    return loopback_ports.free_loopback_port(LOOPBACK)
 
 
 async def wait_until_listening(

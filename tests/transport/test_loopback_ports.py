@@ -1,5 +1,6 @@
-"""adapters.ports: pre-picked server ports stay out of the kernel's ephemeral range (where any
-outgoing connection can take them before the server binds) and are never handed out twice."""
+"""adapters.loopback_ports: pre-picked server ports stay out of the kernel's ephemeral range
+(where any outgoing connection can take them before the server binds) and are never handed out
+twice."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import socket
 
 import pytest
 
-from adapters import ports
+from adapters import loopback_ports as ports
 
 
 def test_picked_ports_are_below_the_ephemeral_range_distinct_and_bindable() -> None:
