@@ -15,15 +15,13 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from eth_utils.address import is_address, to_checksum_address
 
 from adapters.chain.chain_errors import ChainError
+from adapters.json_post_server import JsonPostServer
 from protocol.domain_types import EvmAddress, Wei
-
-MAX_BODY_BYTES = 1024
 
 
 class Faucet:
@@ -35,24 +33,21 @@ class Faucet:
         self.amount = amount
         self._funded: set[str] = set()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="faucet",
-                                        daemon=True)
+        self._http = JsonPostServer(
+            "/fund", lambda body: self.fund(str(body.get("address", ""))), name="faucet",
+            bad_request='expected JSON {"address": "0x…"}', failure="the chain refused",
+            host=host, port=port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> Faucet:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def fund(self, address: str) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) for a request to fund `address`."""
@@ -71,40 +66,6 @@ class Faucet:
             w3.eth.wait_for_transaction_receipt(tx)
             self._funded.add(account)
         return 200, {"address": account, "amount": str(self.amount), "tx": tx.hex()}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        faucet = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                if self.path != "/fund":
-                    self._answer(404, {"error": "POST /fund"})
-                    return
-                size = int(self.headers.get("Content-Length", "0") or 0)
-                if size > MAX_BODY_BYTES:
-                    self._answer(413, {"error": "request too large"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(size) or b"{}")
-                    status, answer = faucet.fund(str(body.get("address", "")))
-                except (ValueError, AttributeError):
-                    status, answer = 400, {"error": "expected JSON {\"address\": \"0x…\"}"}
-                except Exception as exc:  # the chain refused: say so, keep serving
-                    status, answer = 502, {"error": f"the chain refused: {exc}"}
-                self._answer(status, answer)
-
-            def _answer(self, status: int, answer: dict[str, Any]) -> None:
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # requests are not worth a log line each
-
-        return Handler
 
 
 def request_funds(faucet_url: str, address: EvmAddress, *, timeout_s: float) -> Wei:

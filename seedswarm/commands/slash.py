@@ -10,7 +10,6 @@ same hash.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -99,7 +98,12 @@ def _evidence(evidence: str | None, evidence_file: Path | None) -> bytes:
         except OSError as exc:
             raise ConfigError(f"cannot read {evidence_file}: {exc.strerror}: pass the file "
                               "holding the signed contribution") from None
-        return hashlib.sha256(data).digest()
+        if not data:
+            raise ConfigError(f"{evidence_file} is empty: pass the file holding the signed "
+                              "contribution")
+        from protocol.settlement.slashing import evidence_hash
+
+        return evidence_hash(data)
     assert evidence is not None
     text = evidence.removeprefix("0x")
     try:

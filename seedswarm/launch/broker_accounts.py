@@ -19,10 +19,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from adapters.json_post_server import JsonPostServer
 from adapters.transport.broker_auth import (
     ACCOUNT_REQUEST_MAX_AGE_S,
     SECRET_BYTES,
@@ -75,7 +75,6 @@ def write_broker_accounts(
 
 
 ACCOUNT_PATH = "/broker-account"
-MAX_BODY_BYTES = 1024
 _NOT_REGISTERED = ("not registered on the network's chain: register it first (`seedswarm join` "
                    "does), then ask again")
 
@@ -107,24 +106,20 @@ class BrokerAccountService:
         self._clock = clock
         self._admitted: set[str] = set()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="broker-accounts", daemon=True)
+        self._http = JsonPostServer(ACCOUNT_PATH, self.issue, name="broker-accounts",
+                                    bad_request="expected a JSON object",
+                                    failure="cannot issue now", host=host, port=port)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def start(self) -> BrokerAccountService:
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def issue(self, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON answer) for one password request."""
@@ -152,42 +147,6 @@ class BrokerAccountService:
                 self._admit({peer_id: password})
                 self._admitted.add(peer_id)
         return 200, {"user": peer_id, "password": password}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                if self.path != ACCOUNT_PATH:
-                    self._answer(404, {"error": f"POST {ACCOUNT_PATH}"})
-                    return
-                size = int(self.headers.get("Content-Length", "0") or 0)
-                if size > MAX_BODY_BYTES:
-                    self._answer(413, {"error": "request too large"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(size) or b"{}")
-                    if not isinstance(body, dict):
-                        raise ValueError(body)
-                    status, answer = service.issue(body)
-                except ValueError:
-                    status, answer = 400, {"error": "expected a JSON object"}
-                except Exception as exc:  # the chain or the broker failed: say so, keep serving
-                    status, answer = 502, {"error": f"cannot issue now: {exc}"}
-                self._answer(status, answer)
-
-            def _answer(self, status: int, answer: dict[str, Any]) -> None:
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler
 
 
 def registered_on_chain(rpc_url: str, registry: str) -> Callable[[PublicKey], bool]:
