@@ -27,11 +27,11 @@ from typing import Any
 from adapters.transport.base import Subscription, Transport, TransportError
 from protocol.domain_types import PublicKey
 from protocol.equivocation import EQUIVOCATION_ROUNDS, MAX_PROOFS_PER_BUNDLE, Equivocation
-from protocol.errors import ConsensusError, MessageRejected
+from protocol.errors import ConsensusError
 from protocol.identity import NodeKey
 from protocol.leader import leader_for
 from protocol.membership import MembershipTimeline, Stakes, miners_at, stakes_at
-from protocol.messages import CertificateEndorsement, Contribution, RoundCertificate
+from protocol.messages import CertificateEndorsement, RoundCertificate
 from protocol.netconfig import NetworkConfig
 from protocol.roundlog import TOPIC_BUNDLES, TOPIC_CONTRIBUTIONS, TOPIC_ENDORSEMENTS, RoundBundle
 from protocol.rounds import Patience, RoundClock, epoch_of, wake_time
@@ -59,6 +59,7 @@ from validator.service.certify import (
     without_senders,
 )
 from validator.service.epoch_chain import EpochChain, due_step, is_final_failure
+from validator.service.evidence import keep_proof
 from validator.service.ledger import Ledger
 from validator.service.pool import ContributionPool
 from validator.service.ports import Penalizer, ReceiptSource, RoundDecision, ValidatorEngine
@@ -66,7 +67,6 @@ from validator.service.receipt_server import RECEIPT_PROTOCOL, ReceiptBook
 from validator.service.review import ReviewBook, Reviewer, conflict_check, review_order
 from validator.service.scoreboard import Scoreboard
 from validator.service.validator_machine import ValidatorAction, ValidatorView, next_action
-from validator.verification import FabricationProof
 
 _log = logging.getLogger("validator.service")
 
@@ -337,28 +337,8 @@ class ValidatorService:
                                      self.miners_at(decision.round_index))
         self.scoreboard.book_decision(decision, self.now())
         for proof in decision.proofs:
-            self._keep_proof(epoch, proof)
-
-    def _keep_proof(self, epoch: int, proof: FabricationProof) -> None:
-        """Keep a proven fabrication's signed contribution under state_dir/proofs, named for
-        `seedswarm slash` (its evidence hash is the SHA-256 of exactly these bytes)."""
-        net = self.config.network
-        try:
-            signed = open_envelope(proof.envelope, network_id=net.network_id,
-                                   max_size=net.max_message_bytes, expect=Contribution)
-        except MessageRejected:
-            return  # the pipeline only proves what it opened: nothing to keep
-        sender = signed.message.sender.hex()
-        target = self.config.state_dir / "proofs" / (
-            f"epoch{epoch}-round{signed.message.round_index}-{sender[:16]}.bin")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(proof.envelope)
-        tmp.replace(target)
-        self.fabrications_proven += 1
-        _log.warning("round %d: %s fabricated scalars %s; once epoch %d ended: seedswarm slash "
-                     "%s %d --evidence-file %s", signed.message.round_index, sender[:16],
-                     list(proof.indices[:8]), epoch, sender, epoch, target)
+            if keep_proof(self.config.state_dir, self.config.network, epoch, proof):
+                self.fabrications_proven += 1
 
     async def _review(self, clock_round: int) -> None:
         """Check every new candidate of the replica's round; publish approve or dispute."""
